@@ -1,0 +1,88 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// Settings every target shares: Swift 6 language mode and the upcoming features we adopt.
+let strictSettings: [SwiftSetting] = [
+    // SE-0335: `any` spelled out for existential types.
+    .enableUpcomingFeature("ExistentialAny"),
+    // SE-0444: a file sees only the members of modules it imports itself.
+    .enableUpcomingFeature("MemberImportVisibility"),
+    // SE-0409: imports are internal unless marked `public import`.
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Slipway",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "deploy", targets: ["deploy"]),
+        .library(name: "Slipway", targets: ["Slipway"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // The command line: ArgumentParser commands only, wiring and output.
+        .executableTarget(
+            name: "deploy",
+            dependencies: [
+                "Slipway",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Pipeline model and loader, engine, reporter, release facts.
+        .target(
+            name: "Slipway",
+            dependencies: [
+                "SlipwayProcess",
+                "SlipwayStore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Child processes: argv, streamed lines, masking, timeouts, process groups.
+        .target(
+            name: "SlipwayProcess",
+            dependencies: [
+                .product(name: "Subprocess", package: "swift-subprocess")
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The run record: schema, migrations, queries.
+        .target(
+            name: "SlipwayStore",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift")
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SlipwayProcessTests",
+            dependencies: ["SlipwayProcess"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SlipwayStoreTests",
+            dependencies: ["SlipwayStore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SlipwayTests",
+            dependencies: ["Slipway", "SlipwayProcess", "SlipwayStore"],
+            
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["SlipwayStore"],
+            swiftSettings: strictSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

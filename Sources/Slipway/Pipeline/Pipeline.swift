@@ -1,0 +1,182 @@
+import Foundation
+
+/// A position in a pipeline file, 1-based like compilers print it.
+public struct SourceLocation: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// A validated pipeline file.
+public struct Pipeline: Sendable {
+    public var file: String
+    public var app: String
+    public var image: String?
+    /// Names of environment variables whose values are masked everywhere.
+    public var secrets: [String]
+    /// Pipeline variables, in file order; steps see them as environment variables and `${NAME}`.
+    public var variables: [(name: String, value: String)]
+    public var environments: [EnvironmentSpec]
+    public var stages: [Stage]
+    public var gates: [GateSpec]
+    public var hooks: [HookSpec]
+    /// How much of a step's output a run record keeps whole before keeping only head and tail.
+    public var outputLimit: Int
+
+    public static let defaultOutputLimit = 1 << 20
+
+    public func environment(named name: String) -> EnvironmentSpec? {
+        environments.first { $0.name == name }
+    }
+
+    public func hook(_ event: HookEvent) -> HookSpec? {
+        hooks.first { $0.event == event }
+    }
+}
+
+public struct EnvironmentSpec: Sendable {
+    public var name: String
+    public var location: SourceLocation
+    public var target: TargetSpec?
+    public var strategy: StrategySpec?
+    public var gates: [String]
+    public var promoteFrom: String?
+    public var approval: ApprovalSpec?
+    public var variables: [(name: String, value: String)]
+}
+
+public enum TargetSpec: Sendable, Hashable {
+    case docker(proxy: String?, listen: String?)
+    case kubernetes(context: String?, namespace: String?, manifests: String?)
+
+    public var kind: String {
+        switch self {
+        case .docker: "docker"
+        case .kubernetes: "kubernetes"
+        }
+    }
+}
+
+public enum StrategySpec: Sendable, Hashable {
+    case rolling
+    case blueGreen(previewGates: [String], bake: Duration?)
+    case canary(steps: [Int], pause: Duration?, analysis: [String])
+
+    public var name: String {
+        switch self {
+        case .rolling: "rolling"
+        case .blueGreen: "blue-green"
+        case .canary: "canary"
+        }
+    }
+}
+
+public struct ApprovalSpec: Sendable, Hashable {
+    public var approvers: Int
+    public var allowed: [String]
+    public var distinctFromTrigger: Bool
+    public var timeout: Duration?
+}
+
+/// A stage: a name and what it does.
+public struct Stage: Sendable {
+    public var name: String
+    public var location: SourceLocation
+    public var kind: Kind
+
+    public enum Kind: Sendable {
+        /// One or more commands, run in order.
+        case steps([Step])
+        /// Deploys the release to an environment.
+        case deploy(environment: String)
+        /// Waits for a person's approval before an environment.
+        case approval(environment: String)
+        case build(context: String, file: String?)
+        case push
+    }
+
+    /// The word for the stage's kind, as records and `deploy plan` show it.
+    public var kindName: String {
+        switch kind {
+        case .steps(let steps): steps.count == 1 && steps[0].name == name ? steps[0].action.kindName : "steps"
+        case .deploy: "deploy"
+        case .approval: "approval"
+        case .build: "build"
+        case .push: "push"
+        }
+    }
+}
+
+public struct Step: Sendable {
+    public var name: String
+    public var location: SourceLocation
+    public var action: Action
+    public var timeout: Duration?
+    /// Further attempts after a failure (0: run once).
+    public var retries: Int
+    /// The first retry's delay; each later one doubles, with jitter, up to ``Step/maximumBackoff``.
+    public var backoff: Duration
+    public var continueOnError: Bool
+    public var environment: [(name: String, value: String)]
+    public var workingDirectory: String?
+
+    public static let defaultBackoff = Duration.seconds(1)
+    public static let maximumBackoff = Duration.seconds(300)
+
+    public enum Action: Sendable, Hashable {
+        /// An argv array, run with no shell; `${NAME}` in an element is replaced by a variable's value.
+        case run([String])
+        /// A script for `/bin/sh -c`; values reach it only through environment variables.
+        case sh(String)
+
+        public var kindName: String {
+            switch self {
+            case .run: "run"
+            case .sh: "sh"
+            }
+        }
+    }
+}
+
+public struct GateSpec: Sendable {
+    public var name: String
+    public var location: SourceLocation
+    public var check: Check
+    public var below: Double?
+    public var above: Double?
+    public var every: Duration?
+    public var times: Int?
+    public var failureLimit: Int?
+    public var initialDelay: Duration?
+
+    public enum Check: Sendable, Hashable {
+        case http(url: String, status: Int?, body: String?, within: Duration?)
+        case prometheus(url: String, query: String)
+        case command([String])
+    }
+}
+
+/// When a hook runs.
+public enum HookEvent: String, Sendable, CaseIterable, Codable {
+    case preBuild = "pre-build"
+    case preDeploy = "pre-deploy"
+    case postDeploy = "post-deploy"
+    case onFailure = "on-failure"
+    case preRollback = "pre-rollback"
+    case postRollback = "post-rollback"
+}
+
+public struct HookSpec: Sendable {
+    public var event: HookEvent
+    public var location: SourceLocation
+    /// The executable and its arguments (no shell).
+    public var command: [String]
+}

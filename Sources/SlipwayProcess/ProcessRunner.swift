@@ -1,0 +1,151 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Subprocess
+import Foundation
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
+
+/// Runs child processes. The real one is ``ProcessRunner``; engine tests may swap in another.
+public protocol ProcessLaunching: Sendable {
+    /// Runs `spec` to completion, streaming each masked line to `onOutput` as it arrives.
+    ///
+    /// A non-zero exit is a result, not an error. Throws ``ProcessLaunchError`` only when the child
+    /// could not be started. When the calling task is cancelled the child's process group is
+    /// stopped and the result is ``ProcessTermination/cancelled``.
+    func run(
+        _ spec: ProcessSpec,
+        masker: SecretMasker,
+        onStart: @escaping @Sendable (Int32) -> Void,
+        onOutput: @escaping @Sendable (OutputLine) async -> Void
+    ) async throws -> ProcessTermination
+}
+
+/// Runs children with swift-subprocess, each in a session (and so a process group) of its own.
+///
+/// On a timeout or on cancellation the whole group gets SIGTERM, then SIGKILL once the spec's grace
+/// period has passed, so grandchildren (a script's background jobs, `docker` helpers) die with it.
+public struct ProcessRunner: ProcessLaunching {
+    let clock: any Clock<Duration>
+
+    public init(clock: any Clock<Duration> = ContinuousClock()) {
+        self.clock = clock
+    }
+
+    private struct TimedOut: Error {}
+
+    public func run(
+        _ spec: ProcessSpec,
+        masker: SecretMasker,
+        onStart: @escaping @Sendable (Int32) -> Void,
+        onOutput: @escaping @Sendable (OutputLine) async -> Void
+    ) async throws -> ProcessTermination {
+        guard let executable = Self.resolve(spec.executable, path: spec.environment["PATH"]) else {
+            throw ProcessLaunchError(
+                command: spec.displayCommand,
+                reason: "'\(spec.executable)' was not found on PATH or is not executable"
+            )
+        }
+        if Task.isCancelled { return .cancelled }
+
+        var options = PlatformOptions()
+        options.createSession = true
+        options.teardownSequence = [
+            .gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: spec.gracePeriod)
+        ]
+        let environment = Environment.custom(
+            Dictionary(uniqueKeysWithValues: spec.environment.map { (Environment.Key(stringLiteral: $0.key), $0.value) })
+        )
+        let timeout = spec.timeout
+        let clock = self.clock
+        do {
+            let result = try await Subprocess.run(
+                .path(FilePath(executable)),
+                arguments: Arguments(spec.arguments),
+                environment: environment,
+                workingDirectory: spec.workingDirectory.map { FilePath($0) },
+                platformOptions: options,
+                input: .none,
+                output: .sequence,
+                error: .sequence
+            ) { execution in
+                onStart(execution.processIdentifier.value)
+                let stdout = execution.standardOutput
+                let stderr = execution.standardError
+                try await withThrowingTaskGroup(of: Bool.self) { group in
+                    group.addTask {
+                        try await Self.drain(stdout, as: .stdout, masker: masker, onOutput: onOutput)
+                        return true
+                    }
+                    group.addTask {
+                        try await Self.drain(stderr, as: .stderr, masker: masker, onOutput: onOutput)
+                        return true
+                    }
+                    if let timeout {
+                        group.addTask {
+                            try await clock.sleep(for: timeout)
+                            throw TimedOut()
+                        }
+                    }
+                    var drained = 0
+                    while let finished = try await group.next() {
+                        if finished { drained += 1 }
+                        if drained == 2 { break }
+                    }
+                    group.cancelAll()
+                }
+            }
+            if Task.isCancelled { return .cancelled }
+            switch result.terminationStatus {
+            case .exited(let code): return .exited(code)
+            case .signaled(let signal): return .signalled(signal)
+            }
+        } catch is TimedOut {
+            return .timedOut
+        } catch is CancellationError {
+            return .cancelled
+        } catch {
+            if Task.isCancelled { return .cancelled }
+            throw ProcessLaunchError(command: spec.displayCommand, reason: "\(error)")
+        }
+    }
+
+    private static func drain(
+        _ sequence: SubprocessOutputSequence,
+        as stream: OutputStream,
+        masker: SecretMasker,
+        onOutput: @escaping @Sendable (OutputLine) async -> Void
+    ) async throws {
+        var assembler = LineAssembler(masker: masker)
+        for try await buffer in sequence {
+            let bytes = buffer.withUnsafeBytes { Array($0) }
+            for line in assembler.append(bytes) {
+                await onOutput(OutputLine(stream: stream, text: line))
+            }
+        }
+        if let last = assembler.finish() {
+            await onOutput(OutputLine(stream: stream, text: last))
+        }
+    }
+
+    /// Finds `name` the way `execvp` would: a path as given, otherwise the first executable on `PATH`.
+    public static func resolve(_ name: String, path: String?) -> String? {
+        if name.contains("/") {
+            return access(name, X_OK) == 0 ? name : nil
+        }
+        let directories = (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":")
+        for directory in directories where !directory.isEmpty {
+            let candidate = "\(directory)/\(name)"
+            var info = stat()
+            if stat(candidate, &info) == 0, info.st_mode & S_IFMT == S_IFREG, access(candidate, X_OK) == 0 {
+                return candidate
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,210 @@
+public import Foundation
+public import GRDB
+
+/// How a run, stage or step ended (or that it has not yet).
+public enum Outcome: String, Codable, Sendable, DatabaseValueConvertible, CaseIterable {
+    case pending
+    case running
+    case succeeded
+    case failed
+    /// Failed, but the step said `continue_on_error`, so the run went on.
+    case failedAllowed = "failed_allowed"
+    case skipped
+    case cancelled
+    /// The process recording it died (SIGKILL, power loss) before it could say how it ended.
+    case interrupted
+    case timedOut = "timed_out"
+    case rolledBack = "rolled_back"
+
+    /// True once nothing more will happen to the record.
+    public var isFinal: Bool { self != .pending && self != .running }
+}
+
+/// Who started a run: a person, or a CI job.
+public struct Trigger: Codable, Sendable, Hashable {
+    public var user: String
+    /// The CI system's name (`github-actions`, `gitlab`, …), or nil for a person at a terminal.
+    public var ci: String?
+    public var jobURL: String?
+
+    public init(user: String, ci: String? = nil, jobURL: String? = nil) {
+        self.user = user
+        self.ci = ci
+        self.jobURL = jobURL
+    }
+
+    public var description: String {
+        guard let ci else { return user }
+        return jobURL.map { "\(ci) (\($0))" } ?? "\(ci) as \(user)"
+    }
+}
+
+/// One invocation of `deploy <env>`.
+public struct RunRecord: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "run"
+
+    public var id: Int64?
+    public var pipeline: String
+    public var app: String
+    public var environment: String
+    public var triggerUser: String
+    public var triggerCI: String?
+    public var triggerURL: String?
+    public var sha: String?
+    public var version: String?
+    public var startedAt: Date
+    public var endedAt: Date?
+    public var outcome: Outcome
+    public var exitCode: Int?
+    /// Why it ended as it did, in a sentence (the failing step, the signal, …).
+    public var reason: String?
+    public var ownerPID: Int32
+    public var ownerHost: String
+    public var heartbeatAt: Date
+
+    public init(
+        pipeline: String, app: String, environment: String, trigger: Trigger, sha: String?, version: String?,
+        startedAt: Date, ownerPID: Int32, ownerHost: String
+    ) {
+        self.pipeline = pipeline
+        self.app = app
+        self.environment = environment
+        self.triggerUser = trigger.user
+        self.triggerCI = trigger.ci
+        self.triggerURL = trigger.jobURL
+        self.sha = sha
+        self.version = version
+        self.startedAt = startedAt
+        self.outcome = .running
+        self.ownerPID = ownerPID
+        self.ownerHost = ownerHost
+        self.heartbeatAt = startedAt
+    }
+
+    public var trigger: Trigger { Trigger(user: triggerUser, ci: triggerCI, jobURL: triggerURL) }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+
+    enum CodingKeys: String, CodingKey {
+        case id, pipeline, app, environment, sha, version, outcome, reason
+        case triggerUser = "trigger_user", triggerCI = "trigger_ci", triggerURL = "trigger_url"
+        case startedAt = "started_at", endedAt = "ended_at", exitCode = "exit_code"
+        case ownerPID = "owner_pid", ownerHost = "owner_host", heartbeatAt = "heartbeat_at"
+    }
+}
+
+/// A stage of a run, in pipeline order.
+public struct StageRecord: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "stage"
+
+    public var id: Int64?
+    public var runID: Int64
+    public var position: Int
+    public var name: String
+    /// `run`, `sh`, `steps`, `deploy`, `approval`, `build` or `push`.
+    public var kind: String
+    public var outcome: Outcome
+    public var startedAt: Date?
+    public var endedAt: Date?
+    public var reason: String?
+
+    public init(runID: Int64, position: Int, name: String, kind: String) {
+        self.runID = runID
+        self.position = position
+        self.name = name
+        self.kind = kind
+        self.outcome = .pending
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+
+    enum CodingKeys: String, CodingKey {
+        case id, position, name, kind, outcome, reason
+        case runID = "run_id", startedAt = "started_at", endedAt = "ended_at"
+    }
+}
+
+/// A step of a stage: one child process, possibly attempted several times.
+public struct StepRecord: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "step"
+
+    public var id: Int64?
+    public var runID: Int64
+    public var stageID: Int64
+    public var position: Int
+    public var name: String
+    /// The argv as a person reads it (secrets masked), or `sh: <first line>` for a script.
+    public var command: String
+    public var outcome: Outcome
+    public var exitCode: Int?
+    public var attempts: Int
+    public var startedAt: Date?
+    public var endedAt: Date?
+    public var durationMS: Int?
+    /// The masked output, whole up to the configured size, otherwise head and tail around a marker.
+    public var output: String
+    /// How many bytes the step printed in all, kept or not.
+    public var outputBytes: Int
+    public var outputTruncated: Bool
+    public var childPID: Int32?
+
+    public init(runID: Int64, stageID: Int64, position: Int, name: String, command: String) {
+        self.runID = runID
+        self.stageID = stageID
+        self.position = position
+        self.name = name
+        self.command = command
+        self.outcome = .pending
+        self.attempts = 0
+        self.output = ""
+        self.outputBytes = 0
+        self.outputTruncated = false
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+
+    enum CodingKeys: String, CodingKey {
+        case id, position, name, command, outcome, attempts, output
+        case runID = "run_id", stageID = "stage_id", exitCode = "exit_code"
+        case startedAt = "started_at", endedAt = "ended_at", durationMS = "duration_ms"
+        case outputBytes = "output_bytes", outputTruncated = "output_truncated", childPID = "child_pid"
+    }
+}
+
+/// Something that happened during a run, in order.
+public struct EventRecord: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "event"
+
+    public var id: Int64?
+    public var runID: Int64
+    public var at: Date
+    /// `run.started`, `stage.started`, `step.retry`, `run.interrupted`, …
+    public var kind: String
+    public var stage: String?
+    public var step: String?
+    public var message: String
+
+    public init(runID: Int64, at: Date, kind: String, stage: String? = nil, step: String? = nil, message: String) {
+        self.runID = runID
+        self.at = at
+        self.kind = kind
+        self.stage = stage
+        self.step = step
+        self.message = message
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+
+    enum CodingKeys: String, CodingKey {
+        case id, at, kind, stage, step, message
+        case runID = "run_id"
+    }
+}
+
+/// A run with its stages and steps, as `deploy show` prints it.
+public struct RunDetail: Sendable, Hashable {
+    public var run: RunRecord
+    public var stages: [StageRecord]
+    public var steps: [StepRecord]
+    public var events: [EventRecord]
+}

@@ -1,0 +1,289 @@
+public import Foundation
+public import GRDB
+
+/// Everything a store can fail with, each naming what it was doing.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public var operation: String
+    public var underlying: String
+
+    public var description: String { "run store: \(operation): \(underlying)" }
+}
+
+/// The record of every run: SQLite through GRDB, in WAL mode, migrated on open.
+///
+/// Writes are small transactions made before and after every step, so a `deploy` killed at any
+/// moment leaves a run whose last known state is on disk; ``reclaimAbandonedRuns(now:isAlive:)``
+/// later marks such a run `interrupted`.
+public final class RunStore: Sendable {
+    public let writer: any DatabaseWriter
+
+    /// Opens (creating if needed) the store at `path`.
+    public convenience init(path: String) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        var config = Configuration()
+        config.busyMode = .timeout(30)
+        config.prepareDatabase { db in
+            // NORMAL is durable in WAL mode across a process crash (only power loss can lose the last commits).
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        let pool: DatabasePool
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+        } catch {
+            throw StoreError(operation: "opening \(path)", underlying: "\(error)")
+        }
+        try self.init(writer: pool)
+    }
+
+    /// Wraps any GRDB writer (an in-memory `DatabaseQueue()` in tests) and migrates it.
+    public init(writer: any DatabaseWriter) throws {
+        self.writer = writer
+        do {
+            try Self.migrator.migrate(writer)
+        } catch {
+            throw StoreError(operation: "migrating the schema", underlying: "\(error)")
+        }
+    }
+
+    /// Append-only, named migrations: never edit one that has shipped; add another.
+    public static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: runs, stages, steps, events") { db in
+            try db.create(table: "run") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("pipeline", .text).notNull()
+                t.column("app", .text).notNull()
+                t.column("environment", .text).notNull().indexed()
+                t.column("trigger_user", .text).notNull()
+                t.column("trigger_ci", .text)
+                t.column("trigger_url", .text)
+                t.column("sha", .text)
+                t.column("version", .text)
+                t.column("started_at", .datetime).notNull()
+                t.column("ended_at", .datetime)
+                t.column("outcome", .text).notNull()
+                t.column("exit_code", .integer)
+                t.column("reason", .text)
+                t.column("owner_pid", .integer).notNull()
+                t.column("owner_host", .text).notNull()
+                t.column("heartbeat_at", .datetime).notNull()
+            }
+            try db.create(table: "stage") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.belongsTo("run", onDelete: .cascade).notNull()
+                t.column("position", .integer).notNull()
+                t.column("name", .text).notNull()
+                t.column("kind", .text).notNull()
+                t.column("outcome", .text).notNull()
+                t.column("started_at", .datetime)
+                t.column("ended_at", .datetime)
+                t.column("reason", .text)
+            }
+            try db.create(table: "step") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.belongsTo("run", onDelete: .cascade).notNull()
+                t.belongsTo("stage", onDelete: .cascade).notNull()
+                t.column("position", .integer).notNull()
+                t.column("name", .text).notNull()
+                t.column("command", .text).notNull()
+                t.column("outcome", .text).notNull()
+                t.column("exit_code", .integer)
+                t.column("attempts", .integer).notNull()
+                t.column("started_at", .datetime)
+                t.column("ended_at", .datetime)
+                t.column("duration_ms", .integer)
+                t.column("output", .text).notNull()
+                t.column("output_bytes", .integer).notNull()
+                t.column("output_truncated", .boolean).notNull()
+                t.column("child_pid", .integer)
+            }
+            try db.create(table: "event") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.belongsTo("run", onDelete: .cascade).notNull()
+                t.column("at", .datetime).notNull()
+                t.column("kind", .text).notNull()
+                t.column("stage", .text)
+                t.column("step", .text)
+                t.column("message", .text).notNull()
+            }
+        }
+        return migrator
+    }
+
+    /// The names of the migrations this store has applied, oldest first.
+    public func appliedMigrations() throws -> [String] {
+        try read("listing migrations") { db in try Self.migrator.appliedMigrations(db) }
+    }
+
+    // MARK: - Writing a run
+
+    public func insert(_ run: RunRecord) throws -> RunRecord {
+        try write("recording the start of the run") { db in
+            var run = run
+            try run.insert(db)
+            var event = EventRecord(
+                runID: run.id!, at: run.startedAt, kind: "run.started",
+                message: "\(run.trigger.description) started \(run.environment) of \(run.app)")
+            try event.insert(db)
+            return run
+        }
+    }
+
+    public func update(_ run: RunRecord) throws {
+        try write("updating the run") { db in try run.update(db) }
+    }
+
+    public func insert(_ stage: StageRecord) throws -> StageRecord {
+        try write("recording stage \(stage.name)") { db in
+            var stage = stage
+            try stage.insert(db)
+            return stage
+        }
+    }
+
+    /// Saves a stage, and with it an event, in one transaction.
+    public func update(_ stage: StageRecord, event: EventRecord? = nil) throws {
+        try write("recording stage \(stage.name)") { db in
+            try stage.update(db)
+            if var event { try event.insert(db) }
+        }
+    }
+
+    public func insert(_ step: StepRecord, event: EventRecord? = nil) throws -> StepRecord {
+        try write("recording step \(step.name)") { db in
+            var step = step
+            try step.insert(db)
+            if var event { try event.insert(db) }
+            return step
+        }
+    }
+
+    /// Saves a step, and with it an event, in one transaction.
+    public func update(_ step: StepRecord, event: EventRecord? = nil) throws {
+        try write("recording step \(step.name)") { db in
+            try step.update(db)
+            if var event { try event.insert(db) }
+        }
+    }
+
+    public func append(_ event: EventRecord) throws {
+        try write("recording an event") { db in
+            var event = event
+            try event.insert(db)
+        }
+    }
+
+    /// Records that the run's owner is still alive.
+    public func heartbeat(runID: Int64, at now: Date) throws {
+        try write("recording a heartbeat") { db in
+            try db.execute(sql: "UPDATE run SET heartbeat_at = ? WHERE id = ? AND outcome = 'running'", arguments: [now, runID])
+        }
+    }
+
+    /// Ends a run: the run itself, any stage or step still open, and a closing event, atomically.
+    public func finish(runID: Int64, outcome: Outcome, exitCode: Int, reason: String?, at now: Date) throws {
+        try write("recording the end of the run") { db in
+            try Self.close(runID: runID, outcome: outcome, exitCode: exitCode, reason: reason, at: now, db: db)
+        }
+    }
+
+    private static func close(runID: Int64, outcome: Outcome, exitCode: Int?, reason: String?, at now: Date, db: Database) throws {
+        try db.execute(
+            sql: "UPDATE run SET outcome = ?, exit_code = ?, reason = ?, ended_at = ? WHERE id = ?",
+            arguments: [outcome, exitCode, reason, now, runID])
+        let open = outcome == .succeeded ? Outcome.skipped : outcome
+        try db.execute(
+            sql: "UPDATE step SET outcome = ?, ended_at = ? WHERE run_id = ? AND outcome = 'running'",
+            arguments: [open, now, runID])
+        try db.execute(
+            sql: "UPDATE stage SET outcome = ?, ended_at = ? WHERE run_id = ? AND outcome = 'running'",
+            arguments: [open, now, runID])
+        try db.execute(
+            sql: "UPDATE stage SET outcome = 'skipped' WHERE run_id = ? AND outcome = 'pending'", arguments: [runID])
+        var event = EventRecord(runID: runID, at: now, kind: "run.\(outcome.rawValue)", message: reason ?? outcome.rawValue)
+        try event.insert(db)
+    }
+
+    // MARK: - Abandoned runs
+
+    /// Marks `interrupted` every run still `running` whose owner is gone: on this host a pid that is
+    /// no longer alive, anywhere a heartbeat older than `staleAfter`. Returns the runs it marked.
+    @discardableResult
+    public func reclaimAbandonedRuns(
+        host: String, now: Date, staleAfter: TimeInterval = 60, isAlive: (Int32) -> Bool
+    ) throws -> [RunRecord] {
+        let running = try read("listing running runs") { db in
+            try RunRecord.filter(Column("outcome") == Outcome.running).fetchAll(db)
+        }
+        let dead = running.filter { run in
+            if run.ownerHost == host && !isAlive(run.ownerPID) { return true }
+            return now.timeIntervalSince(run.heartbeatAt) > staleAfter
+        }
+        guard !dead.isEmpty else { return [] }
+        return try write("marking abandoned runs interrupted") { db in
+            var marked: [RunRecord] = []
+            for run in dead {
+                // Re-check inside the transaction: another process may have finished or reclaimed it.
+                guard var current = try RunRecord.fetchOne(db, key: run.id), current.outcome == .running else { continue }
+                let reason = "interrupted: deploy (pid \(run.ownerPID) on \(run.ownerHost)) stopped without recording an end; last heartbeat \(ISO8601DateFormatter().string(from: run.heartbeatAt))"
+                try Self.close(runID: run.id!, outcome: .interrupted, exitCode: nil, reason: reason, at: now, db: db)
+                current.outcome = .interrupted
+                current.reason = reason
+                current.endedAt = now
+                marked.append(current)
+            }
+            return marked
+        }
+    }
+
+    // MARK: - Reading
+
+    /// The newest runs first, optionally of one environment.
+    public func history(environment: String? = nil, limit: Int = 20) throws -> [RunRecord] {
+        try read("reading history") { db in
+            var request = RunRecord.order(Column("id").desc).limit(limit)
+            if let environment { request = request.filter(Column("environment") == environment) }
+            return try request.fetchAll(db)
+        }
+    }
+
+    public func run(id: Int64) throws -> RunRecord? {
+        try read("reading run \(id)") { db in try RunRecord.fetchOne(db, key: id) }
+    }
+
+    public func detail(runID: Int64) throws -> RunDetail? {
+        try read("reading run \(runID)") { db in
+            guard let run = try RunRecord.fetchOne(db, key: runID) else { return nil }
+            let stages = try StageRecord.filter(Column("run_id") == runID).order(Column("position")).fetchAll(db)
+            let steps = try StepRecord.filter(Column("run_id") == runID).order(Column("stage_id"), Column("position")).fetchAll(db)
+            let events = try EventRecord.filter(Column("run_id") == runID).order(Column("id")).fetchAll(db)
+            return RunDetail(run: run, stages: stages, steps: steps, events: events)
+        }
+    }
+
+    /// The newest succeeded run of `environment` that shipped `sha`, if any.
+    public func lastSucceeded(environment: String, sha: String? = nil) throws -> RunRecord? {
+        try read("reading history") { db in
+            var request = RunRecord.filter(Column("environment") == environment && Column("outcome") == Outcome.succeeded)
+            if let sha { request = request.filter(Column("sha") == sha) }
+            return try request.order(Column("id").desc).fetchOne(db)
+        }
+    }
+
+    // MARK: - Plumbing
+
+    private func read<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
+        do { return try writer.read(body) } catch let error as StoreError { throw error } catch {
+            throw StoreError(operation: operation, underlying: "\(error)")
+        }
+    }
+
+    private func write<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
+        do { return try writer.write(body) } catch let error as StoreError { throw error } catch {
+            throw StoreError(operation: operation, underlying: "\(error)")
+        }
+    }
+}
