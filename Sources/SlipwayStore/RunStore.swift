@@ -73,7 +73,7 @@ public final class RunStore: Sendable {
             }
             try db.create(table: "stage") { t in
                 t.autoIncrementedPrimaryKey("id")
-                t.belongsTo("run", onDelete: .cascade).notNull()
+                t.column("run_id", .integer).notNull().indexed().references("run", onDelete: .cascade)
                 t.column("position", .integer).notNull()
                 t.column("name", .text).notNull()
                 t.column("kind", .text).notNull()
@@ -84,8 +84,8 @@ public final class RunStore: Sendable {
             }
             try db.create(table: "step") { t in
                 t.autoIncrementedPrimaryKey("id")
-                t.belongsTo("run", onDelete: .cascade).notNull()
-                t.belongsTo("stage", onDelete: .cascade).notNull()
+                t.column("run_id", .integer).notNull().indexed().references("run", onDelete: .cascade)
+                t.column("stage_id", .integer).notNull().indexed().references("stage", onDelete: .cascade)
                 t.column("position", .integer).notNull()
                 t.column("name", .text).notNull()
                 t.column("command", .text).notNull()
@@ -102,7 +102,7 @@ public final class RunStore: Sendable {
             }
             try db.create(table: "event") { t in
                 t.autoIncrementedPrimaryKey("id")
-                t.belongsTo("run", onDelete: .cascade).notNull()
+                t.column("run_id", .integer).notNull().indexed().references("run", onDelete: .cascade)
                 t.column("at", .datetime).notNull()
                 t.column("kind", .text).notNull()
                 t.column("stage", .text)
@@ -173,6 +173,13 @@ public final class RunStore: Sendable {
         try write("recording an event") { db in
             var event = event
             try event.insert(db)
+        }
+    }
+
+    /// Records the pid of a step's child, so a later look can tell whether it outlived its run.
+    public func recordChild(pid: Int32, stepID: Int64) throws {
+        try write("recording a child pid") { db in
+            try db.execute(sql: "UPDATE step SET child_pid = ? WHERE id = ?", arguments: [pid, stepID])
         }
     }
 

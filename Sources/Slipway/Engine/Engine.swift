@@ -1,1 +1,498 @@
+public import Foundation
+import Synchronization
+public import SlipwayProcess
+public import SlipwayStore
 
+/// What a finished run reports back to the command line.
+public struct RunResult: Sendable {
+    public var runID: Int64
+    public var outcome: Outcome
+    public var exitStatus: ExitStatus
+    public var reason: String?
+}
+
+/// A run that could not start (a missing secret, a stage kind this build cannot run).
+public struct RunRefused: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var hint: String?
+    public var description: String { hint.map { "\(message)\n    hint: \($0)" } ?? message }
+}
+
+/// Runs a plan's stages in order, streaming every event to the reporter and recording it.
+public struct Engine: Sendable {
+    public let store: RunStore
+    public let launcher: any ProcessLaunching
+    /// Sleeps between retries; tests inject ``ImmediateClock``.
+    public let clock: any Clock<Duration>
+    public let reporter: any Reporting
+    /// The process environment steps inherit (and where secrets are read from).
+    public let environment: [String: String]
+    /// A number in 0..<1 for backoff jitter.
+    public let jitter: @Sendable () -> Double
+    public let heartbeatInterval: Duration
+    public let host: String
+    public let pid: Int32
+
+    public init(
+        store: RunStore,
+        launcher: any ProcessLaunching = ProcessRunner(),
+        clock: any Clock<Duration> = ContinuousClock(),
+        reporter: any Reporting = SilentReporter(),
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        jitter: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+        heartbeatInterval: Duration = .seconds(5),
+        host: String = ProcessInfo.processInfo.hostName,
+        pid: Int32 = ProcessInfo.processInfo.processIdentifier
+    ) {
+        self.store = store
+        self.launcher = launcher
+        self.clock = clock
+        self.reporter = reporter
+        self.environment = environment
+        self.jitter = jitter
+        self.heartbeatInterval = heartbeatInterval
+        self.host = host
+        self.pid = pid
+    }
+
+    /// Checks what can be checked before anything runs: secrets present, every stage runnable.
+    public func preflight(_ plan: Plan) throws(RunRefused) -> SecretMasker {
+        let missing = plan.pipeline.secrets.filter { (environment[$0] ?? "").isEmpty }
+        if !missing.isEmpty {
+            throw RunRefused(
+                message: "secret\(missing.count == 1 ? "" : "s") \(missing.joined(separator: ", ")) not set in the environment",
+                hint: "export \(missing[0])=… before running deploy, or remove it from `secrets:` in \(plan.pipeline.file)")
+        }
+        for entry in plan.entries where entry.runs {
+            switch entry.stage.kind {
+            case .steps:
+                break
+            case .deploy(let name):
+                if let target = plan.pipeline.environment(named: name)?.target {
+                    throw RunRefused(
+                        message: "stage '\(entry.stage.name)' deploys to a \(target.kind) target, which this version of deploy cannot drive yet",
+                        hint: "remove `target:` from environment '\(name)' to run its stages only")
+                }
+            case .approval, .build, .push:
+                throw RunRefused(
+                    message: "stage '\(entry.stage.name)' is a \(entry.stage.kindName) stage, which this version of deploy cannot run yet",
+                    hint: "nothing was run; remove the stage or run an environment whose stages do not include it")
+            }
+        }
+        return SecretMasker(secrets: plan.pipeline.secrets.compactMap { environment[$0] })
+    }
+
+    /// Runs the plan. `interrupts` yields a signal number when the user asks to stop (Ctrl-C,
+    /// SIGTERM); the running step's process group is then stopped and the run recorded cancelled.
+    public func run(
+        _ plan: Plan, release: Release, trigger: Trigger,
+        interrupts: AsyncStream<Int32> = AsyncStream { $0.finish() }
+    ) async throws -> RunResult {
+        let masker = try preflight(plan)
+        let started = ContinuousClock.now
+        let run = try store.insert(RunRecord(
+            pipeline: plan.pipeline.file, app: plan.pipeline.app, environment: plan.environment.name,
+            trigger: trigger, sha: release.sha, version: release.version, startedAt: Date(), ownerPID: pid,
+            ownerHost: host))
+        let runID = run.id!
+        reporter.report(.runStarted(
+            runID: runID, app: plan.pipeline.app, environment: plan.environment.name, release: release,
+            trigger: trigger, stages: plan.entries.map { ($0.stage.name, $0.runs, $0.skipReason) }))
+
+        let context = RunContext(engine: self, plan: plan, runID: runID, release: release, masker: masker)
+        enum Child: Sendable {
+            case stages(Finish)
+            case interrupted(Int32)
+            case idle
+        }
+        let (finish, signal) = await withTaskGroup(of: Child.self) { group -> (Finish, Int32?) in
+            group.addTask { .stages(await context.runStages()) }
+            group.addTask {
+                for await number in interrupts { return .interrupted(number) }
+                return .idle
+            }
+            group.addTask {
+                await context.heartbeat()
+                return .idle
+            }
+            var finish: Finish?
+            var signal: Int32?
+            while finish == nil, let next = await group.next() {
+                switch next {
+                case .stages(let result):
+                    finish = result
+                case .interrupted(let number):
+                    // Cancel the stages (tearing down the running step's process group) and keep
+                    // waiting for them to record how far they got.
+                    signal = number
+                    group.cancelAll()
+                case .idle:
+                    break
+                }
+            }
+            group.cancelAll()
+            return (finish ?? Finish(outcome: .cancelled, reason: nil), signal)
+        }
+
+        var outcome = finish.outcome
+        var reason = finish.reason
+        if let signal, outcome != .succeeded {
+            outcome = .cancelled
+            reason = "cancelled by \(Self.signalName(signal))" + (finish.reason.map { " (\($0))" } ?? "")
+        }
+        // Hooks after the stages; they run whatever happened to the stages' task.
+        if outcome == .succeeded {
+            await context.runHook(.postDeploy)
+        } else {
+            await context.runHook(.onFailure, outcome: outcome, reason: reason)
+        }
+        let status: ExitStatus = switch outcome {
+        case .succeeded: .success
+        case .cancelled: .cancelled
+        default: .failed
+        }
+        try store.finish(runID: runID, outcome: outcome, exitCode: Int(status.rawValue), reason: reason, at: Date())
+        reporter.report(.runFinished(runID: runID, outcome: outcome, exitCode: status.rawValue, reason: reason,
+                                     duration: ContinuousClock.now - started))
+        return RunResult(runID: runID, outcome: outcome, exitStatus: status, reason: reason)
+    }
+
+    static func signalName(_ number: Int32) -> String {
+        switch number {
+        case SIGINT: "SIGINT (Ctrl-C)"
+        case SIGTERM: "SIGTERM"
+        case SIGHUP: "SIGHUP"
+        default: "signal \(number)"
+        }
+    }
+
+    struct Finish: Sendable {
+        var outcome: Outcome
+        var reason: String?
+    }
+}
+
+// MARK: - One run
+
+/// The state of one run while its stages execute.
+struct RunContext: Sendable {
+    let engine: Engine
+    let plan: Plan
+    let runID: Int64
+    let release: Release
+    let masker: SecretMasker
+
+    var store: RunStore { engine.store }
+    var reporter: any Reporting { engine.reporter }
+
+    /// The values `${NAME}` can take in this run, built-ins first.
+    func variables(stage: String) -> [String: String] {
+        var values: [String: String] = [:]
+        for (name, value) in plan.pipeline.variables { values[name] = value }
+        for (name, value) in plan.environment.variables { values[name] = value }
+        let builtins: [String: String?] = [
+            "VERSION": release.version ?? "", "SHA": release.sha ?? "", "SHORT_SHA": release.shortSHA ?? "",
+            "ENV": plan.environment.name, "RUN_ID": String(runID), "APP": plan.pipeline.app,
+            "IMAGE": plan.pipeline.image ?? "", "STAGE": stage,
+        ]
+        for (name, value) in builtins {
+            values[name] = value ?? ""
+            values["DEPLOY_" + name] = value ?? ""
+        }
+        for name in plan.pipeline.secrets { values[name] = engine.environment[name] }
+        return values
+    }
+
+    /// The environment a step or hook sees: ours, then the pipeline's variables, then DEPLOY_*.
+    func childEnvironment(stage: String, extra: [(name: String, value: String)] = [], values: [String: String]) throws -> [String: String] {
+        var env = engine.environment
+        for (name, value) in plan.pipeline.variables { env[name] = value }
+        for (name, value) in plan.environment.variables { env[name] = value }
+        for (name, value) in values where name.hasPrefix("DEPLOY_") { env[name] = value }
+        for (name, value) in extra { env[name] = try Variables.expand(value, with: values) }
+        return env
+    }
+
+    func heartbeat() async {
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: engine.heartbeatInterval)
+                try store.heartbeat(runID: runID, at: Date())
+            } catch {
+                return
+            }
+        }
+    }
+
+    func runStages() async -> Engine.Finish {
+        if let failure = await runHook(.preDeploy), failure {
+            skipRemaining(from: 0, reason: "the pre-deploy hook failed")
+            return Engine.Finish(outcome: .failed, reason: "the pre-deploy hook failed; nothing ran")
+        }
+        let running = plan.entries.filter(\.runs).count
+        var index = 0
+        var position = 0
+        for entry in plan.entries {
+            defer { position += 1 }
+            let stage = entry.stage
+            guard entry.runs else {
+                _ = try? store.insert(StageRecord.skipped(runID: runID, position: position, stage: stage, reason: entry.skipReason))
+                reporter.report(.stageSkipped(name: stage.name, reason: entry.skipReason ?? ""))
+                continue
+            }
+            index += 1
+            if Task.isCancelled {
+                skipRemaining(from: position, reason: "the run was cancelled")
+                return Engine.Finish(outcome: .cancelled, reason: "before stage '\(stage.name)'")
+            }
+            let outcome = await runStage(stage, position: position, index: index, count: running)
+            switch outcome.outcome {
+            case .succeeded, .failedAllowed:
+                continue
+            default:
+                skipRemaining(from: position + 1, reason: "stage '\(stage.name)' \(outcome.outcome.rawValue)")
+                return Engine.Finish(outcome: outcome.outcome == .timedOut ? .failed : outcome.outcome, reason: outcome.reason)
+            }
+        }
+        return Engine.Finish(outcome: .succeeded, reason: nil)
+    }
+
+    /// Records the stages after a failure as skipped, so the record shows the whole pipeline.
+    func skipRemaining(from position: Int, reason: String) {
+        for (offset, entry) in plan.entries.enumerated() where offset >= position {
+            _ = try? store.insert(StageRecord.skipped(runID: runID, position: offset, stage: entry.stage,
+                                                      reason: entry.skipReason ?? reason))
+            reporter.report(.stageSkipped(name: entry.stage.name, reason: entry.skipReason ?? reason))
+        }
+    }
+
+    struct StageOutcome {
+        var outcome: Outcome
+        var reason: String?
+    }
+
+    func runStage(_ stage: Stage, position: Int, index: Int, count: Int) async -> StageOutcome {
+        let started = ContinuousClock.now
+        var record = StageRecord(runID: runID, position: position, name: stage.name, kind: stage.kindName)
+        record.outcome = .running
+        record.startedAt = Date()
+        do { record = try store.insert(record) } catch { return StageOutcome(outcome: .failed, reason: "\(error)") }
+        try? store.append(EventRecord(runID: runID, at: Date(), kind: "stage.started", stage: stage.name,
+                                      message: "stage \(stage.name) started (\(index)/\(count))"))
+        reporter.report(.stageStarted(name: stage.name, index: index, count: count))
+
+        var result = StageOutcome(outcome: .succeeded)
+        switch stage.kind {
+        case .steps(let steps):
+            for (stepPosition, step) in steps.enumerated() {
+                let stepResult = await runStep(step, stage: stage, stageID: record.id!, position: stepPosition)
+                if stepResult.outcome == .failedAllowed { result.outcome = .failedAllowed; continue }
+                if stepResult.outcome != .succeeded {
+                    result = stepResult
+                    break
+                }
+            }
+        case .deploy(let environment):
+            // Preflight refused targets; an environment without one has nothing to change yet.
+            reporter.report(.notice("environment \(environment) has no target yet: nothing to deploy"))
+            try? store.append(EventRecord(runID: runID, at: Date(), kind: "deploy.skipped", stage: stage.name,
+                                          message: "environment \(environment) has no target: nothing deployed"))
+        case .approval, .build, .push:
+            result = StageOutcome(outcome: .failed, reason: "stage kind \(stage.kindName) cannot run in this version")
+        }
+
+        record.outcome = result.outcome == .failedAllowed ? .succeeded : result.outcome
+        record.endedAt = Date()
+        record.reason = result.reason
+        let duration = ContinuousClock.now - started
+        try? store.update(record, event: EventRecord(
+            runID: runID, at: Date(), kind: "stage.\(record.outcome.rawValue)", stage: stage.name,
+            message: "stage \(stage.name) \(record.outcome.rawValue) in \(DurationParser.format(duration))"))
+        reporter.report(.stageFinished(name: stage.name, outcome: record.outcome, duration: duration))
+        return result
+    }
+
+    func runStep(_ step: Step, stage: Stage, stageID: Int64, position: Int) async -> StageOutcome {
+        let values = variables(stage: stage.name)
+        let stepName = step.name
+        let label = stepName == stage.name ? stage.name : "\(stage.name)/\(stepName)"
+        let spec: ProcessSpec
+        let display: String
+        do {
+            let env = try childEnvironment(stage: stage.name, extra: step.environment, values: values)
+            let workdir = try step.workingDirectory.map { try Variables.expand($0, with: values) }
+            switch step.action {
+            case .run(let argv):
+                let expanded = try argv.map { try Variables.expand($0, with: values) }
+                spec = ProcessSpec(executable: expanded[0], arguments: Array(expanded.dropFirst()), environment: env,
+                                   workingDirectory: workdir, timeout: step.timeout)
+                display = masker.mask(spec.displayCommand)
+            case .sh(let script):
+                spec = ProcessSpec(executable: "/bin/sh", arguments: ["-e", "-c", script, stepName], environment: env,
+                                   workingDirectory: workdir, timeout: step.timeout)
+                let firstLine = script.split(separator: "\n").first.map(String.init) ?? ""
+                display = masker.mask("sh: " + firstLine + (script.contains("\n") ? " …" : ""))
+            }
+        } catch {
+            return failBeforeStart(step: step, stage: stage, stageID: stageID, position: position, label: label,
+                                   reason: "\(label): \(error)")
+        }
+
+        var record = StepRecord(runID: runID, stageID: stageID, position: position, name: stepName, command: display)
+        record.outcome = .running
+        record.startedAt = Date()
+        do {
+            record = try store.insert(record, event: EventRecord(
+                runID: runID, at: Date(), kind: "step.started", stage: stage.name, step: stepName, message: display))
+        } catch {
+            return StageOutcome(outcome: .failed, reason: "\(error)")
+        }
+
+        let capture = Mutex(OutputCapture(limit: plan.pipeline.outputLimit))
+        let attempts = step.retries + 1
+        let started = ContinuousClock.now
+        var termination: ProcessTermination = .cancelled
+        var launchError: String?
+        var attempt = 0
+        while attempt < attempts {
+            attempt += 1
+            if attempt > 1 { capture.withLock { $0.append("[attempt \(attempt) of \(attempts)]") } }
+            reporter.report(.stepStarted(stage: stage.name, step: stepName, command: display, attempt: attempt, attempts: attempts))
+            let stageName = stage.name
+            let reporter = self.reporter
+            let store = self.store
+            let stepID = record.id!
+            do {
+                termination = try await engine.launcher.run(
+                    spec, masker: masker,
+                    onStart: { pid in
+                        try? store.recordChild(pid: pid, stepID: stepID)
+                    },
+                    onOutput: { line in
+                        capture.withLock { $0.append(line.text) }
+                        reporter.report(.output(stage: stageName, step: stepName, line: line))
+                    })
+                launchError = nil
+            } catch {
+                launchError = masker.mask("\(error)")
+                termination = .exited(127)
+                capture.withLock { $0.append(launchError!) }
+                reporter.report(.output(stage: stageName, step: stepName, line: OutputLine(stream: .stderr, text: launchError!)))
+            }
+            if termination.succeeded || termination == .cancelled || Task.isCancelled { break }
+            guard attempt < attempts else { break }
+            let delay = Backoff.delay(base: step.backoff, retry: attempt, jitter: engine.jitter())
+            let why = launchError ?? termination.description
+            record.attempts = attempt
+            try? store.update(record, event: EventRecord(
+                runID: runID, at: Date(), kind: "step.retry", stage: stage.name, step: stepName,
+                message: "attempt \(attempt) of \(attempts) ended with \(why); retrying in \(DurationParser.format(delay))"))
+            reporter.report(.stepRetrying(stage: stage.name, step: stepName, after: why, delay: delay,
+                                          nextAttempt: attempt + 1, attempts: attempts))
+            do {
+                try await engine.clock.sleep(for: delay)
+            } catch {
+                termination = .cancelled
+                break
+            }
+        }
+
+        let outcome: Outcome
+        let detail: String
+        switch termination {
+        case .exited(0):
+            outcome = .succeeded
+            detail = attempt > 1 ? "succeeded on attempt \(attempt) of \(attempts)" : "succeeded"
+        case .cancelled:
+            outcome = .cancelled
+            detail = "stopped: the run was cancelled"
+        case .timedOut:
+            outcome = step.continueOnError ? .failedAllowed : .timedOut
+            detail = "timed out after \(DurationParser.format(step.timeout ?? .zero))" + (attempts > 1 ? " (attempt \(attempt) of \(attempts))" : "")
+        default:
+            outcome = step.continueOnError ? .failedAllowed : .failed
+            detail = (launchError ?? "failed with \(termination)") + (attempts > 1 ? " after \(attempt) attempts" : "")
+                + (step.continueOnError ? "; continuing (continue_on_error)" : "")
+        }
+        let duration = ContinuousClock.now - started
+        let kept = capture.withLock { $0 }
+        record.outcome = outcome
+        record.exitCode = termination.exitCode.map(Int.init)
+        record.attempts = attempt
+        record.endedAt = Date()
+        record.durationMS = Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+        record.output = kept.text
+        record.outputBytes = kept.totalBytes
+        record.outputTruncated = kept.truncated
+        try? store.update(record, event: EventRecord(
+            runID: runID, at: Date(), kind: "step.\(outcome.rawValue)", stage: stage.name, step: stepName,
+            message: "\(label): \(detail)"))
+        reporter.report(.stepFinished(stage: stage.name, step: stepName, outcome: outcome, detail: detail, duration: duration))
+        return StageOutcome(outcome: outcome, reason: outcome == .succeeded ? nil : "\(label) \(detail)")
+    }
+
+    private func failBeforeStart(step: Step, stage: Stage, stageID: Int64, position: Int, label: String, reason: String) -> StageOutcome {
+        var record = StepRecord(runID: runID, stageID: stageID, position: position, name: step.name, command: "")
+        record.outcome = .failed
+        record.startedAt = Date()
+        record.endedAt = Date()
+        record.output = reason + "\n"
+        _ = try? store.insert(record, event: EventRecord(runID: runID, at: Date(), kind: "step.failed", stage: stage.name,
+                                                         step: step.name, message: reason))
+        reporter.report(.stepFinished(stage: stage.name, step: step.name, outcome: .failed, detail: reason, duration: .zero))
+        return StageOutcome(outcome: .failed, reason: reason)
+    }
+
+    // MARK: Hooks
+
+    /// Runs the pipeline's hook for `event`, if it has one. Returns whether it failed (nil: no hook).
+    @discardableResult
+    func runHook(_ event: HookEvent, outcome: Outcome? = nil, reason: String? = nil) async -> Bool? {
+        guard let hook = plan.pipeline.hook(event) else { return nil }
+        var values = variables(stage: event.rawValue)
+        values["DEPLOY_OUTCOME"] = outcome?.rawValue ?? ""
+        values["DEPLOY_REASON"] = reason ?? ""
+        let env: [String: String]
+        do {
+            var e = try childEnvironment(stage: event.rawValue, values: values)
+            e["DEPLOY_HOOK"] = event.rawValue
+            e["DEPLOY_OUTCOME"] = outcome?.rawValue ?? ""
+            e["DEPLOY_REASON"] = reason ?? ""
+            env = e
+        } catch {
+            return true
+        }
+        let spec = ProcessSpec(executable: hook.command[0], arguments: Array(hook.command.dropFirst()), environment: env,
+                               timeout: .seconds(300))
+        let reporter = self.reporter
+        let name = "hook:\(event.rawValue)"
+        let lines = Mutex<[String]>([])
+        let termination: ProcessTermination
+        var detail: String
+        do {
+            termination = try await engine.launcher.run(spec, masker: masker, onStart: { _ in }, onOutput: { line in
+                lines.withLock { $0.append(line.text) }
+                reporter.report(.output(stage: name, step: name, line: line))
+            })
+            detail = termination.description
+        } catch {
+            termination = .exited(127)
+            detail = masker.mask("\(error)")
+        }
+        let result: Outcome = termination.succeeded ? .succeeded : .failed
+        try? store.append(EventRecord(runID: runID, at: Date(), kind: "hook.\(result.rawValue)", stage: name,
+                                      message: "\(event.rawValue) hook \(detail)"
+                                          + (lines.withLock { $0.isEmpty } ? "" : "\n" + lines.withLock { $0.suffix(20).joined(separator: "\n") })))
+        reporter.report(.hookFinished(event: event.rawValue, outcome: result, detail: detail))
+        return !termination.succeeded
+    }
+}
+
+extension StageRecord {
+    static func skipped(runID: Int64, position: Int, stage: Stage, reason: String?) -> StageRecord {
+        var record = StageRecord(runID: runID, position: position, name: stage.name, kind: stage.kindName)
+        record.outcome = .skipped
+        record.reason = reason
+        return record
+    }
+}

@@ -1,0 +1,28 @@
+/// `deploy`'s exit codes, as `deploy --help` lists them.
+public enum ExitStatus: Int32, Sendable, CaseIterable {
+    case success = 0
+    /// Failed before changing an environment.
+    case failed = 1
+    /// Usage error or invalid pipeline.
+    case usage = 2
+    /// The deploy failed and was rolled back.
+    case rolledBack = 3
+    /// The environment is locked or frozen.
+    case locked = 4
+    /// Rollback failed: the environment needs a person.
+    case rollbackFailed = 5
+    /// Cancelled (Ctrl-C, SIGTERM).
+    case cancelled = 130
+
+    public var meaning: String {
+        switch self {
+        case .success: "success"
+        case .failed: "failed before changing an environment"
+        case .usage: "usage error or invalid pipeline"
+        case .rolledBack: "deploy failed and was rolled back"
+        case .locked: "environment locked or frozen"
+        case .rollbackFailed: "rollback failed"
+        case .cancelled: "cancelled (Ctrl-C or SIGTERM)"
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import Synchronization
+
+/// Serialised writes to a file descriptor, so lines from concurrent streams never interleave.
+public final class Console: Sendable {
+    private let fd: Int32
+    private let lock = Mutex(())
+
+    public init(fd: Int32 = 1) { self.fd = fd }
+
+    public static let standardOutput = Console(fd: STDOUT_FILENO)
+    public static let standardError = Console(fd: STDERR_FILENO)
+
+    public func write(_ text: String) {
+        lock.withLock { _ in
+            var bytes = Array(text.utf8)
+            var offset = 0
+            while offset < bytes.count {
+                let written = bytes.withUnsafeMutableBytes { buffer in
+                    Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                }
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return
+                }
+                offset += written
+            }
+            bytes.removeAll()
+        }
+    }
+
+    public var isTerminal: Bool { isatty(fd) == 1 }
+}
+
+/// How output should look, decided once from the environment and the terminal.
+public struct OutputStyle: Sendable, Hashable {
+    /// A live view that redraws a status line.
+    public var live: Bool
+    public var colour: Bool
+
+    public init(live: Bool, colour: Bool) {
+        self.live = live
+        self.colour = colour
+    }
+
+    /// TTY and not CI: live view; colour unless NO_COLOR is set (to anything) or TERM is dumb.
+    public static func detect(console: Console, environment: [String: String]) -> OutputStyle {
+        let ci = environment["CI"].map { ["true", "1", "yes"].contains($0.lowercased()) } ?? false
+        let terminal = console.isTerminal && environment["TERM"] != "dumb"
+        let colour = terminal && environment["NO_COLOR"] == nil && !(environment["NO_COLOR"]?.isEmpty == false)
+        return OutputStyle(live: terminal && !ci, colour: colour && !ci || (colour && environment["FORCE_COLOR"] != nil))
+    }
+
+    func paint(_ text: String, _ code: String) -> String {
+        colour ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text
+    }
+
+    func red(_ text: String) -> String { paint(text, "31") }
+    func green(_ text: String) -> String { paint(text, "32") }
+    func yellow(_ text: String) -> String { paint(text, "33") }
+    func blue(_ text: String) -> String { paint(text, "34") }
+    func dim(_ text: String) -> String { paint(text, "2") }
+    func bold(_ text: String) -> String { paint(text, "1") }
+}

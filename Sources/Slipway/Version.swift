@@ -1,0 +1,4 @@
+/// The version of Slipway itself.
+public enum SlipwayVersion {
+    public static let current = "0.1.0"
+}

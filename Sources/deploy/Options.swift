@@ -1,0 +1,126 @@
+import ArgumentParser
+import Foundation
+import Slipway
+import SlipwayStore
+
+/// Where the pipeline and the run store are.
+struct LocationOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The pipeline file.", discussion: "Default: $SLIPWAY_PIPELINE, else slipway.yml, else the only .yml file in Pipelines/.", valueName: "file"))
+    var pipeline: String?
+
+    @Option(name: .long, help: ArgumentHelp("The run store (SQLite).", discussion: "Default: $SLIPWAY_STATE, else .slipway/state.sqlite.", valueName: "path"))
+    var state: String?
+
+    var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    func pipelinePath() throws -> String {
+        if let pipeline { return pipeline }
+        if let fromEnvironment = environment["SLIPWAY_PIPELINE"], !fromEnvironment.isEmpty { return fromEnvironment }
+        let manager = FileManager.default
+        if manager.fileExists(atPath: "slipway.yml") { return "slipway.yml" }
+        let candidates = ((try? manager.contentsOfDirectory(atPath: "Pipelines")) ?? [])
+            .filter { $0.hasSuffix(".yml") || $0.hasSuffix(".yaml") }.sorted()
+        if candidates.count == 1 { return "Pipelines/\(candidates[0])" }
+        if candidates.isEmpty {
+            throw CLIError.usage("no pipeline found: there is no slipway.yml here and no .yml file in Pipelines/",
+                                 hint: "pass one with --pipeline FILE; docs/pipelines.md shows the format")
+        }
+        throw CLIError.usage("several pipelines in Pipelines/ (\(candidates.joined(separator: ", "))): say which",
+                             hint: "pass --pipeline Pipelines/\(candidates[0]) or set SLIPWAY_PIPELINE")
+    }
+
+    func statePath() -> String {
+        if let state { return state }
+        if let fromEnvironment = environment["SLIPWAY_STATE"], !fromEnvironment.isEmpty { return fromEnvironment }
+        return ".slipway/state.sqlite"
+    }
+
+    /// Opens the store and marks runs whose `deploy` died as interrupted.
+    func openStore() throws -> RunStore {
+        let store = try RunStore(path: statePath())
+        let host = ProcessInfo.processInfo.hostName
+        for run in try store.reclaimAbandonedRuns(host: host, now: Date(), isAlive: ProcessLiveness.isAlive) {
+            Console.standardError.write("note: run \(run.id!) (\(run.environment)) was \(run.reason ?? "interrupted")\n")
+        }
+        return store
+    }
+
+    func loadPipeline() throws -> Pipeline {
+        let path = try pipelinePath()
+        let (pipeline, warnings) = try PipelineLoader.load(path: path)
+        for warning in warnings { Console.standardError.write(warning.description + "\n") }
+        return pipeline
+    }
+}
+
+/// Errors the command line reports itself, each with its exit code.
+enum CLIError: Error, CustomStringConvertible {
+    case usage(String, hint: String? = nil)
+    case failed(String, hint: String? = nil)
+
+    var description: String {
+        switch self {
+        case .usage(let message, let hint), .failed(let message, let hint):
+            hint.map { "\(message)\n    hint: \($0)" } ?? message
+        }
+    }
+
+    var status: ExitStatus {
+        switch self {
+        case .usage: .usage
+        case .failed: .failed
+        }
+    }
+}
+
+/// Prints an error the way every command does and turns it into the documented exit code.
+func exit(for error: any Error) -> ExitCode {
+    let status: ExitStatus
+    switch error {
+    case let error as PipelineError:
+        Console.standardError.write(error.description + "\n")
+        status = .usage
+    case let error as Plan.UnknownEnvironment:
+        Console.standardError.write("error: \(error)\n")
+        status = .usage
+    case let error as CLIError:
+        Console.standardError.write("error: \(error)\n")
+        status = error.status
+    case let error as RunRefused:
+        Console.standardError.write("error: \(error)\n")
+        status = .failed
+    default:
+        Console.standardError.write("error: \(error)\n")
+        status = .failed
+    }
+    return ExitCode(status.rawValue)
+}
+
+/// Runs a command body, mapping our errors to exit codes (ArgumentParser's own pass through).
+func guarded<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as CleanExit {
+        throw error
+    } catch {
+        throw exit(for: error)
+    }
+}
+
+/// Parses a run id as users type it: `12` or `#12`.
+func runID(_ text: String) throws -> Int64 {
+    let digits = text.hasPrefix("#") ? String(text.dropFirst()) : text
+    guard let id = Int64(digits), id > 0 else {
+        throw CLIError.usage("'\(text)' is not a run id", hint: "run ids are numbers; `deploy history` lists them")
+    }
+    return id
+}
+
+func encodeJSON(_ value: some Encodable) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
+}

@@ -1,0 +1,77 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Slipway
+import SlipwayStore
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the stages that apply to an environment (the default: `deploy staging`).",
+        discussion: """
+            Runs every stage up to and including the one that deploys <environment>. With \
+            `promote_from`, the stages that already ran for the earlier environment are left out. \
+            Ctrl-C or SIGTERM stops the running step's whole process group (SIGTERM, then SIGKILL \
+            after 5s), records the run as cancelled and runs the on-failure hook.
+            """)
+
+    @Argument(help: "The environment to deploy, as named under `environments:` in the pipeline.")
+    var environment: String
+
+    @OptionGroup var location: LocationOptions
+
+    @Option(name: .long, help: ArgumentHelp("The version to record and pass to steps as DEPLOY_VERSION.", valueName: "version"))
+    var release: String?
+
+    @Flag(name: .long, help: "Print events as JSON lines instead of text.")
+    var json = false
+
+    func run() async throws {
+        try await guarded {
+            let pipeline = try location.loadPipeline()
+            let plan = try Plan(pipeline: pipeline, environment: environment)
+            let store = try location.openStore()
+            let processEnvironment = ProcessInfo.processInfo.environment
+            let style = OutputStyle.detect(console: .standardOutput, environment: processEnvironment)
+            let terminal = TerminalReporter(style: style)
+            let reporter: any Reporting = json ? JSONReporter() : terminal
+            let engine = Engine(store: store, reporter: reporter, environment: processEnvironment)
+            let releaseInfo = ReleaseResolver.resolve(override: release, environment: processEnvironment)
+
+            let (interrupts, continuation) = AsyncStream.makeStream(of: Int32.self)
+            let sources = [SIGINT, SIGTERM, SIGHUP].map { number in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler { continuation.yield(number) }
+                source.resume()
+                return source
+            }
+            defer { sources.forEach { $0.cancel() } }
+
+            let result = try await withThrowingTaskGroup(of: RunResult?.self) { group in
+                group.addTask {
+                    try await engine.run(plan, release: releaseInfo, trigger: .detect(environment: processEnvironment),
+                                         interrupts: interrupts)
+                }
+                if style.live && !json {
+                    group.addTask {
+                        while !Task.isCancelled {
+                            try await Task.sleep(for: .milliseconds(150))
+                            terminal.tick()
+                        }
+                        return nil
+                    }
+                }
+                var result: RunResult?
+                while let next = try await group.next() {
+                    if let next {
+                        result = next
+                        group.cancelAll()
+                    }
+                }
+                return result!
+            }
+            if result.exitStatus != .success { throw ExitCode(result.exitStatus.rawValue) }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import Slipway
+import SlipwayStore
+
+struct Show: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show one run: its stages, steps, outcome and events.")
+
+    @Argument(help: "The run id (from `deploy history`).")
+    var run: String
+
+    @OptionGroup var location: LocationOptions
+
+    @Flag(name: .long, help: "Print the run as JSON.")
+    var json = false
+
+    struct RunView: Encodable {
+        struct StageView: Encodable {
+            var stage: StageRecord
+            var steps: [StepView]
+        }
+        struct StepView: Encodable {
+            var name: String
+            var command: String
+            var outcome: Outcome
+            var exitCode: Int?
+            var attempts: Int
+            var durationMS: Int?
+            var outputBytes: Int
+            var outputTruncated: Bool
+        }
+        var run: RunRecord
+        var stages: [StageView]
+        var events: [EventRecord]
+    }
+
+    func run() async throws {
+        try await guarded {
+            let id = try runID(run)
+            let store = try location.openStore()
+            guard let detail = try store.detail(runID: id) else {
+                throw CLIError.failed("there is no run \(id) in \(location.statePath())", hint: "`deploy history` lists the runs")
+            }
+            let stages = detail.stages.map { stage in
+                RunView.StageView(stage: stage, steps: detail.steps.filter { $0.stageID == stage.id }.map {
+                    RunView.StepView(name: $0.name, command: $0.command, outcome: $0.outcome, exitCode: $0.exitCode,
+                                     attempts: $0.attempts, durationMS: $0.durationMS, outputBytes: $0.outputBytes,
+                                     outputTruncated: $0.outputTruncated)
+                })
+            }
+            if json {
+                print(try encodeJSON(RunView(run: detail.run, stages: stages, events: detail.events)))
+                return
+            }
+            let r = detail.run
+            var lines = [
+                "run \(r.id!): \(r.app) to \(r.environment): \(r.outcome.rawValue)" + (r.exitCode.map { " (exit \($0))" } ?? ""),
+                "  release   \(Release(sha: r.sha, version: r.version).description)",
+                "  by        \(r.trigger.description)",
+                "  started   \(Format.timestamp(r.startedAt))" + (r.endedAt.map { ", took \(Format.elapsed(from: r.startedAt, to: $0))" } ?? ""),
+                "  pipeline  \(r.pipeline)",
+                "  owner     pid \(r.ownerPID) on \(r.ownerHost)",
+            ]
+            if let reason = r.reason { lines.append("  reason    \(reason)") }
+            lines.append("")
+            lines.append("stages:")
+            for view in stages {
+                let s = view.stage
+                let took = zip(s.startedAt, s.endedAt).map { " in \(Format.elapsed(from: $0, to: $1))" } ?? ""
+                lines.append("  \(s.position + 1). \(s.name) [\(s.kind)] \(s.outcome.rawValue)\(took)" + (s.reason.map { ": \($0)" } ?? ""))
+                for step in view.steps {
+                    var facts: [String] = [step.outcome.rawValue]
+                    if let code = step.exitCode { facts.append("exit \(code)") }
+                    if step.attempts > 1 { facts.append("\(step.attempts) attempts") }
+                    if let ms = step.durationMS { facts.append(DurationParser.format(.milliseconds(ms))) }
+                    if step.outputTruncated { facts.append("output truncated") }
+                    lines.append("       \(step.name): \(step.command)  (\(facts.joined(separator: ", ")))")
+                }
+            }
+            lines.append("")
+            lines.append("events:")
+            for event in detail.events {
+                lines.append("  \(Format.timestamp(event.at))  \(event.kind.padding(toLength: 18, withPad: " ", startingAt: 0)) \(event.message)")
+            }
+            print(lines.joined(separator: "\n"))
+        }
+    }
+}
+
+private func zip(_ a: Date?, _ b: Date?) -> (Date, Date)? {
+    guard let a, let b else { return nil }
+    return (a, b)
+}
