@@ -62,25 +62,36 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Test helpers: temporary directories, waiting for a pid to end, driving the deploy binary.
+        .target(
+            name: "CTestShims",
+            path: "Tests/CTestShims"
+        ),
+        .target(
+            name: "SlipwayTestSupport",
+            dependencies: ["CTestShims"],
+            path: "Tests/SlipwayTestSupport",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "SlipwayProcessTests",
-            dependencies: ["SlipwayProcess"],
+            dependencies: ["SlipwayProcess", "SlipwayTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "SlipwayStoreTests",
-            dependencies: ["SlipwayStore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["SlipwayStore", "SlipwayTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "SlipwayTests",
-            dependencies: ["Slipway", "SlipwayProcess", "SlipwayStore"],
+            dependencies: ["Slipway", "SlipwayProcess", "SlipwayStore", "SlipwayTestSupport"],
             
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["SlipwayStore"],
+            dependencies: ["SlipwayStore", "SlipwayTestSupport"],
             swiftSettings: strictSettings
         ),
     ],

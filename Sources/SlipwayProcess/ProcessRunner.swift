@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Subprocess
 import Foundation
+import Synchronization
 #if canImport(System)
 import System
 #else
@@ -63,7 +64,9 @@ public struct ProcessRunner: ProcessLaunching {
         )
         let timeout = spec.timeout
         let clock = self.clock
+        let group = ProcessGroup()
         do {
+            defer { if group.needsSweep { group.killRemaining() } }
             let result = try await Subprocess.run(
                 .path(FilePath(executable)),
                 arguments: Arguments(spec.arguments),
@@ -74,6 +77,7 @@ public struct ProcessRunner: ProcessLaunching {
                 output: .sequence,
                 error: .sequence
             ) { execution in
+                group.leader.store(execution.processIdentifier.value, ordering: .relaxed)
                 onStart(execution.processIdentifier.value)
                 let stdout = execution.standardOutput
                 let stderr = execution.standardError
@@ -100,18 +104,43 @@ public struct ProcessRunner: ProcessLaunching {
                     group.cancelAll()
                 }
             }
-            if Task.isCancelled { return .cancelled }
+            if Task.isCancelled {
+                group.needsSweep = true
+                return .cancelled
+            }
             switch result.terminationStatus {
             case .exited(let code): return .exited(code)
             case .signaled(let signal): return .signalled(signal)
             }
         } catch is TimedOut {
+            group.needsSweep = true
             return .timedOut
         } catch is CancellationError {
+            group.needsSweep = true
             return .cancelled
         } catch {
-            if Task.isCancelled { return .cancelled }
+            if Task.isCancelled {
+                group.needsSweep = true
+                return .cancelled
+            }
             throw ProcessLaunchError(command: spec.displayCommand, reason: "\(error)")
+        }
+    }
+
+    /// The child's process group. After a timeout or a cancellation the teardown has stopped the
+    /// child itself; anything left in its group (a background job that ignored SIGTERM) is killed.
+    private final class ProcessGroup: Sendable {
+        let leader = Atomic<Int32>(0)
+        private let sweep = Atomic<Bool>(false)
+
+        var needsSweep: Bool {
+            get { sweep.load(ordering: .relaxed) }
+            set { sweep.store(newValue, ordering: .relaxed) }
+        }
+
+        func killRemaining() {
+            let pid = leader.load(ordering: .relaxed)
+            if pid > 0 { kill(-pid, SIGKILL) }
         }
     }
 

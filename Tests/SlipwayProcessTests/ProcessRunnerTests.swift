@@ -1,0 +1,134 @@
+import Foundation
+import SlipwayProcess
+import SlipwayTestSupport
+import Synchronization
+import Testing
+
+@Suite("Running child processes")
+struct ProcessRunnerTests {
+    let environment = ProcessInfo.processInfo.environment
+
+    final class Collected: Sendable {
+        let lines = Mutex<[OutputLine]>([])
+        let pid = Mutex<Int32>(0)
+        var texts: [String] { lines.withLock { $0.map(\.text) } }
+    }
+
+    func run(_ spec: ProcessSpec, masker: SecretMasker = .none, runner: ProcessRunner = ProcessRunner(), collected: Collected = Collected()) async throws -> ProcessTermination {
+        try await runner.run(spec, masker: masker, onStart: { pid in collected.pid.withLock { $0 = pid } }, onOutput: { line in
+            collected.lines.withLock { $0.append(line) }
+        })
+    }
+
+    @Test("argv reaches the child untouched: no shell, no splitting, no globbing")
+    func argvIsNotInterpreted() async throws {
+        let collected = Collected()
+        let tricky = ["a b", "$HOME", "*", "; rm -rf /", "'quoted'"]
+        let result = try await run(ProcessSpec(executable: "printf", arguments: ["%s\\n"] + tricky, environment: environment), collected: collected)
+        #expect(result == .exited(0))
+        #expect(collected.texts == tricky)
+    }
+
+    @Test("stdout and stderr are both streamed, and masked")
+    func streamsBothPipes() async throws {
+        let collected = Collected()
+        let result = try await run(
+            ProcessSpec(executable: "/bin/sh", arguments: ["-c", "echo out $TOKEN; echo err $TOKEN >&2; exit 3"],
+                        environment: environment.merging(["TOKEN": "tok-12345"]) { $1 }),
+            masker: SecretMasker(secrets: ["tok-12345"]), collected: collected)
+        #expect(result == .exited(3))
+        let lines = collected.lines.withLock { $0 }
+        #expect(lines.contains(OutputLine(stream: .stdout, text: "out ***")))
+        #expect(lines.contains(OutputLine(stream: .stderr, text: "err ***")))
+    }
+
+    @Test("a missing executable is a launch error naming it")
+    func missingExecutable() async throws {
+        let error = await #expect(throws: ProcessLaunchError.self) {
+            _ = try await run(ProcessSpec(executable: "no-such-command-slipway", environment: environment))
+        }
+        #expect(error?.description.contains("no-such-command-slipway") == true)
+    }
+
+    @Test("a timeout stops the child and its background children")
+    func timeoutKillsTheGroup() async throws {
+        // Given a script whose background child ignores SIGTERM, and a clock whose timeout passes
+        // as soon as the script has said its background child's pid
+        let collected = Collected()
+        let gate = GateClock()
+        let script = "trap '' TERM; sleep 300 & echo child $!; wait"
+        let result = try await ProcessRunner(clock: gate).run(
+            ProcessSpec(executable: "/bin/sh", arguments: ["-c", script], environment: environment, timeout: .seconds(60), gracePeriod: .seconds(1)),
+            masker: .none, onStart: { pid in collected.pid.withLock { $0 = pid } },
+            onOutput: { line in
+                collected.lines.withLock { $0.append(line) }
+                if line.text.hasPrefix("child ") { gate.open() }
+            })
+        // Then the step timed out and nothing it started is alive
+        #expect(result == .timedOut)
+        let grandchild = Int32(collected.texts.first { $0.hasPrefix("child ") }!.dropFirst(6))!
+        #expect(ProcessWatch.waitForExit(collected.pid.withLock { $0 }))
+        #expect(ProcessWatch.waitForExit(grandchild))
+    }
+
+    @Test("cancelling the task stops the child's whole process group")
+    func cancellationKillsTheGroup() async throws {
+        let directory = try TemporaryDirectory("cancel")
+        defer { directory.remove() }
+        let collected = Collected()
+        let started = AsyncStream.makeStream(of: Void.self)
+        let task = Task {
+            try await ProcessRunner().run(
+                ProcessSpec(executable: "/bin/sh", arguments: ["-c", "sleep 300 & echo child $!; wait"], environment: environment,
+                            gracePeriod: .seconds(2)),
+                masker: .none, onStart: { pid in collected.pid.withLock { $0 = pid } },
+                onOutput: { line in
+                    collected.lines.withLock { $0.append(line) }
+                    if line.text.hasPrefix("child ") { started.continuation.yield() }
+                })
+        }
+        // When the script has started its background child, cancel
+        for await _ in started.stream { break }
+        task.cancel()
+        let result = try await task.value
+        #expect(result == .cancelled)
+        let grandchild = Int32(collected.texts.first { $0.hasPrefix("child ") }!.dropFirst(6))!
+        #expect(ProcessWatch.waitForExit(collected.pid.withLock { $0 }))
+        #expect(ProcessWatch.waitForExit(grandchild))
+    }
+
+    @Test("the environment given is the child's whole environment")
+    func environmentIsExact() async throws {
+        let collected = Collected()
+        _ = try await run(ProcessSpec(executable: "/usr/bin/env", environment: ["ONLY": "this", "PATH": "/usr/bin:/bin"]), collected: collected)
+        #expect(Set(collected.texts) == ["ONLY=this", "PATH=/usr/bin:/bin"])
+    }
+}
+
+/// A clock whose sleeps all end when the test opens it: a timeout then passes at a known point.
+final class GateClock: Clock, Sendable {
+    private let state = Mutex<(open: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+    var now: ContinuousClock.Instant { ContinuousClock.now }
+    var minimumResolution: Duration { .zero }
+
+    func open() {
+        let waiting = state.withLock { state in
+            state.open = true
+            defer { state.waiting.removeAll() }
+            return state.waiting
+        }
+        waiting.forEach { $0.resume() }
+    }
+
+    func sleep(until deadline: ContinuousClock.Instant, tolerance: Duration?) async throws {
+        await withCheckedContinuation { continuation in
+            let resumeNow = state.withLock { state in
+                if state.open { return true }
+                state.waiting.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+        try Task.checkCancellation()
+    }
+}
