@@ -1,0 +1,3 @@
+import SlipwayTestSupport
+
+let packageRootForTests = packageRoot
