@@ -38,6 +38,11 @@ public final class RunStore: Sendable {
         try self.init(writer: pool)
     }
 
+    /// A store in memory, for tests and dry runs.
+    public static func inMemory() throws -> RunStore {
+        try RunStore(writer: DatabaseQueue())
+    }
+
     /// Wraps any GRDB writer (an in-memory `DatabaseQueue()` in tests) and migrates it.
     public init(writer: any DatabaseWriter) throws {
         self.writer = writer
@@ -216,12 +221,19 @@ public final class RunStore: Sendable {
 
     // MARK: - Abandoned runs
 
+    /// A run marked interrupted, with the pids of the steps it left running (their process groups
+    /// may still be alive: SIGKILL gave `deploy` no chance to stop them).
+    public struct Reclaimed: Sendable {
+        public var run: RunRecord
+        public var orphanedChildren: [Int32]
+    }
+
     /// Marks `interrupted` every run still `running` whose owner is gone: on this host a pid that is
     /// no longer alive, anywhere a heartbeat older than `staleAfter`. Returns the runs it marked.
     @discardableResult
     public func reclaimAbandonedRuns(
         host: String, now: Date, staleAfter: TimeInterval = 60, isAlive: (Int32) -> Bool
-    ) throws -> [RunRecord] {
+    ) throws -> [Reclaimed] {
         let running = try read("listing running runs") { db in
             try RunRecord.filter(Column("outcome") == Outcome.running).fetchAll(db)
         }
@@ -231,16 +243,19 @@ public final class RunStore: Sendable {
         }
         guard !dead.isEmpty else { return [] }
         return try write("marking abandoned runs interrupted") { db in
-            var marked: [RunRecord] = []
+            var marked: [Reclaimed] = []
             for run in dead {
                 // Re-check inside the transaction: another process may have finished or reclaimed it.
                 guard var current = try RunRecord.fetchOne(db, key: run.id), current.outcome == .running else { continue }
+                let children = try Int32.fetchAll(db, sql: """
+                    SELECT child_pid FROM step WHERE run_id = ? AND outcome = 'running' AND child_pid IS NOT NULL
+                    """, arguments: [run.id])
                 let reason = "interrupted: deploy (pid \(run.ownerPID) on \(run.ownerHost)) stopped without recording an end; last heartbeat \(ISO8601DateFormatter().string(from: run.heartbeatAt))"
                 try Self.close(runID: run.id!, outcome: .interrupted, exitCode: nil, reason: reason, at: now, db: db)
                 current.outcome = .interrupted
                 current.reason = reason
                 current.endedAt = now
-                marked.append(current)
+                marked.append(Reclaimed(run: current, orphanedChildren: run.ownerHost == host ? children : []))
             }
             return marked
         }

@@ -39,8 +39,14 @@ struct LocationOptions: ParsableArguments {
     func openStore() throws -> RunStore {
         let store = try RunStore(path: statePath())
         let host = ProcessInfo.processInfo.hostName
-        for run in try store.reclaimAbandonedRuns(host: host, now: Date(), isAlive: ProcessLiveness.isAlive) {
+        for reclaimed in try store.reclaimAbandonedRuns(host: host, now: Date(), isAlive: ProcessLiveness.isAlive) {
+            let run = reclaimed.run
             Console.standardError.write("note: run \(run.id!) (\(run.environment)) was \(run.reason ?? "interrupted")\n")
+            for pid in reclaimed.orphanedChildren where ProcessLiveness.stopOrphanedGroup(pid) {
+                Console.standardError.write("note: stopped the process group \(pid) that run \(run.id!)'s step left running\n")
+                try? store.append(EventRecord(runID: run.id!, at: Date(), kind: "step.orphan-stopped",
+                                              message: "stopped process group \(pid), left running by the interrupted step"))
+            }
         }
         return store
     }

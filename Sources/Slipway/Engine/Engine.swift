@@ -349,6 +349,7 @@ struct RunContext: Sendable {
         }
 
         let capture = Mutex(OutputCapture(limit: plan.pipeline.outputLimit))
+        let childPID = Mutex<Int32?>(nil)
         let attempts = step.retries + 1
         let started = ContinuousClock.now
         var termination: ProcessTermination = .cancelled
@@ -366,6 +367,7 @@ struct RunContext: Sendable {
                 termination = try await engine.launcher.run(
                     spec, masker: masker,
                     onStart: { pid in
+                        childPID.withLock { $0 = pid }
                         try? store.recordChild(pid: pid, stepID: stepID)
                     },
                     onOutput: { line in
@@ -384,6 +386,7 @@ struct RunContext: Sendable {
             let delay = Backoff.delay(base: step.backoff, retry: attempt, jitter: engine.jitter())
             let why = launchError ?? termination.description
             record.attempts = attempt
+            record.childPID = childPID.withLock { $0 }
             try? store.update(record, event: EventRecord(
                 runID: runID, at: Date(), kind: "step.retry", stage: stage.name, step: stepName,
                 message: "attempt \(attempt) of \(attempts) ended with \(why); retrying in \(DurationParser.format(delay))"))
@@ -417,6 +420,7 @@ struct RunContext: Sendable {
         let duration = ContinuousClock.now - started
         let kept = capture.withLock { $0 }
         record.outcome = outcome
+        record.childPID = childPID.withLock { $0 }
         record.exitCode = termination.exitCode.map(Int.init)
         record.attempts = attempt
         record.endedAt = Date()

@@ -15,4 +15,25 @@ public enum ProcessLiveness {
         #endif
         return true
     }
+
+    /// Kills the process group led by `pid` if that process is still alive and still leads its own
+    /// session (as every step's child does), which guards against a reused pid. Returns whether it did.
+    @discardableResult
+    public static func stopOrphanedGroup(_ pid: Int32) -> Bool {
+        guard isAlive(pid), leadsOwnSession(pid) else { return false }
+        return kill(-pid, SIGKILL) == 0
+    }
+
+    static func leadsOwnSession(_ pid: Int32) -> Bool {
+        #if os(Linux)
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        // After "(comm)": state ppid pgrp session …
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 3, let group = Int32(fields[2]), let session = Int32(fields[3]) else { return false }
+        return group == pid && session == pid
+        #else
+        return getpgid(pid) == pid
+        #endif
+    }
 }
