@@ -69,7 +69,7 @@ let package = Package(
         ),
         .target(
             name: "SlipwayTestSupport",
-            dependencies: ["CTestShims"],
+            dependencies: ["CTestShims", "SlipwayProcess"],
             path: "Tests/SlipwayTestSupport",
             swiftSettings: strictSettings
         ),
@@ -91,7 +91,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["SlipwayStore", "SlipwayTestSupport"],
+            dependencies: ["SlipwayStore", "SlipwayProcess", "SlipwayTestSupport"],
             swiftSettings: strictSettings
         ),
     ],

@@ -46,6 +46,17 @@ public final class RunStore: Sendable {
     /// Wraps any GRDB writer (an in-memory `DatabaseQueue()` in tests) and migrates it.
     public init(writer: any DatabaseWriter) throws {
         self.writer = writer
+        let superseded: Bool
+        do {
+            superseded = try writer.read { db in try Self.migrator.hasBeenSuperseded(db) }
+        } catch {
+            throw StoreError(operation: "reading the schema version", underlying: "\(error)")
+        }
+        if superseded {
+            throw StoreError(
+                operation: "opening the run store",
+                underlying: "it was written by a newer version of deploy, whose records this version cannot read safely; upgrade deploy (this is \(Self.migrator.migrations.last ?? "empty"))")
+        }
         do {
             try Self.migrator.migrate(writer)
         } catch {
@@ -139,6 +150,18 @@ public final class RunStore: Sendable {
 
     public func update(_ run: RunRecord) throws {
         try write("updating the run") { db in try run.update(db) }
+    }
+
+    /// Records every stage of a run at its start, so that the record shows the whole pipeline even
+    /// if `deploy` dies before reaching the later stages.
+    public func insert(_ stages: [StageRecord]) throws -> [StageRecord] {
+        try write("recording the run's stages") { db in
+            try stages.map { stage in
+                var stage = stage
+                try stage.insert(db)
+                return stage
+            }
+        }
     }
 
     public func insert(_ stage: StageRecord) throws -> StageRecord {

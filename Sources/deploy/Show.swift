@@ -80,7 +80,7 @@ struct Show: AsyncParsableCommand {
             lines.append("")
             lines.append("events:")
             for event in detail.events {
-                lines.append("  \(Format.timestamp(event.at))  \(event.kind.padding(toLength: 18, withPad: " ", startingAt: 0)) \(event.message)")
+                lines.append("  \(Format.timestamp(event.at))  \(event.kind.padding(toLength: 20, withPad: " ", startingAt: 0)) \(event.message)")
             }
             print(lines.joined(separator: "\n"))
         }

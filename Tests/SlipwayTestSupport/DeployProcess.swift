@@ -1,4 +1,5 @@
-public import Foundation
+import Foundation
+public import SlipwayProcess
 import Synchronization
 
 /// The package's root folder, found from this file's path.
@@ -32,53 +33,69 @@ public struct DeployProcessError: Error, CustomStringConvertible {
 }
 
 /// A `deploy` child process whose output a test can wait on, line by line.
+///
+/// It is started with ``ProcessRunner`` (swift-subprocess), not Foundation's `Process`: in one test
+/// process the two would race to reap each other's children.
 public final class DeployProcess: Sendable {
-    public let process: Process
-    private let lines = Mutex<[String]>([])
-    private let waiters = Mutex<[(String, CheckedContinuation<Bool, Never>)]>([])
-    private let ended = Mutex(false)
+    private let state = OutputState()
+    private let task: Task<ProcessTermination, any Error>
 
     public init(arguments: [String], directory: String, environment: [String: String] = [:]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try deployBinary())
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var env = ProcessInfo.processInfo.environment
         env["CI"] = "true"
         env.removeValue(forKey: "SLIPWAY_STATE")
         for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        self.process = process
-        let buffer = Mutex<[UInt8]>([])
-        pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self else { return }
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                self.finishStream(buffer.withLock { String(decoding: $0, as: UTF8.self) })
-                return
-            }
-            let complete: [String] = buffer.withLock { pending in
-                pending.append(contentsOf: data)
-                guard let last = pending.lastIndex(of: UInt8(ascii: "\n")) else { return [] }
-                let text = String(decoding: pending[...last], as: UTF8.self)
-                pending.removeSubrange(...last)
-                return text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
-            }
-            if !complete.isEmpty { self.add(complete) }
+        let spec = ProcessSpec(executable: try deployBinary(), arguments: arguments, environment: env, workingDirectory: directory)
+        let state = self.state
+        task = Task {
+            defer { state.finish() }
+            return try await ProcessRunner().run(
+                spec, masker: .none, onStart: { pid in state.pid.withLock { $0 = pid } },
+                onOutput: { line in state.add(line.text) })
         }
-        try process.run()
     }
 
-    private func add(_ new: [String]) {
-        lines.withLock { $0 += new }
-        let ready = waiters.withLock { waiters -> [CheckedContinuation<Bool, Never>] in
+    /// Waits until a line containing `text` is printed; false if output ends first. (A command
+    /// line echoed before a step contains its script: wait for text only the step's output has.)
+    public func waitForLine(containing text: String) async -> Bool {
+        await state.wait(for: text)
+    }
+
+    public var output: [String] { state.lines.withLock { $0 } }
+
+    /// The number after `prefix` on the first line that has one there (`grandchild 123` → 123).
+    public func number(after prefix: String) -> Int32? {
+        for line in output {
+            if let range = line.range(of: prefix),
+               let value = line[range.upperBound...].split(separator: " ").first.flatMap({ Int32($0) }) {
+                return value
+            }
+        }
+        return nil
+    }
+
+    public func signal(_ number: Int32) {
+        let pid = state.pid.withLock { $0 }
+        if pid > 0 { kill(pid, number) }
+    }
+
+    /// Waits for the process to end (its output read to the end) and says how it ended.
+    public func wait() async throws -> ProcessTermination {
+        try await task.value
+    }
+}
+
+private final class OutputState: Sendable {
+    let lines = Mutex<[String]>([])
+    let pid = Mutex<Int32>(0)
+    private let waiters = Mutex<(ended: Bool, list: [(String, CheckedContinuation<Bool, Never>)])>((false, []))
+
+    func add(_ line: String) {
+        lines.withLock { $0.append(line) }
+        let ready = waiters.withLock { state -> [CheckedContinuation<Bool, Never>] in
             var resumed: [CheckedContinuation<Bool, Never>] = []
-            waiters.removeAll { text, continuation in
-                guard new.contains(where: { $0.contains(text) }) else { return false }
+            state.list.removeAll { text, continuation in
+                guard line.contains(text) else { return false }
                 resumed.append(continuation)
                 return true
             }
@@ -87,57 +104,26 @@ public final class DeployProcess: Sendable {
         ready.forEach { $0.resume(returning: true) }
     }
 
-    private func finishStream(_ rest: String) {
-        if !rest.isEmpty { add([rest]) }
-        ended.withLock { $0 = true }
-        let all = waiters.withLock { waiters in
-            defer { waiters.removeAll() }
-            return waiters.map(\.1)
+    func finish() {
+        let all = waiters.withLock { state in
+            state.ended = true
+            defer { state.list.removeAll() }
+            return state.list.map(\.1)
         }
         all.forEach { $0.resume(returning: false) }
     }
 
-    /// Waits until a line containing `text` is printed; false if output ends first.
-    public func waitForLine(containing text: String) async -> Bool {
+    func wait(for text: String) async -> Bool {
         await withCheckedContinuation { continuation in
-            let already = lines.withLock { $0.contains { $0.contains(text) } }
-            if already { continuation.resume(returning: true); return }
-            let done = ended.withLock { $0 }
-            if done { continuation.resume(returning: false); return }
-            waiters.withLock { $0.append((text, continuation)) }
-            // The line may have arrived between the check and the registration.
-            let arrived = lines.withLock { $0.contains { $0.contains(text) } }
-            if arrived {
-                let mine = waiters.withLock { waiters -> CheckedContinuation<Bool, Never>? in
-                    guard let index = waiters.firstIndex(where: { $0.0 == text }) else { return nil }
-                    return waiters.remove(at: index).1
-                }
-                mine?.resume(returning: true)
+            // Lines are added under `lines`' lock before waiters are checked, so checking both
+            // under `waiters`' lock cannot miss a line.
+            let answer: Bool? = waiters.withLock { state in
+                if lines.withLock({ $0.contains { $0.contains(text) } }) { return true }
+                if state.ended { return false }
+                state.list.append((text, continuation))
+                return nil
             }
-        }
-    }
-
-    public var output: [String] { lines.withLock { $0 } }
-
-    /// The value after `prefix` on the first line that has it (`pid 123` → `123`).
-    public func value(after prefix: String) -> String? {
-        for line in output {
-            if let range = line.range(of: prefix) {
-                return line[range.upperBound...].split(separator: " ").first.map(String.init)
-            }
-        }
-        return nil
-    }
-
-    public func signal(_ number: Int32) { kill(process.processIdentifier, number) }
-
-    /// Waits for the process to end and returns its exit status.
-    public func wait() async -> Int32 {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                self.process.waitUntilExit()
-                continuation.resume(returning: self.process.terminationStatus)
-            }
+            if let answer { continuation.resume(returning: answer) }
         }
     }
 }
@@ -145,7 +131,6 @@ public final class DeployProcess: Sendable {
 /// Runs `deploy` to completion and returns its exit status and everything it printed.
 public func runDeploy(_ arguments: [String], in directory: String, environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
     let child = try DeployProcess(arguments: arguments, directory: directory, environment: environment)
-    let status = await child.wait()
-    _ = await child.waitForLine(containing: "\u{0}never")
-    return (status, child.output.joined(separator: "\n"))
+    let termination = try await child.wait()
+    return (termination.exitCode ?? -1, child.output.joined(separator: "\n"))
 }

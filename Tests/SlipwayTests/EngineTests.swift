@@ -91,7 +91,6 @@ struct EngineTests {
     func failureStops() async throws {
         let fixture = try EngineFixture()
         defer { fixture.directory.remove() }
-        try fixture.directory.write("hook", "#!/bin/sh\necho \"$DEPLOY_HOOK $DEPLOY_OUTCOME: $DEPLOY_REASON\" > \(fixture.directory.file("hook.out"))\n", executable: true)
         let result = try await fixture.run("""
             app: hello
             environments: { staging: {} }
@@ -99,7 +98,7 @@ struct EngineTests {
               - { name: build, sh: "echo building; exit 7" }
               - { name: after, sh: "touch $DIR/ran-after" }
             hooks:
-              on-failure: $DIR/hook
+              on-failure: [sh, -c, 'echo "$DEPLOY_HOOK $DEPLOY_OUTCOME: $DEPLOY_REASON" > $DIR/hook.out']
             """)
         #expect(result.exitStatus == .failed)
         #expect(!FileManager.default.fileExists(atPath: fixture.directory.file("ran-after")))
@@ -197,7 +196,6 @@ struct EngineTests {
         let (interrupts, continuation) = AsyncStream.makeStream(of: Int32.self)
         let fixture = try EngineFixture(reporter: RecordingReporter(interruptOn: "ready", continuation: continuation))
         defer { fixture.directory.remove() }
-        try fixture.directory.write("hook", "#!/bin/sh\necho \"$DEPLOY_OUTCOME\" > \(fixture.directory.file("hook.out"))\n", executable: true)
         let result = try await fixture.run("""
             app: hello
             environments: { staging: {} }
@@ -205,7 +203,7 @@ struct EngineTests {
               - { name: long, sh: "sleep 300 & echo grandchild $!; echo ready; wait" }
               - { name: after, sh: "touch $DIR/ran-after" }
             hooks:
-              on-failure: $DIR/hook
+              on-failure: [sh, -c, 'echo "$DEPLOY_OUTCOME" > $DIR/hook.out']
             """, interrupts: interrupts)
         #expect(result.exitStatus == .cancelled)
         #expect(result.exitStatus.rawValue == 130)

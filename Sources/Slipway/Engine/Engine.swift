@@ -95,11 +95,15 @@ public struct Engine: Sendable {
             trigger: trigger, sha: release.sha, version: release.version, startedAt: Date(), ownerPID: pid,
             ownerHost: host))
         let runID = run.id!
+        let stages = try store.insert(plan.entries.enumerated().map { position, entry in
+            entry.runs ? StageRecord(runID: runID, position: position, name: entry.stage.name, kind: entry.stage.kindName)
+                : StageRecord.skipped(runID: runID, position: position, stage: entry.stage, reason: entry.skipReason)
+        })
         reporter.report(.runStarted(
             runID: runID, app: plan.pipeline.app, environment: plan.environment.name, release: release,
             trigger: trigger, stages: plan.entries.map { ($0.stage.name, $0.runs, $0.skipReason) }))
 
-        let context = RunContext(engine: self, plan: plan, runID: runID, release: release, masker: masker)
+        let context = RunContext(engine: self, plan: plan, runID: runID, stages: stages, release: release, masker: masker)
         enum Child: Sendable {
             case stages(Finish)
             case interrupted(Int32)
@@ -179,6 +183,8 @@ struct RunContext: Sendable {
     let engine: Engine
     let plan: Plan
     let runID: Int64
+    /// The run's stage records, by position in the pipeline.
+    let stages: [StageRecord]
     let release: Release
     let masker: SecretMasker
 
@@ -236,7 +242,6 @@ struct RunContext: Sendable {
             defer { position += 1 }
             let stage = entry.stage
             guard entry.runs else {
-                _ = try? store.insert(StageRecord.skipped(runID: runID, position: position, stage: stage, reason: entry.skipReason))
                 reporter.report(.stageSkipped(name: stage.name, reason: entry.skipReason ?? ""))
                 continue
             }
@@ -257,12 +262,14 @@ struct RunContext: Sendable {
         return Engine.Finish(outcome: .succeeded, reason: nil)
     }
 
-    /// Records the stages after a failure as skipped, so the record shows the whole pipeline.
+    /// Records the stages after a failure as skipped, saying why.
     func skipRemaining(from position: Int, reason: String) {
-        for (offset, entry) in plan.entries.enumerated() where offset >= position {
-            _ = try? store.insert(StageRecord.skipped(runID: runID, position: offset, stage: entry.stage,
-                                                      reason: entry.skipReason ?? reason))
-            reporter.report(.stageSkipped(name: entry.stage.name, reason: entry.skipReason ?? reason))
+        for (offset, entry) in plan.entries.enumerated() where offset >= position && entry.runs {
+            var record = stages[offset]
+            record.outcome = .skipped
+            record.reason = reason
+            try? store.update(record)
+            reporter.report(.stageSkipped(name: entry.stage.name, reason: reason))
         }
     }
 
@@ -273,12 +280,15 @@ struct RunContext: Sendable {
 
     func runStage(_ stage: Stage, position: Int, index: Int, count: Int) async -> StageOutcome {
         let started = ContinuousClock.now
-        var record = StageRecord(runID: runID, position: position, name: stage.name, kind: stage.kindName)
+        var record = stages[position]
         record.outcome = .running
         record.startedAt = Date()
-        do { record = try store.insert(record) } catch { return StageOutcome(outcome: .failed, reason: "\(error)") }
-        try? store.append(EventRecord(runID: runID, at: Date(), kind: "stage.started", stage: stage.name,
-                                      message: "stage \(stage.name) started (\(index)/\(count))"))
+        do {
+            try store.update(record, event: EventRecord(runID: runID, at: Date(), kind: "stage.started", stage: stage.name,
+                                                        message: "stage \(stage.name) started (\(index)/\(count))"))
+        } catch {
+            return StageOutcome(outcome: .failed, reason: "\(error)")
+        }
         reporter.report(.stageStarted(name: stage.name, index: index, count: count))
 
         var result = StageOutcome(outcome: .succeeded)

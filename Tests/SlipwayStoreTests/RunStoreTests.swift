@@ -1,0 +1,100 @@
+import Foundation
+import GRDB
+import SlipwayStore
+import SlipwayTestSupport
+import Testing
+
+@Suite("Run store")
+struct RunStoreTests {
+    func startRun(_ store: RunStore, pid: Int32 = getpid(), host: String = "this-host", at date: Date = Date()) throws -> RunRecord {
+        try store.insert(RunRecord(pipeline: "p.yml", app: "hello", environment: "staging", trigger: Trigger(user: "ann"),
+                                   sha: "abc", version: "1.0.0", startedAt: date, ownerPID: pid, ownerHost: host))
+    }
+
+    @Test("a new store is migrated to the current schema, in WAL mode")
+    func migratesNewStore() throws {
+        let directory = try TemporaryDirectory("store")
+        defer { directory.remove() }
+        let store = try RunStore(path: directory.file("nested/state.sqlite"))
+        #expect(try store.appliedMigrations() == ["v1: runs, stages, steps, events"])
+        let mode = try store.writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+        #expect(mode == "wal")
+    }
+
+    @Test("reopening a store keeps every record and applies nothing twice")
+    func reopenKeepsRecords() throws {
+        let directory = try TemporaryDirectory("store")
+        defer { directory.remove() }
+        let path = directory.file("state.sqlite")
+        let id = try {
+            let store = try RunStore(path: path)
+            let run = try startRun(store)
+            try store.finish(runID: run.id!, outcome: .succeeded, exitCode: 0, reason: nil, at: Date())
+            return run.id!
+        }()
+        let reopened = try RunStore(path: path)
+        #expect(try reopened.appliedMigrations().count == RunStore.migrator.migrations.count)
+        #expect(try reopened.run(id: id)?.outcome == .succeeded)
+        #expect(try reopened.detail(runID: id)?.events.map(\.kind) == ["run.started", "run.succeeded"])
+    }
+
+    @Test("a store written by a newer deploy is refused rather than misread")
+    func refusesNewerSchema() throws {
+        let queue = try DatabaseQueue()
+        _ = try RunStore(writer: queue)
+        try queue.write { db in
+            try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99: from the future')")
+        }
+        #expect(throws: StoreError.self) { try RunStore(writer: queue) }
+    }
+
+    @Test("a run whose owner died on this host is marked interrupted, with its open stage and step")
+    func reclaimsDeadOwner() throws {
+        let store = try RunStore.inMemory()
+        let run = try startRun(store, pid: 999_999)
+        var stage = try store.insert(StageRecord(runID: run.id!, position: 0, name: "build", kind: "run"))
+        stage.outcome = .running
+        try store.update(stage)
+        var step = try store.insert(StepRecord(runID: run.id!, stageID: stage.id!, position: 0, name: "build", command: "make"))
+        step.outcome = .running
+        step.childPID = 4242
+        try store.update(step)
+
+        let reclaimed = try store.reclaimAbandonedRuns(host: "this-host", now: Date(), isAlive: { _ in false })
+
+        #expect(reclaimed.map(\.run.id) == [run.id])
+        #expect(reclaimed.first?.orphanedChildren == [4242])
+        let detail = try #require(try store.detail(runID: run.id!))
+        #expect(detail.run.outcome == .interrupted)
+        #expect(detail.run.reason?.contains("pid 999999 on this-host") == true)
+        #expect(detail.stages.map(\.outcome) == [.interrupted])
+        #expect(detail.steps.map(\.outcome) == [.interrupted])
+    }
+
+    @Test("a live owner's run is left alone; another host's is reclaimed only once its heartbeat is stale")
+    func leavesLiveRuns() throws {
+        let store = try RunStore.inMemory()
+        let now = Date()
+        let live = try startRun(store)
+        let remoteFresh = try startRun(store, pid: 1, host: "other", at: now.addingTimeInterval(-10))
+        let remoteStale = try startRun(store, pid: 1, host: "other", at: now.addingTimeInterval(-600))
+
+        let reclaimed = try store.reclaimAbandonedRuns(host: "this-host", now: now, staleAfter: 60, isAlive: { _ in true })
+
+        #expect(reclaimed.map(\.run.id) == [remoteStale.id])
+        #expect(reclaimed.first?.orphanedChildren == [])
+        #expect(try store.run(id: live.id!)?.outcome == .running)
+        #expect(try store.run(id: remoteFresh.id!)?.outcome == .running)
+    }
+
+    @Test("history lists newest first, filtered by environment and limited")
+    func history() throws {
+        let store = try RunStore.inMemory()
+        for environment in ["staging", "production", "staging"] {
+            _ = try store.insert(RunRecord(pipeline: "p", app: "a", environment: environment, trigger: Trigger(user: "u"), sha: nil,
+                                           version: nil, startedAt: Date(), ownerPID: 1, ownerHost: "h"))
+        }
+        #expect(try store.history().map(\.id) == [3, 2, 1])
+        #expect(try store.history(environment: "staging", limit: 1).map(\.id) == [3])
+    }
+}
