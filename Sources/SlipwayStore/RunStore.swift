@@ -67,6 +67,8 @@ public final class RunStore: Sendable {
     /// Append-only, named migrations: never edit one that has shipped; add another.
     public static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
+        // Timestamps are stored as seconds since 1970 (UTC) in REAL columns:
+        // `SELECT datetime(started_at, 'unixepoch')` reads them in the sqlite3 shell.
         migrator.registerMigration("v1: runs, stages, steps, events") { db in
             try db.create(table: "run") { t in
                 t.autoIncrementedPrimaryKey("id")
@@ -78,14 +80,14 @@ public final class RunStore: Sendable {
                 t.column("trigger_url", .text)
                 t.column("sha", .text)
                 t.column("version", .text)
-                t.column("started_at", .datetime).notNull()
-                t.column("ended_at", .datetime)
+                t.column("started_at", .double).notNull()
+                t.column("ended_at", .double)
                 t.column("outcome", .text).notNull()
                 t.column("exit_code", .integer)
                 t.column("reason", .text)
                 t.column("owner_pid", .integer).notNull()
                 t.column("owner_host", .text).notNull()
-                t.column("heartbeat_at", .datetime).notNull()
+                t.column("heartbeat_at", .double).notNull()
             }
             try db.create(table: "stage") { t in
                 t.autoIncrementedPrimaryKey("id")
@@ -94,8 +96,8 @@ public final class RunStore: Sendable {
                 t.column("name", .text).notNull()
                 t.column("kind", .text).notNull()
                 t.column("outcome", .text).notNull()
-                t.column("started_at", .datetime)
-                t.column("ended_at", .datetime)
+                t.column("started_at", .double)
+                t.column("ended_at", .double)
                 t.column("reason", .text)
             }
             try db.create(table: "step") { t in
@@ -108,8 +110,8 @@ public final class RunStore: Sendable {
                 t.column("outcome", .text).notNull()
                 t.column("exit_code", .integer)
                 t.column("attempts", .integer).notNull()
-                t.column("started_at", .datetime)
-                t.column("ended_at", .datetime)
+                t.column("started_at", .double)
+                t.column("ended_at", .double)
                 t.column("duration_ms", .integer)
                 t.column("output", .text).notNull()
                 t.column("output_bytes", .integer).notNull()
@@ -119,7 +121,7 @@ public final class RunStore: Sendable {
             try db.create(table: "event") { t in
                 t.autoIncrementedPrimaryKey("id")
                 t.column("run_id", .integer).notNull().indexed().references("run", onDelete: .cascade)
-                t.column("at", .datetime).notNull()
+                t.column("at", .double).notNull()
                 t.column("kind", .text).notNull()
                 t.column("stage", .text)
                 t.column("step", .text)
@@ -204,7 +206,58 @@ public final class RunStore: Sendable {
         }
     }
 
-    /// Records the pid of a step's child, so a later look can tell whether it outlived its run.
+    /// Records a step's start in one transaction: its stage's start too (for a stage's first step),
+    /// the step itself, and the events saying so.
+    public func start(_ step: StepRecord, stage: StageRecord?, events: [EventRecord]) throws -> StepRecord {
+        try write("recording step \(step.name)") { db in
+            if let stage { try Self.save(stage, db) }
+            var step = step
+            try db.cachedStatement(sql: """
+                INSERT INTO step (run_id, stage_id, position, name, command, outcome, attempts, started_at, output,
+                                  output_bytes, output_truncated)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', 0, 0)
+                """).execute(arguments: [
+                    step.runID, step.stageID, step.position, step.name, step.command, step.outcome, step.attempts,
+                    step.startedAt?.timeIntervalSince1970,
+                ])
+            step.id = db.lastInsertedRowID
+            for event in events { try Self.save(event, db) }
+            return step
+        }
+    }
+
+    /// Records a step's end in one transaction: the step, its stage's end too (for a stage's last
+    /// step), and the events saying so.
+    public func finish(_ step: StepRecord, stage: StageRecord?, events: [EventRecord]) throws {
+        try write("recording step \(step.name)") { db in
+            try db.cachedStatement(sql: """
+                UPDATE step SET outcome = ?, exit_code = ?, attempts = ?, ended_at = ?, duration_ms = ?, output = ?,
+                                output_bytes = ?, output_truncated = ?, child_pid = ?
+                WHERE id = ?
+                """).execute(arguments: [
+                    step.outcome, step.exitCode, step.attempts, step.endedAt?.timeIntervalSince1970, step.durationMS,
+                    step.output, step.outputBytes, step.outputTruncated, step.childPID, step.id,
+                ])
+            if let stage { try Self.save(stage, db) }
+            for event in events { try Self.save(event, db) }
+        }
+    }
+
+    // The hot path writes with cached statements: a step costs two short transactions.
+
+    private static func save(_ stage: StageRecord, _ db: Database) throws {
+        try db.cachedStatement(sql: "UPDATE stage SET outcome = ?, started_at = ?, ended_at = ?, reason = ? WHERE id = ?")
+            .execute(arguments: [stage.outcome, stage.startedAt?.timeIntervalSince1970, stage.endedAt?.timeIntervalSince1970,
+                                 stage.reason, stage.id])
+    }
+
+    private static func save(_ event: EventRecord, _ db: Database) throws {
+        try db.cachedStatement(sql: "INSERT INTO event (run_id, at, kind, stage, step, message) VALUES (?, ?, ?, ?, ?, ?)")
+            .execute(arguments: [event.runID, event.at.timeIntervalSince1970, event.kind, event.stage, event.step, event.message])
+    }
+
+    /// Records the pid of a step's child, so that a later `deploy` can stop what a killed run left
+    /// behind.
     public func recordChild(pid: Int32, stepID: Int64) throws {
         try write("recording a child pid") { db in
             try db.execute(sql: "UPDATE step SET child_pid = ? WHERE id = ?", arguments: [pid, stepID])
@@ -214,7 +267,7 @@ public final class RunStore: Sendable {
     /// Records that the run's owner is still alive.
     public func heartbeat(runID: Int64, at now: Date) throws {
         try write("recording a heartbeat") { db in
-            try db.execute(sql: "UPDATE run SET heartbeat_at = ? WHERE id = ? AND outcome = 'running'", arguments: [now, runID])
+            try db.execute(sql: "UPDATE run SET heartbeat_at = ? WHERE id = ? AND outcome = 'running'", arguments: [now.timeIntervalSince1970, runID])
         }
     }
 
@@ -228,14 +281,14 @@ public final class RunStore: Sendable {
     private static func close(runID: Int64, outcome: Outcome, exitCode: Int?, reason: String?, at now: Date, db: Database) throws {
         try db.execute(
             sql: "UPDATE run SET outcome = ?, exit_code = ?, reason = ?, ended_at = ? WHERE id = ?",
-            arguments: [outcome, exitCode, reason, now, runID])
+            arguments: [outcome, exitCode, reason, now.timeIntervalSince1970, runID])
         let open = outcome == .succeeded ? Outcome.skipped : outcome
         try db.execute(
             sql: "UPDATE step SET outcome = ?, ended_at = ? WHERE run_id = ? AND outcome = 'running'",
-            arguments: [open, now, runID])
+            arguments: [open, now.timeIntervalSince1970, runID])
         try db.execute(
             sql: "UPDATE stage SET outcome = ?, ended_at = ? WHERE run_id = ? AND outcome = 'running'",
-            arguments: [open, now, runID])
+            arguments: [open, now.timeIntervalSince1970, runID])
         try db.execute(
             sql: "UPDATE stage SET outcome = 'skipped' WHERE run_id = ? AND outcome = 'pending'", arguments: [runID])
         var event = EventRecord(runID: runID, at: now, kind: "run.\(outcome.rawValue)", message: reason ?? outcome.rawValue)

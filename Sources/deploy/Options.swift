@@ -38,7 +38,7 @@ struct LocationOptions: ParsableArguments {
     /// Opens the store and marks runs whose `deploy` died as interrupted.
     func openStore() throws -> RunStore {
         let store = try RunStore(path: statePath())
-        let host = ProcessInfo.processInfo.hostName
+        let host = HostName.current
         for reclaimed in try store.reclaimAbandonedRuns(host: host, now: Date(), isAlive: ProcessLiveness.isAlive) {
             let run = reclaimed.run
             Console.standardError.write("note: run \(run.id!) (\(run.environment)) was \(run.reason ?? "interrupted")\n")

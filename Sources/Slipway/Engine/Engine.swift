@@ -41,7 +41,7 @@ public struct Engine: Sendable {
         environment: [String: String] = ProcessInfo.processInfo.environment,
         jitter: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
         heartbeatInterval: Duration = .seconds(5),
-        host: String = ProcessInfo.processInfo.hostName,
+        host: String = HostName.current,
         pid: Int32 = ProcessInfo.processInfo.processIdentifier
     ) {
         self.store = store
@@ -283,26 +283,35 @@ struct RunContext: Sendable {
         var record = stages[position]
         record.outcome = .running
         record.startedAt = Date()
-        do {
-            try store.update(record, event: EventRecord(runID: runID, at: Date(), kind: "stage.started", stage: stage.name,
-                                                        message: "stage \(stage.name) started (\(index)/\(count))"))
-        } catch {
-            return StageOutcome(outcome: .failed, reason: "\(error)")
-        }
+        let startEvent = EventRecord(runID: runID, at: Date(), kind: "stage.started", stage: stage.name,
+                                     message: "stage \(stage.name) started (\(index)/\(count))")
         reporter.report(.stageStarted(name: stage.name, index: index, count: count))
 
         var result = StageOutcome(outcome: .succeeded)
         switch stage.kind {
         case .steps(let steps):
+            // The stage's start is written with its first step's, and its end with its last
+            // step's: two transactions per step in all.
+            var opening: (StageRecord, EventRecord)? = (record, startEvent)
             for (stepPosition, step) in steps.enumerated() {
-                let stepResult = await runStep(step, stage: stage, stageID: record.id!, position: stepPosition)
+                let stepResult = await runStep(
+                    step, stage: stage, stageRecord: record, opening: opening, position: stepPosition,
+                    closing: { outcome in
+                        let isLast = stepPosition == steps.count - 1 || outcome == .failed || outcome == .timedOut || outcome == .cancelled
+                        return isLast ? stageClosing(record, outcome: outcome == .failedAllowed || result.outcome == .failedAllowed ? .succeeded : outcome, started: started) : nil
+                    })
+                opening = nil
                 if stepResult.outcome == .failedAllowed { result.outcome = .failedAllowed; continue }
                 if stepResult.outcome != .succeeded {
                     result = stepResult
                     break
                 }
             }
+            reporter.report(.stageFinished(name: stage.name, outcome: result.outcome == .failedAllowed ? .succeeded : result.outcome,
+                                           duration: ContinuousClock.now - started))
+            return result
         case .deploy(let environment):
+            do { try store.update(record, event: startEvent) } catch { return StageOutcome(outcome: .failed, reason: "\(error)") }
             // Preflight refused targets; an environment without one has nothing to change yet.
             reporter.report(.notice("environment \(environment) has no target yet: nothing to deploy"))
             try? store.append(EventRecord(runID: runID, at: Date(), kind: "deploy.skipped", stage: stage.name,
@@ -311,18 +320,31 @@ struct RunContext: Sendable {
             result = StageOutcome(outcome: .failed, reason: "stage kind \(stage.kindName) cannot run in this version")
         }
 
-        record.outcome = result.outcome == .failedAllowed ? .succeeded : result.outcome
-        record.endedAt = Date()
-        record.reason = result.reason
-        let duration = ContinuousClock.now - started
-        try? store.update(record, event: EventRecord(
-            runID: runID, at: Date(), kind: "stage.\(record.outcome.rawValue)", stage: stage.name,
-            message: "stage \(stage.name) \(record.outcome.rawValue) in \(DurationParser.format(duration))"))
-        reporter.report(.stageFinished(name: stage.name, outcome: record.outcome, duration: duration))
+        let (closed, event) = stageClosing(record, outcome: result.outcome, started: started, reason: result.reason)
+        try? store.update(closed, event: event)
+        reporter.report(.stageFinished(name: stage.name, outcome: closed.outcome, duration: ContinuousClock.now - started))
         return result
     }
 
-    func runStep(_ step: Step, stage: Stage, stageID: Int64, position: Int) async -> StageOutcome {
+    /// A stage's record as it ends, and the event saying so.
+    func stageClosing(_ stage: StageRecord, outcome: Outcome, started: ContinuousClock.Instant, reason: String? = nil) -> (StageRecord, EventRecord) {
+        var record = stage
+        record.outcome = outcome
+        record.endedAt = Date()
+        record.reason = reason
+        let duration = ContinuousClock.now - started
+        return (record, EventRecord(
+            runID: runID, at: Date(), kind: "stage.\(outcome.rawValue)", stage: stage.name,
+            message: "stage \(stage.name) \(outcome.rawValue) in \(DurationParser.format(duration))"))
+    }
+
+    /// Runs one step. `opening` is its stage's start, written with this step's (first step only);
+    /// `closing` gives its stage's end for the step's outcome when this step ends the stage.
+    func runStep(
+        _ step: Step, stage: Stage, stageRecord: StageRecord, opening: (StageRecord, EventRecord)?, position: Int,
+        closing: (Outcome) -> (StageRecord, EventRecord)?
+    ) async -> StageOutcome {
+        let stageID = stageRecord.id!
         let values = variables(stage: stage.name)
         let stepName = step.name
         let label = stepName == stage.name ? stage.name : "\(stage.name)/\(stepName)"
@@ -344,16 +366,23 @@ struct RunContext: Sendable {
                 display = masker.mask("sh: " + firstLine + (script.contains("\n") ? " …" : ""))
             }
         } catch {
-            return failBeforeStart(step: step, stage: stage, stageID: stageID, position: position, label: label,
-                                   reason: "\(label): \(error)")
+            if let opening { try? store.update(opening.0, event: opening.1) }
+            let reason = "\(label): \(error)"
+            if let end = closing(.failed) {
+                var closed = end.0
+                closed.reason = reason
+                try? store.update(closed, event: end.1)
+            }
+            return failBeforeStart(step: step, stage: stage, stageID: stageID, position: position, label: label, reason: reason)
         }
 
         var record = StepRecord(runID: runID, stageID: stageID, position: position, name: stepName, command: display)
         record.outcome = .running
         record.startedAt = Date()
         do {
-            record = try store.insert(record, event: EventRecord(
-                runID: runID, at: Date(), kind: "step.started", stage: stage.name, step: stepName, message: display))
+            // A step's start and success are in its own row; the event log keeps what needs telling
+            // (stage boundaries, retries, failures, hooks) so it stays readable for long pipelines.
+            record = try store.start(record, stage: opening?.0, events: opening.map { [$0.1] } ?? [])
         } catch {
             return StageOutcome(outcome: .failed, reason: "\(error)")
         }
@@ -438,11 +467,15 @@ struct RunContext: Sendable {
         record.output = kept.text
         record.outputBytes = kept.totalBytes
         record.outputTruncated = kept.truncated
-        try? store.update(record, event: EventRecord(
-            runID: runID, at: Date(), kind: "step.\(outcome.rawValue)", stage: stage.name, step: stepName,
-            message: "\(label): \(detail)"))
+        let reason = outcome == .succeeded ? nil : "\(label) \(detail)"
+        let stepEvent = EventRecord(runID: runID, at: Date(), kind: "step.\(outcome.rawValue)", stage: stage.name, step: stepName,
+                                    message: "\(label): \(detail)")
+        var stageEnd = closing(outcome)
+        stageEnd?.0.reason = outcome == .failedAllowed ? nil : reason
+        let events = (outcome == .succeeded ? [] : [stepEvent]) + (stageEnd.map { [$0.1] } ?? [])
+        try? store.finish(record, stage: stageEnd?.0, events: events)
         reporter.report(.stepFinished(stage: stage.name, step: stepName, outcome: outcome, detail: detail, duration: duration))
-        return StageOutcome(outcome: outcome, reason: outcome == .succeeded ? nil : "\(label) \(detail)")
+        return StageOutcome(outcome: outcome, reason: reason)
     }
 
     private func failBeforeStart(step: Step, stage: Stage, stageID: Int64, position: Int, label: String, reason: String) -> StageOutcome {

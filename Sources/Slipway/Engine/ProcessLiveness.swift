@@ -37,3 +37,13 @@ public enum ProcessLiveness {
         #endif
     }
 }
+
+/// This machine's name, from gethostname(2): no DNS look-up, which can hang when the network is
+/// the thing that is broken.
+public enum HostName {
+    public static var current: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "localhost" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

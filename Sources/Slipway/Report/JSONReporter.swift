@@ -10,7 +10,7 @@ public struct JSONReporter: Reporting {
 
     public func report(_ event: RunEvent) {
         var object = Self.fields(event)
-        object["time"] = ISO8601DateFormatter().string(from: Date())
+        object["time"] = Date().formatted(.iso8601)
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
         console.write(String(decoding: data, as: UTF8.self) + "\n")
     }
