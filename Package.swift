@@ -31,7 +31,10 @@ let package = Package(
             name: "deploy",
             dependencies: [
                 "Slipway",
+                "SlipwayProcess",
+                "SlipwayStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
@@ -39,11 +42,24 @@ let package = Package(
         .target(
             name: "Slipway",
             dependencies: [
+                "SlipwayGit",
                 "SlipwayProcess",
                 "SlipwayStore",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strictSettings
+        ),
+        // libgit2 (Debian: libgit2-dev), as a system library.
+        .systemLibrary(
+            name: "CLibGit2",
+            pkgConfig: "libgit2",
+            providers: [.apt(["libgit2-dev"])]
+        ),
+        // Releases from git: commits, tags, versions. Owns every libgit2 handle.
+        .target(
+            name: "SlipwayGit",
+            dependencies: ["CLibGit2"],
             swiftSettings: strictSettings
         ),
         // Child processes: argv, streamed lines, masking, timeouts, process groups.
@@ -79,6 +95,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "SlipwayGitTests",
+            dependencies: ["SlipwayGit", "SlipwayTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "SlipwayStoreTests",
             dependencies: ["SlipwayStore", "SlipwayTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
@@ -86,7 +107,7 @@ let package = Package(
         .testTarget(
             name: "SlipwayTests",
             dependencies: ["Slipway", "SlipwayProcess", "SlipwayStore", "SlipwayTestSupport"],
-            
+
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -26,7 +26,7 @@ minimum() { sort -g | head -1; }
 
 deploy_times=()
 bash_times=()
-for round in $(seq 1 "$rounds"); do
+for _ in $(seq 1 "$rounds"); do
   rm -f "$work"/state.sqlite*
   start=$(now)
   CI=true "$deploy" bench --pipeline "$work/pipeline.yml" --state "$work/state.sqlite" >/dev/null

@@ -34,7 +34,7 @@ public struct ProcessSpec: Sendable, Hashable {
         ([executable] + arguments).map(Self.quoteForDisplay).joined(separator: " ")
     }
 
-    static func quoteForDisplay(_ word: String) -> String {
+    public static func quoteForDisplay(_ word: String) -> String {
         let plain = word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,@+%".contains($0) }
         if plain && !word.isEmpty { return word }
         return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"

@@ -55,7 +55,9 @@ public final class RunStore: Sendable {
         if superseded {
             throw StoreError(
                 operation: "opening the run store",
-                underlying: "it was written by a newer version of deploy, whose records this version cannot read safely; upgrade deploy (this is \(Self.migrator.migrations.last ?? "empty"))")
+                underlying:
+                    "it was written by a newer version of deploy, whose records this version cannot read safely; upgrade deploy (this is \(Self.migrator.migrations.last ?? "empty"))"
+            )
         }
         do {
             try Self.migrator.migrate(writer)
@@ -212,14 +214,16 @@ public final class RunStore: Sendable {
         try write("recording step \(step.name)") { db in
             if let stage { try Self.save(stage, db) }
             var step = step
-            try db.cachedStatement(sql: """
-                INSERT INTO step (run_id, stage_id, position, name, command, outcome, attempts, started_at, output,
-                                  output_bytes, output_truncated)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', 0, 0)
-                """).execute(arguments: [
-                    step.runID, step.stageID, step.position, step.name, step.command, step.outcome, step.attempts,
-                    step.startedAt?.timeIntervalSince1970,
-                ])
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO step (run_id, stage_id, position, name, command, outcome, attempts, started_at, output,
+                                      output_bytes, output_truncated)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', 0, 0)
+                    """
+            ).execute(arguments: [
+                step.runID, step.stageID, step.position, step.name, step.command, step.outcome, step.attempts,
+                step.startedAt?.timeIntervalSince1970,
+            ])
             step.id = db.lastInsertedRowID
             for event in events { try Self.save(event, db) }
             return step
@@ -230,14 +234,16 @@ public final class RunStore: Sendable {
     /// step), and the events saying so.
     public func finish(_ step: StepRecord, stage: StageRecord?, events: [EventRecord]) throws {
         try write("recording step \(step.name)") { db in
-            try db.cachedStatement(sql: """
-                UPDATE step SET outcome = ?, exit_code = ?, attempts = ?, ended_at = ?, duration_ms = ?, output = ?,
-                                output_bytes = ?, output_truncated = ?, child_pid = ?
-                WHERE id = ?
-                """).execute(arguments: [
-                    step.outcome, step.exitCode, step.attempts, step.endedAt?.timeIntervalSince1970, step.durationMS,
-                    step.output, step.outputBytes, step.outputTruncated, step.childPID, step.id,
-                ])
+            try db.cachedStatement(
+                sql: """
+                    UPDATE step SET outcome = ?, exit_code = ?, attempts = ?, ended_at = ?, duration_ms = ?, output = ?,
+                                    output_bytes = ?, output_truncated = ?, child_pid = ?
+                    WHERE id = ?
+                    """
+            ).execute(arguments: [
+                step.outcome, step.exitCode, step.attempts, step.endedAt?.timeIntervalSince1970, step.durationMS,
+                step.output, step.outputBytes, step.outputTruncated, step.childPID, step.id,
+            ])
             if let stage { try Self.save(stage, db) }
             for event in events { try Self.save(event, db) }
         }
@@ -247,8 +253,10 @@ public final class RunStore: Sendable {
 
     private static func save(_ stage: StageRecord, _ db: Database) throws {
         try db.cachedStatement(sql: "UPDATE stage SET outcome = ?, started_at = ?, ended_at = ?, reason = ? WHERE id = ?")
-            .execute(arguments: [stage.outcome, stage.startedAt?.timeIntervalSince1970, stage.endedAt?.timeIntervalSince1970,
-                                 stage.reason, stage.id])
+            .execute(arguments: [
+                stage.outcome, stage.startedAt?.timeIntervalSince1970, stage.endedAt?.timeIntervalSince1970,
+                stage.reason, stage.id,
+            ])
     }
 
     private static func save(_ event: EventRecord, _ db: Database) throws {
@@ -267,7 +275,8 @@ public final class RunStore: Sendable {
     /// Records that the run's owner is still alive.
     public func heartbeat(runID: Int64, at now: Date) throws {
         try write("recording a heartbeat") { db in
-            try db.execute(sql: "UPDATE run SET heartbeat_at = ? WHERE id = ? AND outcome = 'running'", arguments: [now.timeIntervalSince1970, runID])
+            try db.execute(
+                sql: "UPDATE run SET heartbeat_at = ? WHERE id = ? AND outcome = 'running'", arguments: [now.timeIntervalSince1970, runID])
         }
     }
 
@@ -323,10 +332,13 @@ public final class RunStore: Sendable {
             for run in dead {
                 // Re-check inside the transaction: another process may have finished or reclaimed it.
                 guard var current = try RunRecord.fetchOne(db, key: run.id), current.outcome == .running else { continue }
-                let children = try Int32.fetchAll(db, sql: """
-                    SELECT child_pid FROM step WHERE run_id = ? AND outcome = 'running' AND child_pid IS NOT NULL
-                    """, arguments: [run.id])
-                let reason = "interrupted: deploy (pid \(run.ownerPID) on \(run.ownerHost)) stopped without recording an end; last heartbeat \(ISO8601DateFormatter().string(from: run.heartbeatAt))"
+                let children = try Int32.fetchAll(
+                    db,
+                    sql: """
+                        SELECT child_pid FROM step WHERE run_id = ? AND outcome = 'running' AND child_pid IS NOT NULL
+                        """, arguments: [run.id])
+                let reason =
+                    "interrupted: deploy (pid \(run.ownerPID) on \(run.ownerHost)) stopped without recording an end; last heartbeat \(ISO8601DateFormatter().string(from: run.heartbeatAt))"
                 try Self.close(runID: run.id!, outcome: .interrupted, exitCode: nil, reason: reason, at: now, db: db)
                 current.outcome = .interrupted
                 current.reason = reason

@@ -1,9 +1,40 @@
-import Foundation
 import ArgumentParser
+import Foundation
+import Logging
 import Slipway
 
 @main
 struct Deploy: AsyncParsableCommand {
+    /// Diagnostics of deploy itself go to standard error, at the level SLIPWAY_LOG names
+    /// (trace, debug, info, notice, warning — the default —, error, critical).
+    static func main() async {
+        let level = ProcessInfo.processInfo.environment["SLIPWAY_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        // A closed output pipe (`deploy staging | head`) must not kill a deploy half-way: writes
+        // to it fail quietly instead, and the run goes on and is recorded.
+        signal(SIGPIPE, SIG_IGN)
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            // ArgumentParser reports a usage error as 64 (EX_USAGE); deploy documents 2.
+            if exitCode(for: error) == .validationFailure {
+                let message = fullMessage(for: error)
+                if !message.isEmpty { Console.standardError.write(message + "\n") }
+                Foundation.exit(ExitStatus.usage.rawValue)
+            }
+            exit(withError: error)
+        }
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "deploy",
         abstract: "Slipway: run a release through its pipeline, record every run, and roll back when it goes wrong.",

@@ -31,9 +31,11 @@ struct History: AsyncParsableCommand {
                 return
             }
             let rows = runs.map { run -> [String] in
-                [String(run.id!), run.environment, run.outcome.rawValue, run.version ?? "-",
-                 run.sha.map { String($0.prefix(7)) } ?? "-", Format.timestamp(run.startedAt),
-                 run.endedAt.map { Format.elapsed(from: run.startedAt, to: $0) } ?? "-", run.trigger.description]
+                [
+                    String(run.id!), run.environment, run.outcome.rawValue, run.version ?? "-",
+                    run.sha.map { String($0.prefix(7)) } ?? "-", Format.timestamp(run.startedAt),
+                    run.endedAt.map { Format.elapsed(from: run.startedAt, to: $0) } ?? "-", run.trigger.description,
+                ]
             }
             print(Format.table(header: ["RUN", "ENV", "OUTCOME", "VERSION", "SHA", "STARTED", "TOOK", "BY"], rows: rows))
         }

@@ -34,17 +34,21 @@ struct Logs: AsyncParsableCommand {
             }
             let stageNames = Dictionary(uniqueKeysWithValues: detail.stages.map { ($0.id!, $0.name) })
             var logs = detail.steps.map { s in
-                StepLog(stage: stageNames[s.stageID] ?? "?", step: s.name, outcome: s.outcome, output: s.output, truncated: s.outputTruncated)
+                StepLog(
+                    stage: stageNames[s.stageID] ?? "?", step: s.name, outcome: s.outcome, output: s.output, truncated: s.outputTruncated)
             }
             if let step {
                 logs = logs.filter { $0.step == step || $0.stage == step || "\($0.stage)/\($0.step)" == step }
                 if logs.isEmpty {
-                    let names = Set(detail.steps.map { s in
-                        let stage = stageNames[s.stageID] ?? "?"
-                        return stage == s.name ? stage : "\(stage)/\(s.name)"
-                    }).sorted()
-                    throw CLIError.failed("run \(id) has no step '\(step)'",
-                                          hint: names.isEmpty ? "it ran no steps" : "its steps: \(names.joined(separator: ", "))")
+                    let names = Set(
+                        detail.steps.map { s in
+                            let stage = stageNames[s.stageID] ?? "?"
+                            return stage == s.name ? stage : "\(stage)/\(s.name)"
+                        }
+                    ).sorted()
+                    throw CLIError.failed(
+                        "run \(id) has no step '\(step)'",
+                        hint: names.isEmpty ? "it ran no steps" : "its steps: \(names.joined(separator: ", "))")
                 }
             }
             if json {

@@ -5,10 +5,17 @@ import SlipwayStore
 
 /// Where the pipeline and the run store are.
 struct LocationOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The pipeline file.", discussion: "Default: $SLIPWAY_PIPELINE, else slipway.yml, else the only .yml file in Pipelines/.", valueName: "file"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The pipeline file.", discussion: "Default: $SLIPWAY_PIPELINE, else slipway.yml, else the only .yml file in Pipelines/.",
+            valueName: "file"))
     var pipeline: String?
 
-    @Option(name: .long, help: ArgumentHelp("The run store (SQLite).", discussion: "Default: $SLIPWAY_STATE, else .slipway/state.sqlite.", valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("The run store (SQLite).", discussion: "Default: $SLIPWAY_STATE, else .slipway/state.sqlite.", valueName: "path")
+    )
     var state: String?
 
     var environment: [String: String] { ProcessInfo.processInfo.environment }
@@ -22,11 +29,13 @@ struct LocationOptions: ParsableArguments {
             .filter { $0.hasSuffix(".yml") || $0.hasSuffix(".yaml") }.sorted()
         if candidates.count == 1 { return "Pipelines/\(candidates[0])" }
         if candidates.isEmpty {
-            throw CLIError.usage("no pipeline found: there is no slipway.yml here and no .yml file in Pipelines/",
-                                 hint: "pass one with --pipeline FILE; docs/pipelines.md shows the format")
+            throw CLIError.usage(
+                "no pipeline found: there is no slipway.yml here and no .yml file in Pipelines/",
+                hint: "pass one with --pipeline FILE; docs/pipelines.md shows the format")
         }
-        throw CLIError.usage("several pipelines in Pipelines/ (\(candidates.joined(separator: ", "))): say which",
-                             hint: "pass --pipeline Pipelines/\(candidates[0]) or set SLIPWAY_PIPELINE")
+        throw CLIError.usage(
+            "several pipelines in Pipelines/ (\(candidates.joined(separator: ", "))): say which",
+            hint: "pass --pipeline Pipelines/\(candidates[0]) or set SLIPWAY_PIPELINE")
     }
 
     func statePath() -> String {
@@ -44,8 +53,10 @@ struct LocationOptions: ParsableArguments {
             Console.standardError.write("note: run \(run.id!) (\(run.environment)) was \(run.reason ?? "interrupted")\n")
             for pid in reclaimed.orphanedChildren where ProcessLiveness.stopOrphanedGroup(pid) {
                 Console.standardError.write("note: stopped the process group \(pid) that run \(run.id!)'s step left running\n")
-                try? store.append(EventRecord(runID: run.id!, at: Date(), kind: "step.orphan-stopped",
-                                              message: "stopped process group \(pid), left running by the interrupted step"))
+                try? store.append(
+                    EventRecord(
+                        runID: run.id!, at: Date(), kind: "step.orphan-stopped",
+                        message: "stopped process group \(pid), left running by the interrupted step"))
             }
         }
         return store

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Slipway
+import SlipwayProcess
 
 struct PlanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -59,12 +60,14 @@ struct PlanView: Encodable {
             var steps: [StepView] = []
             if case .steps(let list) = entry.stage.kind {
                 steps = list.map { step in
-                    let command: String = switch step.action {
-                    case .run(let argv): argv.joined(separator: " ")
-                    case .sh(let script): "sh: " + (script.split(separator: "\n").first.map(String.init) ?? "")
-                    }
-                    return StepView(name: step.name, command: command, timeoutSeconds: step.timeout.map(seconds),
-                                    retries: step.retries, continueOnError: step.continueOnError)
+                    let command: String =
+                        switch step.action {
+                        case .run(let argv): argv.map(ProcessSpec.quoteForDisplay).joined(separator: " ")
+                        case .sh(let script): "sh: " + (script.split(separator: "\n").first.map(String.init) ?? "")
+                        }
+                    return StepView(
+                        name: step.name, command: command, timeoutSeconds: step.timeout.map(seconds),
+                        retries: step.retries, continueOnError: step.continueOnError)
                 }
             }
             var kind = entry.stage.kindName
@@ -85,7 +88,9 @@ struct PlanView: Encodable {
                 lines.append("  \(index). \(stage.name)  [\(stage.kind)]")
                 for step in stage.steps {
                     var extras: [String] = []
-                    if let timeout = step.timeoutSeconds { extras.append("timeout \(DurationParser.format(.milliseconds(Int64(timeout * 1000))))") }
+                    if let timeout = step.timeoutSeconds {
+                        extras.append("timeout \(DurationParser.format(.milliseconds(Int64(timeout * 1000))))")
+                    }
                     if step.retries > 0 { extras.append("retries \(step.retries)") }
                     if step.continueOnError { extras.append("continue on error") }
                     let name = stage.steps.count == 1 && step.name == stage.name ? "" : "\(step.name): "

@@ -36,7 +36,10 @@ struct Run: AsyncParsableCommand {
             let terminal = TerminalReporter(style: style)
             let reporter: any Reporting = json ? JSONReporter() : terminal
             let engine = Engine(store: store, reporter: reporter, environment: processEnvironment)
-            let releaseInfo = ReleaseResolver.resolve(override: release, environment: processEnvironment)
+            let resolved = ReleaseResolver.resolve(
+                override: release, directory: FileManager.default.currentDirectoryPath, environment: processEnvironment)
+            for note in resolved.notes { Console.standardError.write("note: \(note)\n") }
+            let releaseInfo = resolved.release
 
             let (interrupts, continuation) = AsyncStream.makeStream(of: Int32.self)
             let sources = [SIGINT, SIGTERM, SIGHUP].map { number in
@@ -50,8 +53,9 @@ struct Run: AsyncParsableCommand {
 
             let result = try await withThrowingTaskGroup(of: RunResult?.self) { group in
                 group.addTask {
-                    try await engine.run(plan, release: releaseInfo, trigger: .detect(environment: processEnvironment),
-                                         interrupts: interrupts)
+                    try await engine.run(
+                        plan, release: releaseInfo, trigger: .detect(environment: processEnvironment),
+                        interrupts: interrupts)
                 }
                 if style.live && !json {
                     group.addTask {

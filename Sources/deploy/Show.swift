@@ -42,11 +42,14 @@ struct Show: AsyncParsableCommand {
                 throw CLIError.failed("there is no run \(id) in \(location.statePath())", hint: "`deploy history` lists the runs")
             }
             let stages = detail.stages.map { stage in
-                RunView.StageView(stage: stage, steps: detail.steps.filter { $0.stageID == stage.id }.map {
-                    RunView.StepView(name: $0.name, command: $0.command, outcome: $0.outcome, exitCode: $0.exitCode,
-                                     attempts: $0.attempts, durationMS: $0.durationMS, outputBytes: $0.outputBytes,
-                                     outputTruncated: $0.outputTruncated)
-                })
+                RunView.StageView(
+                    stage: stage,
+                    steps: detail.steps.filter { $0.stageID == stage.id }.map {
+                        RunView.StepView(
+                            name: $0.name, command: $0.command, outcome: $0.outcome, exitCode: $0.exitCode,
+                            attempts: $0.attempts, durationMS: $0.durationMS, outputBytes: $0.outputBytes,
+                            outputTruncated: $0.outputTruncated)
+                    })
             }
             if json {
                 print(try encodeJSON(RunView(run: detail.run, stages: stages, events: detail.events)))
@@ -57,7 +60,8 @@ struct Show: AsyncParsableCommand {
                 "run \(r.id!): \(r.app) to \(r.environment): \(r.outcome.rawValue)" + (r.exitCode.map { " (exit \($0))" } ?? ""),
                 "  release   \(Release(sha: r.sha, version: r.version).description)",
                 "  by        \(r.trigger.description)",
-                "  started   \(Format.timestamp(r.startedAt))" + (r.endedAt.map { ", took \(Format.elapsed(from: r.startedAt, to: $0))" } ?? ""),
+                "  started   \(Format.timestamp(r.startedAt))"
+                    + (r.endedAt.map { ", took \(Format.elapsed(from: r.startedAt, to: $0))" } ?? ""),
                 "  pipeline  \(r.pipeline)",
                 "  owner     pid \(r.ownerPID) on \(r.ownerHost)",
             ]
@@ -80,7 +84,8 @@ struct Show: AsyncParsableCommand {
             lines.append("")
             lines.append("events:")
             for event in detail.events {
-                lines.append("  \(Format.timestamp(event.at))  \(event.kind.padding(toLength: 20, withPad: " ", startingAt: 0)) \(event.message)")
+                lines.append(
+                    "  \(Format.timestamp(event.at))  \(event.kind.padding(toLength: 20, withPad: " ", startingAt: 0)) \(event.message)")
             }
             print(lines.joined(separator: "\n"))
         }

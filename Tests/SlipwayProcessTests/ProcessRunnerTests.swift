@@ -14,17 +14,22 @@ struct ProcessRunnerTests {
         var texts: [String] { lines.withLock { $0.map(\.text) } }
     }
 
-    func run(_ spec: ProcessSpec, masker: SecretMasker = .none, runner: ProcessRunner = ProcessRunner(), collected: Collected = Collected()) async throws -> ProcessTermination {
-        try await runner.run(spec, masker: masker, onStart: { pid in collected.pid.withLock { $0 = pid } }, onOutput: { line in
-            collected.lines.withLock { $0.append(line) }
-        })
+    func run(_ spec: ProcessSpec, masker: SecretMasker = .none, runner: ProcessRunner = ProcessRunner(), collected: Collected = Collected())
+        async throws -> ProcessTermination
+    {
+        try await runner.run(
+            spec, masker: masker, onStart: { pid in collected.pid.withLock { $0 = pid } },
+            onOutput: { line in
+                collected.lines.withLock { $0.append(line) }
+            })
     }
 
     @Test("argv reaches the child untouched: no shell, no splitting, no globbing")
     func argvIsNotInterpreted() async throws {
         let collected = Collected()
         let tricky = ["a b", "$HOME", "*", "; rm -rf /", "'quoted'"]
-        let result = try await run(ProcessSpec(executable: "printf", arguments: ["%s\\n"] + tricky, environment: environment), collected: collected)
+        let result = try await run(
+            ProcessSpec(executable: "printf", arguments: ["%s\\n"] + tricky, environment: environment), collected: collected)
         #expect(result == .exited(0))
         #expect(collected.texts == tricky)
     }
@@ -33,8 +38,9 @@ struct ProcessRunnerTests {
     func streamsBothPipes() async throws {
         let collected = Collected()
         let result = try await run(
-            ProcessSpec(executable: "/bin/sh", arguments: ["-c", "echo out $TOKEN; echo err $TOKEN >&2; exit 3"],
-                        environment: environment.merging(["TOKEN": "tok-12345"]) { $1 }),
+            ProcessSpec(
+                executable: "/bin/sh", arguments: ["-c", "echo out $TOKEN; echo err $TOKEN >&2; exit 3"],
+                environment: environment.merging(["TOKEN": "tok-12345"]) { $1 }),
             masker: SecretMasker(secrets: ["tok-12345"]), collected: collected)
         #expect(result == .exited(3))
         let lines = collected.lines.withLock { $0 }
@@ -58,7 +64,8 @@ struct ProcessRunnerTests {
         let gate = GateClock()
         let script = "trap '' TERM; sleep 300 & echo child $!; wait"
         let result = try await ProcessRunner(clock: gate).run(
-            ProcessSpec(executable: "/bin/sh", arguments: ["-c", script], environment: environment, timeout: .seconds(60), gracePeriod: .seconds(1)),
+            ProcessSpec(
+                executable: "/bin/sh", arguments: ["-c", script], environment: environment, timeout: .seconds(60), gracePeriod: .seconds(1)),
             masker: .none, onStart: { pid in collected.pid.withLock { $0 = pid } },
             onOutput: { line in
                 collected.lines.withLock { $0.append(line) }
@@ -79,8 +86,9 @@ struct ProcessRunnerTests {
         let started = AsyncStream.makeStream(of: Void.self)
         let task = Task {
             try await ProcessRunner().run(
-                ProcessSpec(executable: "/bin/sh", arguments: ["-c", "sleep 300 & echo child $!; wait"], environment: environment,
-                            gracePeriod: .seconds(2)),
+                ProcessSpec(
+                    executable: "/bin/sh", arguments: ["-c", "sleep 300 & echo child $!; wait"], environment: environment,
+                    gracePeriod: .seconds(2)),
                 masker: .none, onStart: { pid in collected.pid.withLock { $0 = pid } },
                 onOutput: { line in
                     collected.lines.withLock { $0.append(line) }
@@ -100,7 +108,8 @@ struct ProcessRunnerTests {
     @Test("the environment given is the child's whole environment")
     func environmentIsExact() async throws {
         let collected = Collected()
-        _ = try await run(ProcessSpec(executable: "/usr/bin/env", environment: ["ONLY": "this", "PATH": "/usr/bin:/bin"]), collected: collected)
+        _ = try await run(
+            ProcessSpec(executable: "/usr/bin/env", environment: ["ONLY": "this", "PATH": "/usr/bin:/bin"]), collected: collected)
         #expect(Set(collected.texts) == ["ONLY=this", "PATH=/usr/bin:/bin"])
     }
 }

@@ -7,8 +7,10 @@ import Testing
 @Suite("Run store")
 struct RunStoreTests {
     func startRun(_ store: RunStore, pid: Int32 = getpid(), host: String = "this-host", at date: Date = Date()) throws -> RunRecord {
-        try store.insert(RunRecord(pipeline: "p.yml", app: "hello", environment: "staging", trigger: Trigger(user: "ann"),
-                                   sha: "abc", version: "1.0.0", startedAt: date, ownerPID: pid, ownerHost: host))
+        try store.insert(
+            RunRecord(
+                pipeline: "p.yml", app: "hello", environment: "staging", trigger: Trigger(user: "ann"),
+                sha: "abc", version: "1.0.0", startedAt: date, ownerPID: pid, ownerHost: host))
     }
 
     @Test("a new store is migrated to the current schema, in WAL mode")
@@ -91,8 +93,10 @@ struct RunStoreTests {
     func history() throws {
         let store = try RunStore.inMemory()
         for environment in ["staging", "production", "staging"] {
-            _ = try store.insert(RunRecord(pipeline: "p", app: "a", environment: environment, trigger: Trigger(user: "u"), sha: nil,
-                                           version: nil, startedAt: Date(), ownerPID: 1, ownerHost: "h"))
+            _ = try store.insert(
+                RunRecord(
+                    pipeline: "p", app: "a", environment: environment, trigger: Trigger(user: "u"), sha: nil,
+                    version: nil, startedAt: Date(), ownerPID: 1, ownerHost: "h"))
         }
         #expect(try store.history().map(\.id) == [3, 2, 1])
         #expect(try store.history(environment: "staging", limit: 1).map(\.id) == [3])

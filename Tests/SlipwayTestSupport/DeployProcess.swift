@@ -67,7 +67,8 @@ public final class DeployProcess: Sendable {
     public func number(after prefix: String) -> Int32? {
         for line in output {
             if let range = line.range(of: prefix),
-               let value = line[range.upperBound...].split(separator: " ").first.flatMap({ Int32($0) }) {
+                let value = line[range.upperBound...].split(separator: " ").first.flatMap({ Int32($0) })
+            {
                 return value
             }
         }
@@ -129,7 +130,9 @@ private final class OutputState: Sendable {
 }
 
 /// Runs `deploy` to completion and returns its exit status and everything it printed.
-public func runDeploy(_ arguments: [String], in directory: String, environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+public func runDeploy(_ arguments: [String], in directory: String, environment: [String: String] = [:]) async throws -> (
+    status: Int32, output: String
+) {
     let child = try DeployProcess(arguments: arguments, directory: directory, environment: environment)
     let termination = try await child.wait()
     return (termination.exitCode ?? -1, child.output.joined(separator: "\n"))

@@ -47,12 +47,16 @@ struct EngineFixture {
         try PipelineLoader.parse(yaml: yaml.replacingOccurrences(of: "$DIR", with: directory.path), file: "test.yml").pipeline
     }
 
-    func run(_ yaml: String, environment name: String = "staging", interrupts: AsyncStream<Int32> = AsyncStream { $0.finish() },
-             release: Release = Release(sha: "0123456789abcdef0123456789abcdef01234567", version: "1.2.3")) async throws -> RunResult {
-        let engine = Engine(store: store, launcher: ProcessRunner(clock: clock), clock: clock, reporter: reporter,
-                            environment: environment, jitter: { 0.5 })
-        return try await engine.run(Plan(pipeline: try pipeline(yaml), environment: name), release: release,
-                                    trigger: Trigger(user: "tester"), interrupts: interrupts)
+    func run(
+        _ yaml: String, environment name: String = "staging", interrupts: AsyncStream<Int32> = AsyncStream { $0.finish() },
+        release: Release = Release(sha: "0123456789abcdef0123456789abcdef01234567", version: "1.2.3")
+    ) async throws -> RunResult {
+        let engine = Engine(
+            store: store, launcher: ProcessRunner(clock: clock), clock: clock, reporter: reporter,
+            environment: environment, jitter: { 0.5 })
+        return try await engine.run(
+            Plan(pipeline: try pipeline(yaml), environment: name), release: release,
+            trigger: Trigger(user: "tester"), interrupts: interrupts)
     }
 
     func detail(_ result: RunResult) throws -> RunDetail { try #require(try store.detail(runID: result.runID)) }
@@ -66,7 +70,8 @@ struct EngineTests {
     func ordering() async throws {
         let fixture = try EngineFixture()
         defer { fixture.directory.remove() }
-        let result = try await fixture.run("""
+        let result = try await fixture.run(
+            """
             app: hello
             environments: { staging: {} }
             stages:
@@ -91,7 +96,8 @@ struct EngineTests {
     func failureStops() async throws {
         let fixture = try EngineFixture()
         defer { fixture.directory.remove() }
-        let result = try await fixture.run("""
+        let result = try await fixture.run(
+            """
             app: hello
             environments: { staging: {} }
             stages:
@@ -114,7 +120,8 @@ struct EngineTests {
         let fixture = try EngineFixture()
         defer { fixture.directory.remove() }
         // Fails on the first two attempts, succeeds on the third.
-        let result = try await fixture.run("""
+        let result = try await fixture.run(
+            """
             app: hello
             environments: { staging: {} }
             stages:
@@ -136,7 +143,8 @@ struct EngineTests {
     func retriesExhausted() async throws {
         let fixture = try EngineFixture()
         defer { fixture.directory.remove() }
-        let result = try await fixture.run("""
+        let result = try await fixture.run(
+            """
             app: hello
             environments: { staging: {} }
             stages:
@@ -160,7 +168,8 @@ struct EngineTests {
     func timeout() async throws {
         let fixture = try EngineFixture()
         defer { fixture.directory.remove() }
-        let result = try await fixture.run("""
+        let result = try await fixture.run(
+            """
             app: hello
             environments: { staging: {} }
             stages:
@@ -179,7 +188,8 @@ struct EngineTests {
     func continueOnError() async throws {
         let fixture = try EngineFixture()
         defer { fixture.directory.remove() }
-        let result = try await fixture.run("""
+        let result = try await fixture.run(
+            """
             app: hello
             environments: { staging: {} }
             stages:
@@ -196,7 +206,8 @@ struct EngineTests {
         let (interrupts, continuation) = AsyncStream.makeStream(of: Int32.self)
         let fixture = try EngineFixture(reporter: RecordingReporter(interruptOn: "ready", continuation: continuation))
         defer { fixture.directory.remove() }
-        let result = try await fixture.run("""
+        let result = try await fixture.run(
+            """
             app: hello
             environments: { staging: {} }
             stages:
@@ -222,7 +233,8 @@ struct EngineTests {
         var fixture = try EngineFixture()
         defer { fixture.directory.remove() }
         fixture.environment["API_TOKEN"] = "tok-9f8e7d6c"
-        let result = try await fixture.run("""
+        let result = try await fixture.run(
+            """
             app: hello
             secrets: [API_TOKEN]
             environments: { staging: {} }
@@ -242,7 +254,8 @@ struct EngineTests {
         let fixture = try EngineFixture()
         defer { fixture.directory.remove() }
         await #expect(throws: RunRefused.self) {
-            _ = try await fixture.run("app: hello\nsecrets: [NOT_SET_ANYWHERE_X]\nenvironments: { staging: {} }\nstages:\n  - { name: a, run: [\"true\"] }\n")
+            _ = try await fixture.run(
+                "app: hello\nsecrets: [NOT_SET_ANYWHERE_X]\nenvironments: { staging: {} }\nstages:\n  - { name: a, run: [\"true\"] }\n")
         }
         #expect(try fixture.store.history().isEmpty)
     }
@@ -251,7 +264,8 @@ struct EngineTests {
     func stepEnvironment() async throws {
         let fixture = try EngineFixture()
         defer { fixture.directory.remove() }
-        let result = try await fixture.run("""
+        let result = try await fixture.run(
+            """
             app: hello
             variables:
               GREETING: "$(touch $DIR/pwned)"
@@ -275,7 +289,8 @@ struct EngineTests {
     func outputTruncation() async throws {
         let fixture = try EngineFixture()
         defer { fixture.directory.remove() }
-        let result = try await fixture.run("""
+        let result = try await fixture.run(
+            """
             app: hello
             output_limit: 4KiB
             environments: { staging: {} }
@@ -302,5 +317,35 @@ struct EngineTests {
         let staging = try Plan(pipeline: pipeline, environment: "staging")
         #expect(staging.running.map(\.name) == ["test", "staging"])
         #expect(throws: Plan.UnknownEnvironment.self) { try Plan(pipeline: pipeline, environment: "prod") }
+    }
+
+    @Test("a promoted environment takes only a release that succeeded in the environment before it")
+    func promotionNeedsTheEarlierEnvironment() async throws {
+        let fixture = try EngineFixture()
+        defer { fixture.directory.remove() }
+        let pipeline = """
+            app: hello
+            environments:
+              staging: {}
+              production: { promote_from: staging }
+            stages:
+              - { name: test, run: ["true"] }
+              - { name: staging, deploy: staging }
+              - { name: production, deploy: production }
+            """
+        let release = Release(sha: "1111111111111111111111111111111111111111", version: "2.0.0")
+        // Given nothing has passed staging, production is refused before anything is recorded
+        await #expect(throws: RunRefused.self) { _ = try await fixture.run(pipeline, environment: "production", release: release) }
+        #expect(try fixture.store.history().isEmpty)
+        // When this release passes staging, production takes it, and runs only its own stage
+        #expect(try await fixture.run(pipeline, environment: "staging", release: release).exitStatus == .success)
+        let production = try await fixture.run(pipeline, environment: "production", release: release)
+        #expect(production.exitStatus == .success)
+        #expect(try fixture.detail(production).stages.map(\.outcome) == [.skipped, .skipped, .succeeded])
+        // A different commit is still refused
+        await #expect(throws: RunRefused.self) {
+            _ = try await fixture.run(
+                pipeline, environment: "production", release: Release(sha: "2222222222222222222222222222222222222222", version: "2.0.1"))
+        }
     }
 }

@@ -28,80 +28,131 @@ let valid = """
 let brokenPipelines: [BrokenPipeline] = [
     BrokenPipeline(name: "empty file", yaml: "", line: 1, column: 1, message: "the pipeline is empty"),
     BrokenPipeline(name: "only a comment", yaml: "# nothing here\n", line: 1, column: 1, message: "the pipeline is empty"),
-    BrokenPipeline(name: "not a mapping", yaml: "- a\n- b\n", line: 1, column: 1,
-                   message: "the pipeline must be a mapping of keys to values, found a list"),
+    BrokenPipeline(
+        name: "not a mapping", yaml: "- a\n- b\n", line: 1, column: 1,
+        message: "the pipeline must be a mapping of keys to values, found a list"),
     BrokenPipeline(name: "YAML syntax error", yaml: "app: hello\nstages: [\n", line: 3, column: 1, message: "not valid YAML"),
-    BrokenPipeline(name: "duplicate key", yaml: "app: hello\napp: other\nstages: []\n", line: 1, column: 1,
-                   message: "key 'app' appears more than once"),
-    BrokenPipeline(name: "misspelt top-level key", yaml: "app: hello\nstagse:\n  - { name: a, run: [true] }\n", line: 2, column: 1,
-                   message: "unknown key 'stagse' in the pipeline", hint: "did you mean 'stages'?"),
-    BrokenPipeline(name: "missing app", yaml: "stages:\n  - { name: a, run: [true] }\n", line: 1, column: 1,
-                   message: "the pipeline has no 'app'"),
+    BrokenPipeline(
+        name: "duplicate key", yaml: "app: hello\napp: other\nstages: []\n", line: 1, column: 1,
+        message: "key 'app' appears more than once"),
+    BrokenPipeline(
+        name: "misspelt top-level key", yaml: "app: hello\nstagse:\n  - { name: a, run: [true] }\n", line: 2, column: 1,
+        message: "unknown key 'stagse' in the pipeline", hint: "did you mean 'stages'?"),
+    BrokenPipeline(
+        name: "missing app", yaml: "stages:\n  - { name: a, run: [true] }\n", line: 1, column: 1,
+        message: "the pipeline has no 'app'"),
     BrokenPipeline(name: "missing stages", yaml: "app: hello\n", line: 1, column: 1, message: "the pipeline has no 'stages'"),
     BrokenPipeline(name: "empty stage list", yaml: "app: hello\nstages: []\n", line: 2, column: 9, message: "the pipeline has no stages"),
-    BrokenPipeline(name: "stages not a list", yaml: "app: hello\nstages: build\n", line: 2, column: 9,
-                   message: "stages must be a list, found the string 'build'"),
-    BrokenPipeline(name: "stage without a name", yaml: "app: hello\nstages:\n  - { run: [true] }\n", line: 3, column: 5,
-                   message: "a stage has no 'name'"),
-    BrokenPipeline(name: "duplicate stage names", yaml: "app: hello\nstages:\n  - { name: a, run: [true] }\n  - { name: a, run: [false] }\n",
-                   line: 4, column: 5, message: "stage name 'a' is used twice (first at line 3)"),
-    BrokenPipeline(name: "stage that does nothing", yaml: "app: hello\nstages:\n  - { name: a }\n", line: 3, column: 5,
-                   message: "stage 'a' does nothing"),
-    BrokenPipeline(name: "stage doing two things", yaml: "app: hello\nstages:\n  - { name: a, run: [true], sh: echo }\n", line: 3, column: 29,
-                   message: "stage 'a' has both run and sh"),
-    BrokenPipeline(name: "run given a string", yaml: "app: hello\nstages:\n  - { name: a, run: swift test }\n", line: 3, column: 21,
-                   message: "run takes an argv array, not a string", hint: "write `run: [swift, test]`, or use `sh:` for a shell script"),
-    BrokenPipeline(name: "empty run", yaml: "app: hello\nstages:\n  - { name: a, run: [] }\n", line: 3, column: 21, message: "run is empty"),
-    BrokenPipeline(name: "run element is a mapping", yaml: "app: hello\nstages:\n  - { name: a, run: [echo, {x: 1}] }\n", line: 3, column: 28,
-                   message: "each item of run must be a string, found a mapping"),
-    BrokenPipeline(name: "misspelt stage key", yaml: "app: hello\nstages:\n  - { name: a, run: [true], timout: 5m }\n", line: 3, column: 29,
-                   message: "unknown key 'timout' in a stage", hint: "did you mean 'timeout'?"),
-    BrokenPipeline(name: "bad duration", yaml: "app: hello\nstages:\n  - { name: a, run: [true], timeout: 5 minutes }\n", line: 3, column: 38,
-                   message: "timeout must be a duration such as 30s, 5m, 1h30m or 500ms, found the string '5 minutes'"),
-    BrokenPipeline(name: "retries not a number", yaml: "app: hello\nstages:\n  - { name: a, run: [true], retries: many }\n", line: 3, column: 38,
-                   message: "retries must be a whole number, found the string 'many'"),
-    BrokenPipeline(name: "negative retries", yaml: "app: hello\nstages:\n  - { name: a, run: [true], retries: -1 }\n", line: 3, column: 38,
-                   message: "retries must be from 0 to 20, not -1"),
-    BrokenPipeline(name: "continue_on_error not a boolean", yaml: "app: hello\nstages:\n  - { name: a, run: [true], continue_on_error: maybe }\n",
-                   line: 3, column: 48, message: "continue_on_error must be true or false"),
-    BrokenPipeline(name: "deploy to an unknown environment", yaml: "app: hello\nenvironments:\n  staging: {}\nstages:\n  - { name: s, deploy: stagign }\n",
-                   line: 5, column: 24, message: "stage 's' names environment 'stagign', which is not declared", hint: "did you mean 'staging'?"),
-    BrokenPipeline(name: "approval for an unknown environment", yaml: "app: hello\nenvironments:\n  production: {}\nstages:\n  - { name: ok, approval: prod }\n",
-                   line: 5, column: 27, message: "stage 'ok' names environment 'prod', which is not declared"),
-    BrokenPipeline(name: "environment uses an unknown gate", yaml: "app: hello\nenvironments:\n  staging: { gates: [smoek] }\ngates:\n  smoke: { http: { url: \"http://127.0.0.1/health\" } }\nstages:\n  - { name: s, deploy: staging }\n",
-                   line: 3, column: 22, message: "environment 'staging' uses gate 'smoek', which is not declared", hint: "did you mean 'smoke'?"),
-    BrokenPipeline(name: "unknown variable", yaml: "app: hello\nstages:\n  - { name: a, run: [echo, \"${VERSON}\"] }\n", line: 3, column: 29,
-                   message: "unknown variable ${VERSON}", hint: "did you mean ${VERSION}?"),
-    BrokenPipeline(name: "unclosed variable", yaml: "app: hello\nstages:\n  - { name: a, run: [echo, \"v${VERSION\"] }\n", line: 3, column: 30,
-                   message: "'${' is not closed"),
-    BrokenPipeline(name: "environment named like a subcommand", yaml: "app: hello\nenvironments:\n  history: {}\nstages:\n  - { name: a, run: [true] }\n",
-                   line: 3, column: 3, message: "environment name 'history' clashes with the command `deploy history`"),
-    BrokenPipeline(name: "unknown target kind", yaml: "app: hello\nenvironments:\n  staging: { target: { dockr: {} } }\nstages:\n  - { name: a, run: [true] }\n",
-                   line: 3, column: 24, message: "unknown key 'dockr' in target", hint: "did you mean 'docker'?"),
-    BrokenPipeline(name: "unknown strategy", yaml: "app: hello\nenvironments:\n  staging: { strategy: blue-green }\nstages:\n  - { name: a, run: [true] }\n",
-                   line: 3, column: 24, message: "unknown strategy 'blue-green'", hint: "did you mean 'blue_green'?"),
-    BrokenPipeline(name: "canary that never reaches 100%", yaml: "app: hello\nenvironments:\n  staging:\n    strategy: { canary: { steps: [5, 50] } }\nstages:\n  - { name: a, run: [true] }\n",
-                   line: 4, column: 34, message: "canary steps end at 50%"),
-    BrokenPipeline(name: "canary steps going down", yaml: "app: hello\nenvironments:\n  staging:\n    strategy: { canary: { steps: [50, 25, 100] } }\nstages:\n  - { name: a, run: [true] }\n",
-                   line: 4, column: 39, message: "canary steps must increase: 25 comes after 50"),
-    BrokenPipeline(name: "promote from an unknown environment", yaml: "app: hello\nenvironments:\n  production: { promote_from: stage }\nstages:\n  - { name: a, run: [true] }\n",
-                   line: 3, column: 31, message: "promote_from of 'production' names environment 'stage', which is not declared"),
-    BrokenPipeline(name: "secret with a bad name", yaml: "app: hello\nsecrets: [api token]\nstages:\n  - { name: a, run: [true] }\n",
-                   line: 2, column: 11, message: "secret name 'api token' is not an environment variable name"),
-    BrokenPipeline(name: "misspelt hook", yaml: "app: hello\nhooks:\n  post_deploy: Hooks/notify\nstages:\n  - { name: a, run: [true] }\n",
-                   line: 3, column: 3, message: "unknown hook 'post_deploy'", hint: "did you mean 'post-deploy'?"),
-    BrokenPipeline(name: "gate with no check", yaml: "app: hello\ngates:\n  smoke: { every: 2s }\nstages:\n  - { name: a, run: [true] }\n",
-                   line: 3, column: 3, message: "gate 'smoke' checks nothing"),
-    BrokenPipeline(name: "two stages deploy one environment", yaml: "app: hello\nenvironments:\n  staging: {}\nstages:\n  - { name: a, deploy: staging }\n  - { name: b, deploy: staging }\n",
-                   line: 6, column: 24, message: "stages 'a' and 'b' both deploy to 'staging'"),
-    BrokenPipeline(name: "variable hiding a built-in", yaml: "app: hello\nvariables:\n  VERSION: \"1\"\nstages:\n  - { name: a, run: [true] }\n",
-                   line: 3, column: 3, message: "variable 'VERSION' would hide the built-in ${VERSION}"),
-    BrokenPipeline(name: "duplicate step names", yaml: "app: hello\nstages:\n  - name: t\n    steps:\n      - { name: u, run: [true] }\n      - { name: u, run: [true] }\n",
-                   line: 6, column: 17, message: "step name 'u' is used twice in stage 't'"),
-    BrokenPipeline(name: "bad output limit", yaml: "app: hello\noutput_limit: lots\nstages:\n  - { name: a, run: [true] }\n",
-                   line: 2, column: 15, message: "output_limit must be a size such as 512KiB"),
-    BrokenPipeline(name: "step option on a deploy stage", yaml: "app: hello\nenvironments:\n  staging: {}\nstages:\n  - { name: s, deploy: staging, retries: 2 }\n",
-                   line: 5, column: 33, message: "'retries' applies to a run or sh stage, not to a deploy stage"),
+    BrokenPipeline(
+        name: "stages not a list", yaml: "app: hello\nstages: build\n", line: 2, column: 9,
+        message: "stages must be a list, found the string 'build'"),
+    BrokenPipeline(
+        name: "stage without a name", yaml: "app: hello\nstages:\n  - { run: [true] }\n", line: 3, column: 5,
+        message: "a stage has no 'name'"),
+    BrokenPipeline(
+        name: "duplicate stage names", yaml: "app: hello\nstages:\n  - { name: a, run: [true] }\n  - { name: a, run: [false] }\n",
+        line: 4, column: 5, message: "stage name 'a' is used twice (first at line 3)"),
+    BrokenPipeline(
+        name: "stage that does nothing", yaml: "app: hello\nstages:\n  - { name: a }\n", line: 3, column: 5,
+        message: "stage 'a' does nothing"),
+    BrokenPipeline(
+        name: "stage doing two things", yaml: "app: hello\nstages:\n  - { name: a, run: [true], sh: echo }\n", line: 3, column: 29,
+        message: "stage 'a' has both run and sh"),
+    BrokenPipeline(
+        name: "run given a string", yaml: "app: hello\nstages:\n  - { name: a, run: swift test }\n", line: 3, column: 21,
+        message: "run takes an argv array, not a string", hint: "write `run: [swift, test]`, or use `sh:` for a shell script"),
+    BrokenPipeline(
+        name: "empty run", yaml: "app: hello\nstages:\n  - { name: a, run: [] }\n", line: 3, column: 21, message: "run is empty"),
+    BrokenPipeline(
+        name: "run element is a mapping", yaml: "app: hello\nstages:\n  - { name: a, run: [echo, {x: 1}] }\n", line: 3, column: 28,
+        message: "each item of run must be a string, found a mapping"),
+    BrokenPipeline(
+        name: "misspelt stage key", yaml: "app: hello\nstages:\n  - { name: a, run: [true], timout: 5m }\n", line: 3, column: 29,
+        message: "unknown key 'timout' in a stage", hint: "did you mean 'timeout'?"),
+    BrokenPipeline(
+        name: "bad duration", yaml: "app: hello\nstages:\n  - { name: a, run: [true], timeout: 5 minutes }\n", line: 3, column: 38,
+        message: "timeout must be a duration such as 30s, 5m, 1h30m or 500ms, found the string '5 minutes'"),
+    BrokenPipeline(
+        name: "retries not a number", yaml: "app: hello\nstages:\n  - { name: a, run: [true], retries: many }\n", line: 3, column: 38,
+        message: "retries must be a whole number, found the string 'many'"),
+    BrokenPipeline(
+        name: "negative retries", yaml: "app: hello\nstages:\n  - { name: a, run: [true], retries: -1 }\n", line: 3, column: 38,
+        message: "retries must be from 0 to 20, not -1"),
+    BrokenPipeline(
+        name: "continue_on_error not a boolean", yaml: "app: hello\nstages:\n  - { name: a, run: [true], continue_on_error: maybe }\n",
+        line: 3, column: 48, message: "continue_on_error must be true or false"),
+    BrokenPipeline(
+        name: "deploy to an unknown environment",
+        yaml: "app: hello\nenvironments:\n  staging: {}\nstages:\n  - { name: s, deploy: stagign }\n",
+        line: 5, column: 24, message: "stage 's' names environment 'stagign', which is not declared", hint: "did you mean 'staging'?"),
+    BrokenPipeline(
+        name: "approval for an unknown environment",
+        yaml: "app: hello\nenvironments:\n  production: {}\nstages:\n  - { name: ok, approval: prod }\n",
+        line: 5, column: 27, message: "stage 'ok' names environment 'prod', which is not declared"),
+    BrokenPipeline(
+        name: "environment uses an unknown gate",
+        yaml:
+            "app: hello\nenvironments:\n  staging: { gates: [smoek] }\ngates:\n  smoke: { http: { url: \"http://127.0.0.1/health\" } }\nstages:\n  - { name: s, deploy: staging }\n",
+        line: 3, column: 22, message: "environment 'staging' uses gate 'smoek', which is not declared", hint: "did you mean 'smoke'?"),
+    BrokenPipeline(
+        name: "unknown variable", yaml: "app: hello\nstages:\n  - { name: a, run: [echo, \"${VERSON}\"] }\n", line: 3, column: 29,
+        message: "unknown variable ${VERSON}", hint: "did you mean ${VERSION}?"),
+    BrokenPipeline(
+        name: "unclosed variable", yaml: "app: hello\nstages:\n  - { name: a, run: [echo, \"v${VERSION\"] }\n", line: 3, column: 30,
+        message: "'${' is not closed"),
+    BrokenPipeline(
+        name: "environment named like a subcommand",
+        yaml: "app: hello\nenvironments:\n  history: {}\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 3, message: "environment name 'history' clashes with the command `deploy history`"),
+    BrokenPipeline(
+        name: "unknown target kind",
+        yaml: "app: hello\nenvironments:\n  staging: { target: { dockr: {} } }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 24, message: "unknown key 'dockr' in target", hint: "did you mean 'docker'?"),
+    BrokenPipeline(
+        name: "unknown strategy",
+        yaml: "app: hello\nenvironments:\n  staging: { strategy: blue-green }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 24, message: "unknown strategy 'blue-green'", hint: "did you mean 'blue_green'?"),
+    BrokenPipeline(
+        name: "canary that never reaches 100%",
+        yaml:
+            "app: hello\nenvironments:\n  staging:\n    strategy: { canary: { steps: [5, 50] } }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 4, column: 34, message: "canary steps end at 50%"),
+    BrokenPipeline(
+        name: "canary steps going down",
+        yaml:
+            "app: hello\nenvironments:\n  staging:\n    strategy: { canary: { steps: [50, 25, 100] } }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 4, column: 39, message: "canary steps must increase: 25 comes after 50"),
+    BrokenPipeline(
+        name: "promote from an unknown environment",
+        yaml: "app: hello\nenvironments:\n  production: { promote_from: stage }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 31, message: "promote_from of 'production' names environment 'stage', which is not declared"),
+    BrokenPipeline(
+        name: "secret with a bad name", yaml: "app: hello\nsecrets: [api token]\nstages:\n  - { name: a, run: [true] }\n",
+        line: 2, column: 11, message: "secret name 'api token' is not an environment variable name"),
+    BrokenPipeline(
+        name: "misspelt hook", yaml: "app: hello\nhooks:\n  post_deploy: Hooks/notify\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 3, message: "unknown hook 'post_deploy'", hint: "did you mean 'post-deploy'?"),
+    BrokenPipeline(
+        name: "gate with no check", yaml: "app: hello\ngates:\n  smoke: { every: 2s }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 3, message: "gate 'smoke' checks nothing"),
+    BrokenPipeline(
+        name: "two stages deploy one environment",
+        yaml: "app: hello\nenvironments:\n  staging: {}\nstages:\n  - { name: a, deploy: staging }\n  - { name: b, deploy: staging }\n",
+        line: 6, column: 24, message: "stages 'a' and 'b' both deploy to 'staging'"),
+    BrokenPipeline(
+        name: "variable hiding a built-in", yaml: "app: hello\nvariables:\n  VERSION: \"1\"\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 3, message: "variable 'VERSION' would hide the built-in ${VERSION}"),
+    BrokenPipeline(
+        name: "duplicate step names",
+        yaml: "app: hello\nstages:\n  - name: t\n    steps:\n      - { name: u, run: [true] }\n      - { name: u, run: [true] }\n",
+        line: 6, column: 17, message: "step name 'u' is used twice in stage 't'"),
+    BrokenPipeline(
+        name: "bad output limit", yaml: "app: hello\noutput_limit: lots\nstages:\n  - { name: a, run: [true] }\n",
+        line: 2, column: 15, message: "output_limit must be a size such as 512KiB"),
+    BrokenPipeline(
+        name: "step option on a deploy stage",
+        yaml: "app: hello\nenvironments:\n  staging: {}\nstages:\n  - { name: s, deploy: staging, retries: 2 }\n",
+        line: 5, column: 33, message: "'retries' applies to a run or sh stage, not to a deploy stage"),
 ]
 
 @Suite("Pipeline validation")

@@ -1,7 +1,8 @@
 public import Foundation
-import Synchronization
+import Logging
 public import SlipwayProcess
 public import SlipwayStore
+import Synchronization
 
 /// What a finished run reports back to the command line.
 public struct RunResult: Sendable {
@@ -17,6 +18,10 @@ public struct RunRefused: Error, Sendable, CustomStringConvertible {
     public var hint: String?
     public var description: String { hint.map { "\(message)\n    hint: \($0)" } ?? message }
 }
+
+/// Diagnostics for people debugging deploy itself (`SLIPWAY_LOG=debug`); never secrets, and never
+/// the run's own output, which goes to the reporter.
+let log = Logger(label: "slipway.engine")
 
 /// Runs a plan's stages in order, streaming every event to the reporter and recording it.
 public struct Engine: Sendable {
@@ -70,7 +75,8 @@ public struct Engine: Sendable {
             case .deploy(let name):
                 if let target = plan.pipeline.environment(named: name)?.target {
                     throw RunRefused(
-                        message: "stage '\(entry.stage.name)' deploys to a \(target.kind) target, which this version of deploy cannot drive yet",
+                        message:
+                            "stage '\(entry.stage.name)' deploys to a \(target.kind) target, which this version of deploy cannot drive yet",
                         hint: "remove `target:` from environment '\(name)' to run its stages only")
                 }
             case .approval, .build, .push:
@@ -82,6 +88,21 @@ public struct Engine: Sendable {
         return SecretMasker(secrets: plan.pipeline.secrets.compactMap { environment[$0] })
     }
 
+    /// With `promote_from`, only a release that succeeded in the earlier environment may go on.
+    public func checkPromotion(_ plan: Plan, release: Release) throws {
+        guard let from = plan.environment.promoteFrom else { return }
+        guard let sha = release.sha else {
+            throw RunRefused(
+                message: "\(plan.environment.name) is promoted from \(from), but this release has no git commit to look up",
+                hint: "run deploy inside the git repository of the release, or set SLIPWAY_SHA")
+        }
+        if try store.lastSucceeded(environment: from, sha: sha) == nil {
+            throw RunRefused(
+                message: "release \(release.description) has not passed \(from): \(plan.environment.name) takes only releases that did",
+                hint: "run `deploy \(from)` for this commit first; `deploy history \(from)` shows what passed")
+        }
+    }
+
     /// Runs the plan. `interrupts` yields a signal number when the user asks to stop (Ctrl-C,
     /// SIGTERM); the running step's process group is then stopped and the run recorded cancelled.
     public func run(
@@ -89,19 +110,25 @@ public struct Engine: Sendable {
         interrupts: AsyncStream<Int32> = AsyncStream { $0.finish() }
     ) async throws -> RunResult {
         let masker = try preflight(plan)
+        try checkPromotion(plan, release: release)
         let started = ContinuousClock.now
-        let run = try store.insert(RunRecord(
-            pipeline: plan.pipeline.file, app: plan.pipeline.app, environment: plan.environment.name,
-            trigger: trigger, sha: release.sha, version: release.version, startedAt: Date(), ownerPID: pid,
-            ownerHost: host))
+        let run = try store.insert(
+            RunRecord(
+                pipeline: plan.pipeline.file, app: plan.pipeline.app, environment: plan.environment.name,
+                trigger: trigger, sha: release.sha, version: release.version, startedAt: Date(), ownerPID: pid,
+                ownerHost: host))
         let runID = run.id!
-        let stages = try store.insert(plan.entries.enumerated().map { position, entry in
-            entry.runs ? StageRecord(runID: runID, position: position, name: entry.stage.name, kind: entry.stage.kindName)
-                : StageRecord.skipped(runID: runID, position: position, stage: entry.stage, reason: entry.skipReason)
-        })
-        reporter.report(.runStarted(
-            runID: runID, app: plan.pipeline.app, environment: plan.environment.name, release: release,
-            trigger: trigger, stages: plan.entries.map { ($0.stage.name, $0.runs, $0.skipReason) }))
+        log.debug("run \(runID) started", metadata: ["environment": "\(plan.environment.name)", "pid": "\(pid)", "host": "\(host)"])
+        let stages = try store.insert(
+            plan.entries.enumerated().map { position, entry in
+                entry.runs
+                    ? StageRecord(runID: runID, position: position, name: entry.stage.name, kind: entry.stage.kindName)
+                    : StageRecord.skipped(runID: runID, position: position, stage: entry.stage, reason: entry.skipReason)
+            })
+        reporter.report(
+            .runStarted(
+                runID: runID, app: plan.pipeline.app, environment: plan.environment.name, release: release,
+                trigger: trigger, stages: plan.entries.map { ($0.stage.name, $0.runs, $0.skipReason) }))
 
         let context = RunContext(engine: self, plan: plan, runID: runID, stages: stages, release: release, masker: masker)
         enum Child: Sendable {
@@ -150,14 +177,17 @@ public struct Engine: Sendable {
         } else {
             await context.runHook(.onFailure, outcome: outcome, reason: reason)
         }
-        let status: ExitStatus = switch outcome {
-        case .succeeded: .success
-        case .cancelled: .cancelled
-        default: .failed
-        }
+        let status: ExitStatus =
+            switch outcome {
+            case .succeeded: .success
+            case .cancelled: .cancelled
+            default: .failed
+            }
         try store.finish(runID: runID, outcome: outcome, exitCode: Int(status.rawValue), reason: reason, at: Date())
-        reporter.report(.runFinished(runID: runID, outcome: outcome, exitCode: status.rawValue, reason: reason,
-                                     duration: ContinuousClock.now - started))
+        reporter.report(
+            .runFinished(
+                runID: runID, outcome: outcome, exitCode: status.rawValue, reason: reason,
+                duration: ContinuousClock.now - started))
         return RunResult(runID: runID, outcome: outcome, exitStatus: status, reason: reason)
     }
 
@@ -283,8 +313,9 @@ struct RunContext: Sendable {
         var record = stages[position]
         record.outcome = .running
         record.startedAt = Date()
-        let startEvent = EventRecord(runID: runID, at: Date(), kind: "stage.started", stage: stage.name,
-                                     message: "stage \(stage.name) started (\(index)/\(count))")
+        let startEvent = EventRecord(
+            runID: runID, at: Date(), kind: "stage.started", stage: stage.name,
+            message: "stage \(stage.name) started (\(index)/\(count))")
         reporter.report(.stageStarted(name: stage.name, index: index, count: count))
 
         var result = StageOutcome(outcome: .succeeded)
@@ -298,7 +329,10 @@ struct RunContext: Sendable {
                     step, stage: stage, stageRecord: record, opening: opening, position: stepPosition,
                     closing: { outcome in
                         let isLast = stepPosition == steps.count - 1 || outcome == .failed || outcome == .timedOut || outcome == .cancelled
-                        return isLast ? stageClosing(record, outcome: outcome == .failedAllowed || result.outcome == .failedAllowed ? .succeeded : outcome, started: started) : nil
+                        return isLast
+                            ? stageClosing(
+                                record, outcome: outcome == .failedAllowed || result.outcome == .failedAllowed ? .succeeded : outcome,
+                                started: started) : nil
                     })
                 opening = nil
                 if stepResult.outcome == .failedAllowed { result.outcome = .failedAllowed; continue }
@@ -307,15 +341,19 @@ struct RunContext: Sendable {
                     break
                 }
             }
-            reporter.report(.stageFinished(name: stage.name, outcome: result.outcome == .failedAllowed ? .succeeded : result.outcome,
-                                           duration: ContinuousClock.now - started))
+            reporter.report(
+                .stageFinished(
+                    name: stage.name, outcome: result.outcome == .failedAllowed ? .succeeded : result.outcome,
+                    duration: ContinuousClock.now - started))
             return result
         case .deploy(let environment):
             do { try store.update(record, event: startEvent) } catch { return StageOutcome(outcome: .failed, reason: "\(error)") }
             // Preflight refused targets; an environment without one has nothing to change yet.
             reporter.report(.notice("environment \(environment) has no target yet: nothing to deploy"))
-            try? store.append(EventRecord(runID: runID, at: Date(), kind: "deploy.skipped", stage: stage.name,
-                                          message: "environment \(environment) has no target: nothing deployed"))
+            try? store.append(
+                EventRecord(
+                    runID: runID, at: Date(), kind: "deploy.skipped", stage: stage.name,
+                    message: "environment \(environment) has no target: nothing deployed"))
         case .approval, .build, .push:
             result = StageOutcome(outcome: .failed, reason: "stage kind \(stage.kindName) cannot run in this version")
         }
@@ -327,15 +365,20 @@ struct RunContext: Sendable {
     }
 
     /// A stage's record as it ends, and the event saying so.
-    func stageClosing(_ stage: StageRecord, outcome: Outcome, started: ContinuousClock.Instant, reason: String? = nil) -> (StageRecord, EventRecord) {
+    func stageClosing(_ stage: StageRecord, outcome: Outcome, started: ContinuousClock.Instant, reason: String? = nil) -> (
+        StageRecord, EventRecord
+    ) {
         var record = stage
         record.outcome = outcome
         record.endedAt = Date()
         record.reason = reason
         let duration = ContinuousClock.now - started
-        return (record, EventRecord(
-            runID: runID, at: Date(), kind: "stage.\(outcome.rawValue)", stage: stage.name,
-            message: "stage \(stage.name) \(outcome.rawValue) in \(DurationParser.format(duration))"))
+        return (
+            record,
+            EventRecord(
+                runID: runID, at: Date(), kind: "stage.\(outcome.rawValue)", stage: stage.name,
+                message: "stage \(stage.name) \(outcome.rawValue) in \(DurationParser.format(duration))")
+        )
     }
 
     /// Runs one step. `opening` is its stage's start, written with this step's (first step only);
@@ -356,12 +399,14 @@ struct RunContext: Sendable {
             switch step.action {
             case .run(let argv):
                 let expanded = try argv.map { try Variables.expand($0, with: values) }
-                spec = ProcessSpec(executable: expanded[0], arguments: Array(expanded.dropFirst()), environment: env,
-                                   workingDirectory: workdir, timeout: step.timeout)
+                spec = ProcessSpec(
+                    executable: expanded[0], arguments: Array(expanded.dropFirst()), environment: env,
+                    workingDirectory: workdir, timeout: step.timeout)
                 display = masker.mask(spec.displayCommand)
             case .sh(let script):
-                spec = ProcessSpec(executable: "/bin/sh", arguments: ["-e", "-c", script, stepName], environment: env,
-                                   workingDirectory: workdir, timeout: step.timeout)
+                spec = ProcessSpec(
+                    executable: "/bin/sh", arguments: ["-e", "-c", script, stepName], environment: env,
+                    workingDirectory: workdir, timeout: step.timeout)
                 let firstLine = script.split(separator: "\n").first.map(String.init) ?? ""
                 display = masker.mask("sh: " + firstLine + (script.contains("\n") ? " …" : ""))
             }
@@ -406,6 +451,7 @@ struct RunContext: Sendable {
                 termination = try await engine.launcher.run(
                     spec, masker: masker,
                     onStart: { pid in
+                        log.debug("step started", metadata: ["step": "\(label)", "pid": "\(pid)", "command": "\(display)"])
                         childPID.withLock { $0 = pid }
                         try? store.recordChild(pid: pid, stepID: stepID)
                     },
@@ -426,11 +472,15 @@ struct RunContext: Sendable {
             let why = launchError ?? termination.description
             record.attempts = attempt
             record.childPID = childPID.withLock { $0 }
-            try? store.update(record, event: EventRecord(
-                runID: runID, at: Date(), kind: "step.retry", stage: stage.name, step: stepName,
-                message: "attempt \(attempt) of \(attempts) ended with \(why); retrying in \(DurationParser.format(delay))"))
-            reporter.report(.stepRetrying(stage: stage.name, step: stepName, after: why, delay: delay,
-                                          nextAttempt: attempt + 1, attempts: attempts))
+            try? store.update(
+                record,
+                event: EventRecord(
+                    runID: runID, at: Date(), kind: "step.retry", stage: stage.name, step: stepName,
+                    message: "attempt \(attempt) of \(attempts) ended with \(why); retrying in \(DurationParser.format(delay))"))
+            reporter.report(
+                .stepRetrying(
+                    stage: stage.name, step: stepName, after: why, delay: delay,
+                    nextAttempt: attempt + 1, attempts: attempts))
             do {
                 try await engine.clock.sleep(for: delay)
             } catch {
@@ -450,13 +500,17 @@ struct RunContext: Sendable {
             detail = "stopped: the run was cancelled"
         case .timedOut:
             outcome = step.continueOnError ? .failedAllowed : .timedOut
-            detail = "timed out after \(DurationParser.format(step.timeout ?? .zero))" + (attempts > 1 ? " (attempt \(attempt) of \(attempts))" : "")
+            detail =
+                "timed out after \(DurationParser.format(step.timeout ?? .zero))"
+                + (attempts > 1 ? " (attempt \(attempt) of \(attempts))" : "")
         default:
             outcome = step.continueOnError ? .failedAllowed : .failed
-            detail = (launchError ?? "failed with \(termination)") + (attempts > 1 ? " after \(attempt) attempts" : "")
+            detail =
+                (launchError ?? "failed with \(termination)") + (attempts > 1 ? " after \(attempt) attempts" : "")
                 + (step.continueOnError ? "; continuing (continue_on_error)" : "")
         }
         let duration = ContinuousClock.now - started
+        log.debug("step ended", metadata: ["step": "\(label)", "termination": "\(termination)", "attempts": "\(attempt)"])
         let kept = capture.withLock { $0 }
         record.outcome = outcome
         record.childPID = childPID.withLock { $0 }
@@ -468,8 +522,9 @@ struct RunContext: Sendable {
         record.outputBytes = kept.totalBytes
         record.outputTruncated = kept.truncated
         let reason = outcome == .succeeded ? nil : "\(label) \(detail)"
-        let stepEvent = EventRecord(runID: runID, at: Date(), kind: "step.\(outcome.rawValue)", stage: stage.name, step: stepName,
-                                    message: "\(label): \(detail)")
+        let stepEvent = EventRecord(
+            runID: runID, at: Date(), kind: "step.\(outcome.rawValue)", stage: stage.name, step: stepName,
+            message: "\(label): \(detail)")
         var stageEnd = closing(outcome)
         stageEnd?.0.reason = outcome == .failedAllowed ? nil : reason
         let events = (outcome == .succeeded ? [] : [stepEvent]) + (stageEnd.map { [$0.1] } ?? [])
@@ -484,8 +539,11 @@ struct RunContext: Sendable {
         record.startedAt = Date()
         record.endedAt = Date()
         record.output = reason + "\n"
-        _ = try? store.insert(record, event: EventRecord(runID: runID, at: Date(), kind: "step.failed", stage: stage.name,
-                                                         step: step.name, message: reason))
+        _ = try? store.insert(
+            record,
+            event: EventRecord(
+                runID: runID, at: Date(), kind: "step.failed", stage: stage.name,
+                step: step.name, message: reason))
         reporter.report(.stepFinished(stage: stage.name, step: step.name, outcome: .failed, detail: reason, duration: .zero))
         return StageOutcome(outcome: .failed, reason: reason)
     }
@@ -509,27 +567,32 @@ struct RunContext: Sendable {
         } catch {
             return true
         }
-        let spec = ProcessSpec(executable: hook.command[0], arguments: Array(hook.command.dropFirst()), environment: env,
-                               timeout: .seconds(300))
+        let spec = ProcessSpec(
+            executable: hook.command[0], arguments: Array(hook.command.dropFirst()), environment: env,
+            timeout: .seconds(300))
         let reporter = self.reporter
         let name = "hook:\(event.rawValue)"
         let lines = Mutex<[String]>([])
         let termination: ProcessTermination
         var detail: String
         do {
-            termination = try await engine.launcher.run(spec, masker: masker, onStart: { _ in }, onOutput: { line in
-                lines.withLock { $0.append(line.text) }
-                reporter.report(.output(stage: name, step: name, line: line))
-            })
+            termination = try await engine.launcher.run(
+                spec, masker: masker, onStart: { _ in },
+                onOutput: { line in
+                    lines.withLock { $0.append(line.text) }
+                    reporter.report(.output(stage: name, step: name, line: line))
+                })
             detail = termination.description
         } catch {
             termination = .exited(127)
             detail = masker.mask("\(error)")
         }
         let result: Outcome = termination.succeeded ? .succeeded : .failed
-        try? store.append(EventRecord(runID: runID, at: Date(), kind: "hook.\(result.rawValue)", stage: name,
-                                      message: "\(event.rawValue) hook \(detail)"
-                                          + (lines.withLock { $0.isEmpty } ? "" : "\n" + lines.withLock { $0.suffix(20).joined(separator: "\n") })))
+        try? store.append(
+            EventRecord(
+                runID: runID, at: Date(), kind: "hook.\(result.rawValue)", stage: name,
+                message: "\(event.rawValue) hook \(detail)"
+                    + (lines.withLock { $0.isEmpty } ? "" : "\n" + lines.withLock { $0.suffix(20).joined(separator: "\n") })))
         reporter.report(.hookFinished(event: event.rawValue, outcome: result, detail: detail))
         return !termination.succeeded
     }

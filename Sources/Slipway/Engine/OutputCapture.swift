@@ -41,7 +41,8 @@ public struct OutputCapture: Sendable {
     public var text: String {
         var lines = head
         if droppedLines > 0 {
-            lines.append("[… \(droppedLines) lines (\(droppedBytes) bytes) left out; the record keeps the first and last \(limit / 2) bytes …]")
+            lines.append(
+                "[… \(droppedLines) lines (\(droppedBytes) bytes) left out; the record keeps the first and last \(limit / 2) bytes …]")
         }
         lines += tail[tailStart...]
         return lines.isEmpty ? "" : lines.joined(separator: "\n") + "\n"

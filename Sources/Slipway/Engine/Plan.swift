@@ -24,9 +24,13 @@ public struct Plan: Sendable {
 
         public var description: String {
             var text = "\(file) has no environment '\(name)'"
-            if let guess = suggestion(for: name, among: known) { text += "; did you mean '\(guess)'?" }
-            else if !known.isEmpty { text += "; it declares: \(known.joined(separator: ", "))" }
-            else { text += "; declare it under `environments:`" }
+            if let guess = suggestion(for: name, among: known) {
+                text += "; did you mean '\(guess)'?"
+            } else if !known.isEmpty {
+                text += "; it declares: \(known.joined(separator: ", "))"
+            } else {
+                text += "; declare it under `environments:`"
+            }
             return text
         }
     }

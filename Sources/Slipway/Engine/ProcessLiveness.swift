@@ -6,12 +6,13 @@ public enum ProcessLiveness {
         guard pid > 0 else { return false }
         if kill(pid, 0) != 0 && errno != EPERM { return false }
         #if os(Linux)
-        // /proc/<pid>/stat: "pid (comm) S …"; the state follows the last ')'.
-        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-           let close = stat.lastIndex(of: ")") {
-            let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
-            return state != "Z" && state != "X"
-        }
+            // /proc/<pid>/stat: "pid (comm) S …"; the state follows the last ')'.
+            if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            {
+                let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+                return state != "Z" && state != "X"
+            }
         #endif
         return true
     }
@@ -26,14 +27,15 @@ public enum ProcessLiveness {
 
     static func leadsOwnSession(_ pid: Int32) -> Bool {
         #if os(Linux)
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return false }
-        // After "(comm)": state ppid pgrp session …
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 3, let group = Int32(fields[2]), let session = Int32(fields[3]) else { return false }
-        return group == pid && session == pid
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return false }
+            // After "(comm)": state ppid pgrp session …
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 3, let group = Int32(fields[2]), let session = Int32(fields[3]) else { return false }
+            return group == pid && session == pid
         #else
-        return getpgid(pid) == pid
+            return getpgid(pid) == pid
         #endif
     }
 }

@@ -14,7 +14,8 @@ extension Trigger {
             return Trigger(user: environment["GITLAB_USER_LOGIN"] ?? user, ci: "gitlab", jobURL: environment["CI_JOB_URL"])
         }
         if environment["BUILDKITE"] == "true" {
-            return Trigger(user: environment["BUILDKITE_BUILD_CREATOR"] ?? user, ci: "buildkite", jobURL: environment["BUILDKITE_BUILD_URL"])
+            return Trigger(
+                user: environment["BUILDKITE_BUILD_CREATOR"] ?? user, ci: "buildkite", jobURL: environment["BUILDKITE_BUILD_URL"])
         }
         if environment["CIRCLECI"] == "true" {
             return Trigger(user: environment["CIRCLE_USERNAME"] ?? user, ci: "circleci", jobURL: environment["CIRCLE_BUILD_URL"])

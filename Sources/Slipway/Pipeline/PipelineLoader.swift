@@ -16,12 +16,16 @@ public enum PipelineLoader {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            let reason = FileManager.default.fileExists(atPath: path)
+            let reason =
+                FileManager.default.fileExists(atPath: path)
                 ? "cannot read the file as UTF-8 text" : "no such file"
-            throw PipelineError(file: path, diagnostics: [
-                Diagnostic(at: SourceLocation(file: path, line: 1, column: 1), reason,
-                           hint: "pass the pipeline with --pipeline FILE (default: Pipelines/<app>.yml or slipway.yml)")
-            ])
+            throw PipelineError(
+                file: path,
+                diagnostics: [
+                    Diagnostic(
+                        at: SourceLocation(file: path, line: 1, column: 1), reason,
+                        hint: "pass the pipeline with --pipeline FILE (default: Pipelines/<app>.yml or slipway.yml)")
+                ])
         }
         return try parse(yaml: text, file: path)
     }
@@ -75,9 +79,10 @@ private final class Reader {
             return nil
         }
         guard let root, !isNull(root) else {
-            diagnostics.append(Diagnostic(
-                at: SourceLocation(file: file, line: 1, column: 1), "the pipeline is empty",
-                hint: "a pipeline needs at least `app:` and `stages:`; see docs/pipelines.md"))
+            diagnostics.append(
+                Diagnostic(
+                    at: SourceLocation(file: file, line: 1, column: 1), "the pipeline is empty",
+                    hint: "a pipeline needs at least `app:` and `stages:`; see docs/pipelines.md"))
             return nil
         }
         guard let top = mapping(root, "the pipeline") else { return nil }
@@ -98,13 +103,16 @@ private final class Reader {
         let outputLimit = top["output_limit"].flatMap { size($0, "output_limit") } ?? Pipeline.defaultOutputLimit
 
         var stages: [Stage] = []
-        if let stagesNode = required(top, "stages", in: root, context: "the pipeline",
-                                     hint: "add `stages:` with a list of stages, e.g. `- { name: test, run: [swift, test] }`") {
+        if let stagesNode = required(
+            top, "stages", in: root, context: "the pipeline",
+            hint: "add `stages:` with a list of stages, e.g. `- { name: test, run: [swift, test] }`")
+        {
             stages = stageList(stagesNode)
         }
 
-        crossCheck(stages: stages, environments: environments, gates: gates, variables: variables,
-                   secrets: secrets, stagesNode: top["stages"], root: root)
+        crossCheck(
+            stages: stages, environments: environments, gates: gates, variables: variables,
+            secrets: secrets, stagesNode: top["stages"], root: root)
 
         guard let app else { return nil }
         return Pipeline(
@@ -119,16 +127,18 @@ private final class Reader {
         }
         switch yaml {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
+            .composer(let context, let problem, let mark, _):
             let where_ = SourceLocation(file: file, line: mark.line, column: mark.column)
             let what = [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
-            return Diagnostic(at: where_, "not valid YAML: \(what)",
-                              hint: "check indentation and quoting near this point; values containing ': ' or '#' need quotes")
+            return Diagnostic(
+                at: where_, "not valid YAML: \(what)",
+                hint: "check indentation and quoting near this point; values containing ': ' or '#' need quotes")
         case .duplicatedKeysInMapping(let duplicates, let context):
             let where_ = SourceLocation(file: file, line: context.mark.line, column: context.mark.column)
             let names = duplicates.map { "'\($0)'" }.joined(separator: ", ")
-            return Diagnostic(at: where_, "key \(names) appears more than once in the same mapping",
-                              hint: "keep one of them: YAML would silently use only the last")
+            return Diagnostic(
+                at: where_, "key \(names) appears more than once in the same mapping",
+                hint: "keep one of them: YAML would silently use only the last")
         default:
             return Diagnostic(at: start, "not valid YAML: \(yaml)")
         }
@@ -137,13 +147,15 @@ private final class Reader {
     // MARK: Sections
 
     func secretList(_ node: Node) -> [(name: String, node: Node)] {
-        guard let items = sequence(node, "secrets", hint: "list the names of environment variables, e.g. `secrets: [REGISTRY_TOKEN]`") else { return [] }
+        guard let items = sequence(node, "secrets", hint: "list the names of environment variables, e.g. `secrets: [REGISTRY_TOKEN]`")
+        else { return [] }
         var names: [(String, Node)] = []
         for item in items {
             guard let name = string(item, "a secret's name") else { continue }
             if !Variables.isValidName(name) {
-                error(item, "secret name '\(name)' is not an environment variable name",
-                      hint: "use letters, digits and '_', not starting with a digit, e.g. REGISTRY_TOKEN")
+                error(
+                    item, "secret name '\(name)' is not an environment variable name",
+                    hint: "use letters, digits and '_', not starting with a digit, e.g. REGISTRY_TOKEN")
             } else if names.contains(where: { $0.0 == name }) {
                 error(item, "secret '\(name)' is listed twice")
             } else {
@@ -159,13 +171,15 @@ private final class Reader {
         let builtins = Set(Variables.builtinNames + Variables.gateOnly)
         for (keyNode, key, valueNode) in pairs.entries {
             if !Variables.isValidName(key) {
-                error(keyNode, "variable name '\(key)' is not valid",
-                      hint: "use letters, digits and '_', not starting with a digit")
+                error(
+                    keyNode, "variable name '\(key)' is not valid",
+                    hint: "use letters, digits and '_', not starting with a digit")
                 continue
             }
             if builtins.contains(key) {
-                error(keyNode, "variable '\(key)' would hide the built-in ${\(key)}",
-                      hint: "choose another name; built-ins: \(Variables.builtins.map(\.name).joined(separator: ", "))")
+                error(
+                    keyNode, "variable '\(key)' would hide the built-in ${\(key)}",
+                    hint: "choose another name; built-ins: \(Variables.builtins.map(\.name).joined(separator: ", "))")
                 continue
             }
             guard let value = string(valueNode, "variable \(key)") else { continue }
@@ -179,8 +193,9 @@ private final class Reader {
         var result: [EnvironmentSpec] = []
         for (keyNode, name, value) in pairs.entries {
             if PipelineLoader.reservedEnvironmentNames.contains(name) {
-                error(keyNode, "environment name '\(name)' clashes with the command `deploy \(name)`",
-                      hint: "rename the environment, e.g. '\(name)-env'")
+                error(
+                    keyNode, "environment name '\(name)' clashes with the command `deploy \(name)`",
+                    hint: "rename the environment, e.g. '\(name)-env'")
             } else if !isValidIdentifier(name) {
                 error(keyNode, "environment name '\(name)' is not valid", hint: "use letters, digits, '-', '_' and '.'")
             }
@@ -190,12 +205,14 @@ private final class Reader {
     }
 
     func environment(name: String, keyNode: Node, node: Node) -> EnvironmentSpec {
-        var spec = EnvironmentSpec(name: name, location: location(keyNode), target: nil, strategy: nil, gates: [],
-                                   promoteFrom: nil, approval: nil, variables: [])
+        var spec = EnvironmentSpec(
+            name: name, location: location(keyNode), target: nil, strategy: nil, gates: [],
+            promoteFrom: nil, approval: nil, variables: [])
         if isNull(node) { return spec }
         guard let pairs = mapping(node, "environment '\(name)'") else { return spec }
-        checkKeys(pairs, allowed: ["target", "strategy", "gates", "promote_from", "approval", "variables"],
-                  in: "environment '\(name)'")
+        checkKeys(
+            pairs, allowed: ["target", "strategy", "gates", "promote_from", "approval", "variables"],
+            in: "environment '\(name)'")
         spec.target = pairs["target"].flatMap(target)
         spec.strategy = pairs["strategy"].flatMap(strategy)
         spec.gates = pairs["gates"].map { stringList($0, "gates", hint: "list gate names, e.g. `gates: [smoke]`") } ?? []
@@ -206,13 +223,18 @@ private final class Reader {
     }
 
     func target(_ node: Node) -> TargetSpec? {
-        guard let pairs = mapping(node, "target", hint: "e.g. `target: { docker: { proxy: nginx, listen: 127.0.0.1:8081 } }`") else { return nil }
+        guard let pairs = mapping(node, "target", hint: "e.g. `target: { docker: { proxy: nginx, listen: 127.0.0.1:8081 } }`") else {
+            return nil
+        }
         let kinds = ["docker", "kubernetes"]
         checkKeys(pairs, allowed: kinds, in: "target")
         let present = pairs.entries.filter { kinds.contains($0.key) }
         guard present.count == 1 else {
-            if present.count > 1 { error(node, "a target is either docker or kubernetes, not both") }
-            else if pairs.entries.isEmpty { error(node, "the target is empty", hint: "name a kind: docker or kubernetes") }
+            if present.count > 1 {
+                error(node, "a target is either docker or kubernetes, not both")
+            } else if pairs.entries.isEmpty {
+                error(node, "the target is empty", hint: "name a kind: docker or kubernetes")
+            }
             return nil
         }
         let (_, kind, body) = present[0]
@@ -221,13 +243,15 @@ private final class Reader {
         switch kind {
         case "docker":
             checkKeys(settings, allowed: ["proxy", "listen"], in: "the docker target")
-            return .docker(proxy: settings["proxy"].flatMap { string($0, "proxy") },
-                           listen: settings["listen"].flatMap { string($0, "listen") })
+            return .docker(
+                proxy: settings["proxy"].flatMap { string($0, "proxy") },
+                listen: settings["listen"].flatMap { string($0, "listen") })
         default:
             checkKeys(settings, allowed: ["context", "namespace", "manifests"], in: "the kubernetes target")
-            return .kubernetes(context: settings["context"].flatMap { string($0, "context") },
-                               namespace: settings["namespace"].flatMap { string($0, "namespace") },
-                               manifests: settings["manifests"].flatMap { string($0, "manifests") })
+            return .kubernetes(
+                context: settings["context"].flatMap { string($0, "context") },
+                namespace: settings["namespace"].flatMap { string($0, "namespace") },
+                manifests: settings["manifests"].flatMap { string($0, "manifests") })
         }
     }
 
@@ -239,8 +263,9 @@ private final class Reader {
             case "blue_green": return .blueGreen(previewGates: [], bake: nil)
             default:
                 let guess = suggestion(for: scalar.string.replacingOccurrences(of: "-", with: "_"), among: names)
-                error(node, "unknown strategy '\(scalar.string)'",
-                      hint: guess.map { "did you mean '\($0)'?" } ?? "use one of: \(names.joined(separator: ", "))")
+                error(
+                    node, "unknown strategy '\(scalar.string)'",
+                    hint: guess.map { "did you mean '\($0)'?" } ?? "use one of: \(names.joined(separator: ", "))")
                 return nil
             }
         }
@@ -256,8 +281,9 @@ private final class Reader {
             return .rolling
         case "blue_green":
             checkKeys(settings, allowed: ["preview_gates", "bake"], in: "blue_green")
-            return .blueGreen(previewGates: settings["preview_gates"].map { stringList($0, "preview_gates") } ?? [],
-                              bake: settings["bake"].flatMap { duration($0, "bake") })
+            return .blueGreen(
+                previewGates: settings["preview_gates"].map { stringList($0, "preview_gates") } ?? [],
+                bake: settings["bake"].flatMap { duration($0, "bake") })
         default:
             checkKeys(settings, allowed: ["steps", "pause", "analysis"], in: "canary")
             var steps: [Int] = []
@@ -272,19 +298,22 @@ private final class Reader {
                     steps.append(weight)
                 }
                 if let last = steps.last, last != 100 {
-                    error(stepsNode, "canary steps end at \(last)%, so the release would never take all traffic",
-                          hint: "end the list with 100")
+                    error(
+                        stepsNode, "canary steps end at \(last)%, so the release would never take all traffic",
+                        hint: "end the list with 100")
                 }
             } else if settings["steps"] == nil {
                 steps = [5, 25, 50, 100]
             }
-            return .canary(steps: steps, pause: settings["pause"].flatMap { duration($0, "pause") },
-                           analysis: settings["analysis"].map { stringList($0, "analysis") } ?? [])
+            return .canary(
+                steps: steps, pause: settings["pause"].flatMap { duration($0, "pause") },
+                analysis: settings["analysis"].map { stringList($0, "analysis") } ?? [])
         }
     }
 
     func approval(_ node: Node) -> ApprovalSpec? {
-        guard let pairs = mapping(node, "approval", hint: "e.g. `approval: { approvers: 1, distinct_from_trigger: true, timeout: 4h }`") else { return nil }
+        guard let pairs = mapping(node, "approval", hint: "e.g. `approval: { approvers: 1, distinct_from_trigger: true, timeout: 4h }`")
+        else { return nil }
         checkKeys(pairs, allowed: ["approvers", "allowed", "distinct_from_trigger", "timeout"], in: "approval")
         let count = pairs["approvers"].flatMap { integer($0, "approvers") } ?? 1
         if let countNode = pairs["approvers"], count < 1 { error(countNode, "approvers must be at least 1") }
@@ -299,26 +328,31 @@ private final class Reader {
         guard let pairs = mapping(node, "gates") else { return [] }
         var result: [GateSpec] = []
         for (keyNode, name, value) in pairs.entries {
-            if !isValidIdentifier(name) { error(keyNode, "gate name '\(name)' is not valid", hint: "use letters, digits, '-', '_' and '.'") }
+            if !isValidIdentifier(name) {
+                error(keyNode, "gate name '\(name)' is not valid", hint: "use letters, digits, '-', '_' and '.'")
+            }
             guard let settings = mapping(value, "gate '\(name)'") else { continue }
             let kinds = ["http", "prometheus", "command"]
-            checkKeys(settings, allowed: kinds + ["below", "above", "every", "times", "failure_limit", "initial_delay"],
-                      in: "gate '\(name)'")
+            checkKeys(
+                settings, allowed: kinds + ["below", "above", "every", "times", "failure_limit", "initial_delay"],
+                in: "gate '\(name)'")
             let present = settings.entries.filter { kinds.contains($0.key) }
             guard present.count == 1 else {
-                error(keyNode, present.isEmpty ? "gate '\(name)' checks nothing" : "gate '\(name)' has more than one check",
-                      hint: "give it exactly one of: http, prometheus, command")
+                error(
+                    keyNode, present.isEmpty ? "gate '\(name)' checks nothing" : "gate '\(name)' has more than one check",
+                    hint: "give it exactly one of: http, prometheus, command")
                 continue
             }
             guard let check = gateCheck(kind: present[0].key, node: present[0].value, gate: name) else { continue }
-            result.append(GateSpec(
-                name: name, location: location(keyNode), check: check,
-                below: settings["below"].flatMap { number($0, "below") },
-                above: settings["above"].flatMap { number($0, "above") },
-                every: settings["every"].flatMap { duration($0, "every") },
-                times: settings["times"].flatMap { positive($0, "times") },
-                failureLimit: settings["failure_limit"].flatMap { integer($0, "failure_limit") },
-                initialDelay: settings["initial_delay"].flatMap { duration($0, "initial_delay") }))
+            result.append(
+                GateSpec(
+                    name: name, location: location(keyNode), check: check,
+                    below: settings["below"].flatMap { number($0, "below") },
+                    above: settings["above"].flatMap { number($0, "above") },
+                    every: settings["every"].flatMap { duration($0, "every") },
+                    times: settings["times"].flatMap { positive($0, "times") },
+                    failureLimit: settings["failure_limit"].flatMap { integer($0, "failure_limit") },
+                    initialDelay: settings["initial_delay"].flatMap { duration($0, "initial_delay") }))
         }
         return result
     }
@@ -333,10 +367,13 @@ private final class Reader {
         case "http":
             guard let pairs = mapping(node, "http", hint: "e.g. `http: { url: \"${TARGET_URL}/health\", status: 200 }`") else { return nil }
             checkKeys(pairs, allowed: ["url", "status", "body", "within"], in: "http")
-            guard let url = required(pairs, "url", in: node, context: "http", hint: "add `url:`").flatMap({ string($0, "url") }) else { return nil }
-            return .http(url: url, status: pairs["status"].flatMap { integer($0, "status") },
-                         body: pairs["body"].flatMap { string($0, "body") },
-                         within: pairs["within"].flatMap { duration($0, "within") })
+            guard let url = required(pairs, "url", in: node, context: "http", hint: "add `url:`").flatMap({ string($0, "url") }) else {
+                return nil
+            }
+            return .http(
+                url: url, status: pairs["status"].flatMap { integer($0, "status") },
+                body: pairs["body"].flatMap { string($0, "body") },
+                within: pairs["within"].flatMap { duration($0, "within") })
         default:
             guard let pairs = mapping(node, "prometheus") else { return nil }
             checkKeys(pairs, allowed: ["url", "query"], in: "prometheus")
@@ -354,13 +391,17 @@ private final class Reader {
         for (keyNode, key, value) in pairs.entries {
             guard let event = HookEvent(rawValue: key) else {
                 let guess = suggestion(for: key.replacingOccurrences(of: "_", with: "-"), among: names)
-                error(keyNode, "unknown hook '\(key)'",
-                      hint: guess.map { "did you mean '\($0)'?" } ?? "hooks are: \(names.joined(separator: ", "))")
+                error(
+                    keyNode, "unknown hook '\(key)'",
+                    hint: guess.map { "did you mean '\($0)'?" } ?? "hooks are: \(names.joined(separator: ", "))")
                 continue
             }
             let command: [String]
-            if case .scalar = value { command = string(value, "hook \(key)").map { [$0] } ?? [] }
-            else { command = stringList(value, "hook \(key)") }
+            if case .scalar = value {
+                command = string(value, "hook \(key)").map { [$0] } ?? []
+            } else {
+                command = stringList(value, "hook \(key)")
+            }
             guard !command.isEmpty, !command[0].isEmpty else {
                 error(value, "hook '\(key)' names no executable", hint: "e.g. `\(key): Hooks/\(key)`")
                 continue
@@ -385,8 +426,9 @@ private final class Reader {
         for item in items {
             guard let stage = stage(item) else { continue }
             if let first = seen[stage.name] {
-                error(item, "stage name '\(stage.name)' is used twice (first at line \(first.line))",
-                      hint: "stage names identify records and `deploy logs --step`; make each unique")
+                error(
+                    item, "stage name '\(stage.name)' is used twice (first at line \(first.line))",
+                    hint: "stage names identify records and `deploy logs --step`; make each unique")
                 continue
             }
             seen[stage.name] = stage.location
@@ -396,7 +438,9 @@ private final class Reader {
     }
 
     func stage(_ node: Node) -> Stage? {
-        guard let pairs = mapping(node, "a stage", hint: "each stage is a mapping: `- { name: test, run: [swift, test] }`") else { return nil }
+        guard let pairs = mapping(node, "a stage", hint: "each stage is a mapping: `- { name: test, run: [swift, test] }`") else {
+            return nil
+        }
         checkKeys(pairs, allowed: ["name"] + Self.stageActions + Self.stepOptions, in: "a stage")
         let name = required(pairs, "name", in: node, context: "a stage", hint: "add `name:`").flatMap { string($0, "name") }
         if let name, let nameNode = pairs["name"], !isValidIdentifier(name) {
@@ -406,11 +450,13 @@ private final class Reader {
         guard let name else { return nil }
         guard actions.count == 1 else {
             if actions.isEmpty {
-                error(node, "stage '\(name)' does nothing",
-                      hint: "give it one of: \(Self.stageActions.joined(separator: ", "))")
+                error(
+                    node, "stage '\(name)' does nothing",
+                    hint: "give it one of: \(Self.stageActions.joined(separator: ", "))")
             } else {
-                error(actions[1].keyNode, "stage '\(name)' has both \(actions[0].key) and \(actions[1].key)",
-                      hint: "a stage does one thing; use `steps:` for several commands")
+                error(
+                    actions[1].keyNode, "stage '\(name)' has both \(actions[0].key) and \(actions[1].key)",
+                    hint: "a stage does one thing; use `steps:` for several commands")
             }
             return nil
         }
@@ -418,8 +464,9 @@ private final class Reader {
         let here = location(node)
         let stepOptionKeys = pairs.entries.filter { Self.stepOptions.contains($0.key) }
         if kind != "run" && kind != "sh", let misplaced = stepOptionKeys.first {
-            error(misplaced.keyNode, "'\(misplaced.key)' applies to a run or sh stage, not to a \(kind) stage",
-                  hint: kind == "steps" ? "put it on the step inside `steps:`" : nil)
+            error(
+                misplaced.keyNode, "'\(misplaced.key)' applies to a run or sh stage, not to a \(kind) stage",
+                hint: kind == "steps" ? "put it on the step inside `steps:`" : nil)
         }
         switch kind {
         case "run", "sh":
@@ -432,7 +479,11 @@ private final class Reader {
             for item in items {
                 guard let stepPairs = mapping(item, "a step") else { continue }
                 checkKeys(stepPairs, allowed: ["name", "run", "sh"] + Self.stepOptions, in: "a step")
-                guard let stepName = required(stepPairs, "name", in: item, context: "a step", hint: "add `name:`").flatMap({ string($0, "name") }) else { continue }
+                guard
+                    let stepName = required(stepPairs, "name", in: item, context: "a step", hint: "add `name:`").flatMap({
+                        string($0, "name")
+                    })
+                else { continue }
                 if steps.contains(where: { $0.name == stepName }) {
                     error(stepPairs["name"] ?? item, "step name '\(stepName)' is used twice in stage '\(name)'")
                     continue
@@ -444,14 +495,18 @@ private final class Reader {
             guard let environment = string(body, "deploy", hint: "name an environment, e.g. `deploy: staging`") else { return nil }
             return Stage(name: name, location: here, kind: .deploy(environment: environment))
         case "approval":
-            guard let environment = string(body, "approval", hint: "name the environment it guards, e.g. `approval: production`") else { return nil }
+            guard let environment = string(body, "approval", hint: "name the environment it guards, e.g. `approval: production`") else {
+                return nil
+            }
             return Stage(name: name, location: here, kind: .approval(environment: environment))
         case "build":
             guard let settings = isNull(body) ? Mapping(entries: []) : mapping(body, "build") else { return nil }
             checkKeys(settings, allowed: ["context", "file"], in: "build")
-            return Stage(name: name, location: here, kind: .build(
-                context: settings["context"].flatMap { string($0, "context") } ?? ".",
-                file: settings["file"].flatMap { string($0, "file") }))
+            return Stage(
+                name: name, location: here,
+                kind: .build(
+                    context: settings["context"].flatMap { string($0, "context") } ?? ".",
+                    file: settings["file"].flatMap { string($0, "file") }))
         default:
             if !isNull(body), let settings = mapping(body, "push") { checkKeys(settings, allowed: [], in: "push") }
             return Stage(name: name, location: here, kind: .push)
@@ -466,8 +521,9 @@ private final class Reader {
             return nil
         } else if let runNode = pairs["run"] {
             if case .scalar(let scalar) = runNode {
-                error(runNode, "run takes an argv array, not a string",
-                      hint: "write `run: [\(scalar.string.split(separator: " ").joined(separator: ", "))]`, or use `sh:` for a shell script")
+                error(
+                    runNode, "run takes an argv array, not a string",
+                    hint: "write `run: [\(scalar.string.split(separator: " ").joined(separator: ", "))]`, or use `sh:` for a shell script")
                 return nil
             }
             let argv = stringList(runNode, "run")
@@ -510,9 +566,11 @@ private final class Reader {
 
     // MARK: Cross-references
 
-    func crossCheck(stages: [Stage], environments: [EnvironmentSpec], gates: [GateSpec],
-                    variables: [(name: String, value: String)], secrets: [(name: String, node: Node)],
-                    stagesNode: Node?, root: Node) {
+    func crossCheck(
+        stages: [Stage], environments: [EnvironmentSpec], gates: [GateSpec],
+        variables: [(name: String, value: String)], secrets: [(name: String, node: Node)],
+        stagesNode: Node?, root: Node
+    ) {
         let environmentNames = environments.map(\.name)
         let gateNames = gates.map(\.name)
         var deployed: [String: String] = [:]
@@ -528,8 +586,10 @@ private final class Reader {
 
         func unknownEnvironment(_ name: String, at n: Node, what: String) {
             let guess = suggestion(for: name, among: environmentNames)
-            let hint = guess.map { "did you mean '\($0)'?" }
-                ?? (environmentNames.isEmpty ? "declare it under `environments:`"
+            let hint =
+                guess.map { "did you mean '\($0)'?" }
+                ?? (environmentNames.isEmpty
+                    ? "declare it under `environments:`"
                     : "declared environments: \(environmentNames.joined(separator: ", "))")
             error(n, "\(what) names environment '\(name)', which is not declared", hint: hint)
         }
@@ -540,9 +600,10 @@ private final class Reader {
                 if !environmentNames.contains(environment) {
                     unknownEnvironment(environment, at: node(of: stage, key: "deploy") ?? root, what: "stage '\(stage.name)'")
                 } else if let other = deployed[environment] {
-                    error(node(of: stage, key: "deploy") ?? root,
-                          "stages '\(other)' and '\(stage.name)' both deploy to '\(environment)'",
-                          hint: "an environment is deployed by one stage")
+                    error(
+                        node(of: stage, key: "deploy") ?? root,
+                        "stages '\(other)' and '\(stage.name)' both deploy to '\(environment)'",
+                        hint: "an environment is deployed by one stage")
                 } else {
                     deployed[environment] = stage.name
                 }
@@ -576,8 +637,9 @@ private final class Reader {
                 }
                 for (gate, gateNode) in referenced where !gateNames.contains(gate) {
                     let guess = suggestion(for: gate, among: gateNames)
-                    error(gateNode, "environment '\(name)' uses gate '\(gate)', which is not declared",
-                          hint: guess.map { "did you mean '\($0)'?" } ?? "declare it under `gates:`")
+                    error(
+                        gateNode, "environment '\(name)' uses gate '\(gate)', which is not declared",
+                        hint: guess.map { "did you mean '\($0)'?" } ?? "declare it under `gates:`")
                 }
                 if let from = spec.promoteFrom, let fromNode = body["promote_from"] {
                     if from == name {
@@ -586,11 +648,14 @@ private final class Reader {
                         unknownEnvironment(from, at: fromNode, what: "promote_from of '\(name)'")
                     }
                 }
-                if spec.approval != nil, !stages.contains(where: {
-                    if case .approval(name) = $0.kind { true } else { false }
-                }) {
-                    warning(keyNode, "environment '\(name)' sets approval: but no stage is `approval: \(name)`",
-                            hint: "add `- { name: sign-off, approval: \(name) }` before its deploy stage, or the settings are unused")
+                if spec.approval != nil,
+                    !stages.contains(where: {
+                        if case .approval(name) = $0.kind { true } else { false }
+                    })
+                {
+                    warning(
+                        keyNode, "environment '\(name)' sets approval: but no stage is `approval: \(name)`",
+                        hint: "add `- { name: sign-off, approval: \(name) }` before its deploy stage, or the settings are unused")
                 }
             }
         }
@@ -635,24 +700,30 @@ private final class Reader {
         }
         switch Variables.references(in: text) {
         case .failure(.unterminated(let offset)):
-            diagnostics.append(Diagnostic(at: at(offset), "'${' is not closed in '\(text)'",
-                                          hint: "write ${NAME}, or $${ for a literal '${'"))
+            diagnostics.append(
+                Diagnostic(
+                    at: at(offset), "'${' is not closed in '\(text)'",
+                    hint: "write ${NAME}, or $${ for a literal '${'"))
         case .failure(.badName(let name, let offset)):
-            diagnostics.append(Diagnostic(at: at(offset), "'${\(name)}' is not a variable name",
-                                          hint: "names use letters, digits and '_'; write $${ for a literal '${'"))
+            diagnostics.append(
+                Diagnostic(
+                    at: at(offset), "'${\(name)}' is not a variable name",
+                    hint: "names use letters, digits and '_'; write $${ for a literal '${'"))
         case .success(let references):
             for reference in references {
                 if secrets.contains(reference.name) {
-                    diagnostics.append(Diagnostic(
-                        .warning, at: at(reference.offset),
-                        "secret ${\(reference.name)} is passed on a command line, where other users of the machine can read it (ps, /proc)",
-                        hint: "let the command read \(reference.name) from its environment instead: steps inherit it"))
+                    diagnostics.append(
+                        Diagnostic(
+                            .warning, at: at(reference.offset),
+                            "secret ${\(reference.name)} is passed on a command line, where other users of the machine can read it (ps, /proc)",
+                            hint: "let the command read \(reference.name) from its environment instead: steps inherit it"))
                 } else if !known.contains(reference.name) {
                     let guess = suggestion(for: reference.name, among: known)
-                    diagnostics.append(Diagnostic(
-                        at: at(reference.offset), "unknown variable ${\(reference.name)}",
-                        hint: guess.map { "did you mean ${\($0)}?" }
-                            ?? "declare it under `variables:`; built-ins: \(Variables.builtins.map(\.name).joined(separator: ", "))"))
+                    diagnostics.append(
+                        Diagnostic(
+                            at: at(reference.offset), "unknown variable ${\(reference.name)}",
+                            hint: guess.map { "did you mean ${\($0)}?" }
+                                ?? "declare it under `variables:`; built-ins: \(Variables.builtins.map(\.name).joined(separator: ", "))"))
                 }
             }
         }
@@ -789,7 +860,8 @@ private final class Reader {
     func checkKeys(_ pairs: Mapping, allowed: [String], in context: String) {
         for entry in pairs.entries where !allowed.contains(entry.key) {
             let guess = suggestion(for: entry.key, among: allowed)
-            let hint = guess.map { "did you mean '\($0)'?" }
+            let hint =
+                guess.map { "did you mean '\($0)'?" }
                 ?? (allowed.isEmpty ? "\(context) takes no settings" : "allowed here: \(allowed.joined(separator: ", "))")
             error(entry.keyNode, "unknown key '\(entry.key)' in \(context)", hint: hint)
         }
@@ -797,7 +869,9 @@ private final class Reader {
 
     func isValidIdentifier(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 63
-            && name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0)) }
+            && name.unicodeScalars.allSatisfy {
+                $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0))
+            }
             && name.first != "-" && name.first != "."
     }
 }

@@ -4,7 +4,9 @@ public import SlipwayStore
 /// Everything a run tells the person (or program) watching it. The engine sends each event both to
 /// a ``Reporting`` and, in its own form, to the run store.
 public enum RunEvent: Sendable {
-    case runStarted(runID: Int64, app: String, environment: String, release: Release, trigger: Trigger, stages: [(name: String, runs: Bool, note: String?)])
+    case runStarted(
+        runID: Int64, app: String, environment: String, release: Release, trigger: Trigger,
+        stages: [(name: String, runs: Bool, note: String?)])
     case stageStarted(name: String, index: Int, count: Int)
     case stageSkipped(name: String, reason: String)
     case stepStarted(stage: String, step: String, command: String, attempt: Int, attempts: Int)

@@ -1,7 +1,7 @@
 import Foundation
-import Synchronization
 import SlipwayProcess
 import SlipwayStore
+import Synchronization
 
 /// Human output: plain lines (CI, pipes) or, on a terminal, colour and a live status line showing
 /// the stage running and its elapsed time.
@@ -81,7 +81,8 @@ public final class TerminalReporter: Reporting, Sendable {
             state.stageStarted = .now
             state.index = index
             state.count = count
-            return style.live ? style.blue("▶ ") + style.bold(name) + style.dim("  (\(index)/\(count))") + "\n"
+            return style.live
+                ? style.blue("▶ ") + style.bold(name) + style.dim("  (\(index)/\(count))") + "\n"
                 : "==> [\(index)/\(count)] \(name)\n"
         case .stageSkipped(let name, let reason):
             return style.live ? style.dim("– \(name)  skipped: \(reason)") + "\n" : "--- \(name) skipped: \(reason)\n"
@@ -100,11 +101,13 @@ public final class TerminalReporter: Reporting, Sendable {
         case .stepFinished(let stage, let step, let outcome, let detail, let duration):
             guard outcome != .succeeded || step != stage else { return "" }
             let who = step == stage ? stage : "\(stage)/\(step)"
-            return style.live ? "  \(mark(outcome)) \(who): \(detail) " + style.dim(DurationParser.format(duration)) + "\n"
+            return style.live
+                ? "  \(mark(outcome)) \(who): \(detail) " + style.dim(DurationParser.format(duration)) + "\n"
                 : "--- \(who): \(detail) in \(DurationParser.format(duration))\n"
         case .stageFinished(let name, let outcome, let duration):
             state.stage = nil
-            return style.live ? "\(mark(outcome)) \(name)  " + style.dim(DurationParser.format(duration)) + "\n"
+            return style.live
+                ? "\(mark(outcome)) \(name)  " + style.dim(DurationParser.format(duration)) + "\n"
                 : "--- \(name) \(outcome.rawValue) in \(DurationParser.format(duration))\n"
         case .hookFinished(let event, let outcome, let detail):
             return style.live ? "\(mark(outcome)) hook \(event): \(detail)\n" : "--- hook \(event): \(detail)\n"
@@ -112,7 +115,8 @@ public final class TerminalReporter: Reporting, Sendable {
             return style.live ? style.dim("  ℹ \(text)") + "\n" : "--- \(text)\n"
         case .runFinished(let runID, let outcome, let code, let reason, let duration):
             state.stage = nil
-            let summary = "run \(runID) \(outcome.rawValue) in \(DurationParser.format(duration))"
+            let summary =
+                "run \(runID) \(outcome.rawValue) in \(DurationParser.format(duration))"
                 + (reason.map { ": \($0)" } ?? "") + (code == 0 ? "" : " (exit \(code))")
             let coloured = outcome == .succeeded ? style.green(summary) : style.red(summary)
             return (style.live ? style.bold(coloured) : summary) + "\n"

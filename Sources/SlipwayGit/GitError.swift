@@ -1,0 +1,41 @@
+import CLibGit2
+
+/// A libgit2 call that failed: which operation, and libgit2's own message.
+public struct GitError: Error, Sendable, CustomStringConvertible {
+    /// What we were doing (`opening the repository at /path`, `reading HEAD`).
+    public var operation: String
+    /// libgit2's message (`git_error_last`), or a sentence of ours.
+    public var message: String
+    /// libgit2's error code (`GIT_ENOTFOUND` …), when the failure came from libgit2.
+    public var code: Int32?
+
+    public init(operation: String, message: String, code: Int32? = nil) {
+        self.operation = operation
+        self.message = message
+        self.code = code
+    }
+
+    public var description: String { "git: \(operation): \(message)" }
+
+    /// Turns a libgit2 return code into a thrown error, reading `git_error_last` at once.
+    static func check(_ code: Int32, _ operation: @autoclosure () -> String) throws(GitError) {
+        guard code < 0 else { return }
+        throw GitError(operation: operation(), message: lastMessage() ?? "libgit2 error \(code)", code: code)
+    }
+
+    static func lastMessage() -> String? {
+        guard let error = git_error_last(), let message = error.pointee.message else { return nil }
+        return String(cString: message)
+    }
+}
+
+/// libgit2 is initialised once per process and never shut down (1.5 reads freed memory after the
+/// count returns to zero).
+enum LibGit2 {
+    private static let initialised: Bool = {
+        git_libgit2_init()
+        return true
+    }()
+
+    static func ensureInitialised() { _ = initialised }
+}

@@ -1,0 +1,211 @@
+import CLibGit2
+
+/// An open git repository. Owns its libgit2 handle and frees it exactly once; nothing of libgit2
+/// leaves this module.
+public final class Repository {
+    let handle: OpaquePointer
+    /// The working directory (nil for a bare repository).
+    public let workdir: String?
+    /// The `.git` directory.
+    public let gitdir: String
+
+    /// Opens the repository containing `path`, searching upwards as git does.
+    public init(discoveringFrom path: String) throws(GitError) {
+        LibGit2.ensureInitialised()
+        var repository: OpaquePointer?
+        let code = git_repository_open_ext(&repository, path, 0, nil)
+        if code == GIT_ENOTFOUND.rawValue {
+            throw GitError(
+                operation: "opening a repository", message: "\(path) is not inside a git repository (nor is any folder above it)",
+                code: code)
+        }
+        try GitError.check(code, "opening the repository at \(path)")
+        guard let repository else {
+            throw GitError(operation: "opening the repository at \(path)", message: "libgit2 returned no repository")
+        }
+        handle = repository
+        workdir = git_repository_workdir(repository).map { String(cString: $0) }
+        gitdir = String(cString: git_repository_path(repository))
+    }
+
+    deinit { git_repository_free(handle) }
+
+    /// True for a shallow clone (history below the graft point is missing).
+    public var isShallow: Bool { git_repository_is_shallow(handle) == 1 }
+
+    /// True when HEAD names a branch with no commit yet (a new repository). libgit2's own
+    /// `git_repository_is_empty` answers false when that branch is not called `master`.
+    public var isEmpty: Bool { git_repository_head_unborn(handle) == 1 }
+
+    // MARK: - HEAD
+
+    public struct Head: Sendable, Hashable {
+        /// The commit HEAD points at.
+        public var sha: String
+        /// The branch's short name, or nil when HEAD is detached.
+        public var branch: String?
+        public var detached: Bool { branch == nil }
+    }
+
+    /// Where HEAD is. Throws a clear error for a repository with no commits.
+    public func head() throws(GitError) -> Head {
+        var reference: OpaquePointer?
+        let code = git_repository_head(&reference, handle)
+        if code == GIT_EUNBORNBRANCH.rawValue || code == GIT_ENOTFOUND.rawValue {
+            throw GitError(operation: "reading HEAD", message: "the repository has no commits yet: commit something first", code: code)
+        }
+        try GitError.check(code, "reading HEAD")
+        defer { git_reference_free(reference) }
+        let commit = try peelToCommit(reference!, what: "HEAD")
+        let detached = git_repository_head_detached(handle) == 1
+        let branch = detached ? nil : git_reference_shorthand(reference).map { String(cString: $0) }
+        return Head(sha: commit, branch: branch)
+    }
+
+    private func peelToCommit(_ reference: OpaquePointer, what: String) throws(GitError) -> String {
+        var object: OpaquePointer?
+        try GitError.check(git_reference_peel(&object, reference, GIT_OBJECT_COMMIT), "resolving \(what) to a commit")
+        defer { git_object_free(object) }
+        return Self.string(git_object_id(object))
+    }
+
+    /// The commit a revision names (`HEAD~2`, a tag, a sha), as a full sha.
+    public func resolve(_ revision: String) throws(GitError) -> String {
+        var object: OpaquePointer?
+        let code = git_revparse_single(&object, handle, "\(revision)^{commit}")
+        if code == GIT_ENOTFOUND.rawValue || code == GIT_EAMBIGUOUS.rawValue {
+            throw GitError(
+                operation: "resolving '\(revision)'",
+                message: code == GIT_EAMBIGUOUS.rawValue
+                    ? "'\(revision)' is ambiguous: give more characters of the sha"
+                    : "no commit, tag or branch is called '\(revision)' here"
+                        + (isShallow ? " (this is a shallow clone: fetch more history)" : ""),
+                code: code)
+        }
+        try GitError.check(code, "resolving '\(revision)'")
+        defer { git_object_free(object) }
+        return Self.string(git_object_id(object))
+    }
+
+    // MARK: - Working tree
+
+    /// Paths that differ from HEAD: modified, staged, deleted or untracked (ignored files are not counted).
+    public func changedPaths(limit: Int = 50) throws(GitError) -> (paths: [String], total: Int) {
+        guard workdir != nil else { return ([], 0) }
+        var options = git_status_options()
+        try GitError.check(git_status_options_init(&options, UInt32(GIT_STATUS_OPTIONS_VERSION)), "preparing a status")
+        options.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR
+        options.flags =
+            GIT_STATUS_OPT_INCLUDE_UNTRACKED.rawValue | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS.rawValue
+            | GIT_STATUS_OPT_EXCLUDE_SUBMODULES.rawValue
+        var list: OpaquePointer?
+        try GitError.check(git_status_list_new(&list, handle, &options), "reading the working tree's status")
+        defer { git_status_list_free(list) }
+        let total = git_status_list_entrycount(list)
+        var paths: [String] = []
+        for index in 0..<min(total, limit) {
+            guard let entry = git_status_byindex(list, index) else { continue }
+            let delta = entry.pointee.index_to_workdir ?? entry.pointee.head_to_index
+            if let path = delta?.pointee.new_file.path ?? delta?.pointee.old_file.path {
+                paths.append(String(cString: path))
+            }
+        }
+        return (paths, total)
+    }
+
+    // MARK: - Tags
+
+    public struct Tag: Sendable, Hashable {
+        public var name: String
+        /// The commit it points at (an annotated tag peeled to its commit).
+        public var sha: String
+        public var annotated: Bool
+        /// The version its name spells, if it spells one.
+        public var version: SemanticVersion? { SemanticVersion(name) }
+    }
+
+    /// Every tag that points (perhaps through an annotated tag object) at a commit.
+    public func tags() throws(GitError) -> [Tag] {
+        var names = git_strarray()
+        try GitError.check(git_tag_list(&names, handle), "listing tags")
+        defer { git_strarray_dispose(&names) }
+        var tags: [Tag] = []
+        for index in 0..<names.count {
+            guard let raw = names.strings[index] else { continue }
+            let name = String(cString: raw)
+            var reference: OpaquePointer?
+            guard git_reference_lookup(&reference, handle, "refs/tags/\(name)") == 0 else { continue }
+            defer { git_reference_free(reference) }
+            var target: OpaquePointer?
+            guard git_reference_peel(&target, reference, GIT_OBJECT_ANY) == 0 else { continue }
+            let annotated: Bool
+            do {
+                defer { git_object_free(target) }
+                var direct: OpaquePointer?
+                if git_object_lookup(&direct, handle, git_reference_target(reference), GIT_OBJECT_ANY) == 0 {
+                    annotated = git_object_type(direct) == GIT_OBJECT_TAG
+                    git_object_free(direct)
+                } else {
+                    annotated = false
+                }
+            }
+            var commit: OpaquePointer?
+            guard git_reference_peel(&commit, reference, GIT_OBJECT_COMMIT) == 0 else { continue }
+            tags.append(Tag(name: name, sha: Self.string(git_object_id(commit)), annotated: annotated))
+            git_object_free(commit)
+        }
+        return tags
+    }
+
+    // MARK: - History
+
+    /// How many commits are reachable from `head` but not from `base` (`git rev-list --count base..head`).
+    public func count(from base: String?, to head: String) throws(GitError) -> Int {
+        var count = 0
+        try walk(from: head, hiding: base) { _ in
+            count += 1
+            return true
+        }
+        return count
+    }
+
+    /// Walks commits from `head` (newest first, parents after children), hiding `base` and its
+    /// ancestors, calling `visit` with each sha until it returns false.
+    public func walk(
+        from head: String, hiding base: String? = nil, firstParentOnly: Bool = false,
+        _ visit: (String) throws(GitError) -> Bool
+    ) throws(GitError) {
+        var walker: OpaquePointer?
+        try GitError.check(git_revwalk_new(&walker, handle), "starting a history walk")
+        defer { git_revwalk_free(walker) }
+        git_revwalk_sorting(walker, GIT_SORT_TOPOLOGICAL.rawValue | GIT_SORT_TIME.rawValue)
+        if firstParentOnly { git_revwalk_simplify_first_parent(walker) }
+        var oid = try Self.oid(head)
+        try GitError.check(git_revwalk_push(walker, &oid), "walking history from \(head.prefix(7))")
+        if let base {
+            var hidden = try Self.oid(base)
+            try GitError.check(git_revwalk_hide(walker, &hidden), "hiding history below \(base.prefix(7))")
+        }
+        var next = git_oid()
+        while true {
+            let code = git_revwalk_next(&next, walker)
+            if code == GIT_ITEROVER.rawValue { return }
+            try GitError.check(code, "walking history" + (isShallow ? " (this is a shallow clone: history below it is missing)" : ""))
+            guard try visit(Self.string(&next)) else { return }
+        }
+    }
+
+    // MARK: - Plumbing
+
+    static func string(_ oid: UnsafePointer<git_oid>?) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(GIT_OID_HEXSZ) + 1)
+        git_oid_tostr(&buffer, buffer.count, oid)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func oid(_ sha: String) throws(GitError) -> git_oid {
+        var oid = git_oid()
+        try GitError.check(git_oid_fromstr(&oid, sha), "reading the commit id '\(sha)'")
+        return oid
+    }
+}
