@@ -59,8 +59,8 @@ struct Run: AsyncParsableCommand {
                 }
                 if style.live && !json {
                     group.addTask {
-                        while !Task.isCancelled {
-                            try await Task.sleep(for: .milliseconds(150))
+                        // Redraws the live status line until the run ends (and cancels this task).
+                        while (try? await Task.sleep(for: .milliseconds(150))) != nil {
                             terminal.tick()
                         }
                         return nil

@@ -122,4 +122,24 @@ struct DeployCommandTests {
         #expect(result.status == 2)
         #expect(result.output.contains("has no environment 'stagign'; did you mean 'staging'?"))
     }
+
+    @Test("on a terminal: a live view with colour that ends cleanly; NO_COLOR turns colour off", arguments: [false, true])
+    func terminalView(noColor: Bool) async throws {
+        let directory = try project()
+        defer { directory.remove() }
+        // Given a pseudo-terminal (util-linux `script`), outside CI
+        let command = [try deployBinary(), "staging", "--pipeline", "Pipelines/quick.yml"].map { "'\($0)'" }.joined(separator: " ")
+        // (an empty NO_COLOR does not count, per no-color.org: it also clears one the runner may set)
+        let environment = ["CI": "false", "TERM": "xterm-256color", "NO_COLOR": noColor ? "1" : ""]
+        let child = try DeployProcess(
+            executable: "script", arguments: ["-q", "-e", "-c", command, "/dev/null"],
+            directory: directory.path, environment: environment)
+        // Then the run succeeds and says so, with colour unless NO_COLOR is set
+        #expect(try await child.wait() == .exited(0))
+        let output = child.output.joined(separator: "\n")
+        #expect(output.contains("run 1 succeeded"))
+        #expect(output.contains("(1/2)") && output.contains("stage 1/2"))
+        #expect(!output.contains("error"))
+        #expect(output.contains("\u{1B}[32m") == !noColor)
+    }
 }

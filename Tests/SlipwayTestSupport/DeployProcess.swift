@@ -40,12 +40,17 @@ public final class DeployProcess: Sendable {
     private let state = OutputState()
     private let task: Task<ProcessTermination, any Error>
 
-    public init(arguments: [String], directory: String, environment: [String: String] = [:]) throws {
+    public convenience init(arguments: [String], directory: String, environment: [String: String] = [:]) throws {
+        try self.init(executable: try deployBinary(), arguments: arguments, directory: directory, environment: environment)
+    }
+
+    /// Runs another program (for example `script`, to give deploy a terminal).
+    public init(executable: String, arguments: [String], directory: String, environment: [String: String] = [:]) throws {
         var env = ProcessInfo.processInfo.environment
         env["CI"] = "true"
         env.removeValue(forKey: "SLIPWAY_STATE")
         for (key, value) in environment { env[key] = value }
-        let spec = ProcessSpec(executable: try deployBinary(), arguments: arguments, environment: env, workingDirectory: directory)
+        let spec = ProcessSpec(executable: executable, arguments: arguments, environment: env, workingDirectory: directory)
         let state = self.state
         task = Task {
             defer { state.finish() }

@@ -43,12 +43,13 @@ public struct OutputStyle: Sendable, Hashable {
         self.colour = colour
     }
 
-    /// TTY and not CI: live view; colour unless NO_COLOR is set (to anything) or TERM is dumb.
+    /// A terminal outside CI gets the live view. Colour needs a terminal and no NO_COLOR (set and
+    /// not empty, per no-color.org); CI gets plain lines.
     public static func detect(console: Console, environment: [String: String]) -> OutputStyle {
         let ci = environment["CI"].map { ["true", "1", "yes"].contains($0.lowercased()) } ?? false
         let terminal = console.isTerminal && environment["TERM"] != "dumb"
-        let colour = terminal && environment["NO_COLOR"] == nil && !(environment["NO_COLOR"]?.isEmpty == false)
-        return OutputStyle(live: terminal && !ci, colour: colour && !ci || (colour && environment["FORCE_COLOR"] != nil))
+        let noColor = !(environment["NO_COLOR"] ?? "").isEmpty
+        return OutputStyle(live: terminal && !ci, colour: terminal && !ci && !noColor)
     }
 
     func paint(_ text: String, _ code: String) -> String {
