@@ -31,6 +31,7 @@ let package = Package(
             name: "deploy",
             dependencies: [
                 "Slipway",
+                "SlipwayGit",
                 "SlipwayProcess",
                 "SlipwayStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

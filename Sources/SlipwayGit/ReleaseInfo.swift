@@ -33,21 +33,10 @@ extension Repository {
     public func release() throws(GitError) -> GitRelease {
         let head = try head()
         let changes = try changedPaths()
-        var byCommit: [String: [(String, SemanticVersion)]] = [:]
-        for tag in try tags() {
-            if let version = tag.version { byCommit[tag.sha, default: []].append((tag.name, version)) }
-        }
-        var nearest: (name: String, version: SemanticVersion, sha: String)?
-        if !byCommit.isEmpty {
-            try walk(from: head.sha) { sha in
-                guard let tags = byCommit[sha], let best = tags.max(by: { $0.1 < $1.1 }) else { return true }
-                nearest = (best.0, best.1, sha)
-                return false
-            }
-        }
-        let distance = try count(from: nearest?.sha, to: head.sha)
+        let nearest = try nearestVersionTag(from: head.sha)
+        let distance = try count(from: nearest?.tag.sha, to: head.sha)
         return GitRelease(
             sha: head.sha, branch: head.branch, dirty: changes.total > 0, dirtyPaths: changes.paths, shallow: isShallow,
-            tagName: nearest?.name, tagVersion: nearest?.version, distance: distance)
+            tagName: nearest?.tag.name, tagVersion: nearest?.version, distance: distance)
     }
 }

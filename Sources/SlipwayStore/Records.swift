@@ -63,6 +63,10 @@ public struct RunRecord: Codable, Sendable, Hashable, FetchableRecord, MutablePe
     public var ownerPID: Int32
     public var ownerHost: String
     public var heartbeatAt: Date
+    /// The working tree had uncommitted changes when the run started.
+    public var dirty: Bool = false
+    /// Overrides the trigger asked for, comma-separated (`allow-dirty`).
+    public var overrides: String = ""
 
     public init(
         pipeline: String, app: String, environment: String, trigger: Trigger, sha: String?, version: String?,
@@ -92,6 +96,7 @@ public struct RunRecord: Codable, Sendable, Hashable, FetchableRecord, MutablePe
         case triggerUser = "trigger_user", triggerCI = "trigger_ci", triggerURL = "trigger_url"
         case startedAt = "started_at", endedAt = "ended_at", exitCode = "exit_code"
         case ownerPID = "owner_pid", ownerHost = "owner_host", heartbeatAt = "heartbeat_at"
+        case dirty, overrides
     }
 }
 

@@ -130,6 +130,22 @@ public final class RunStore: Sendable {
                 t.column("message", .text).notNull()
             }
         }
+        migrator.registerMigration("v2: changelogs, dirty trees and overrides") { db in
+            try db.alter(table: "run") { t in
+                t.add(column: "dirty", .boolean).notNull().defaults(to: false)
+                // Overrides the trigger asked for, comma-separated (`allow-dirty`).
+                t.add(column: "overrides", .text).notNull().defaults(to: "")
+            }
+            try db.create(table: "changelog") { t in
+                t.primaryKey("run_id", .integer).references("run", onDelete: .cascade)
+                t.column("base_kind", .text).notNull()
+                t.column("base_sha", .text)
+                t.column("commit_count", .integer).notNull()
+                t.column("markdown", .text).notNull()
+                // The whole changelog (commits, risk report) as JSON, for `deploy show --json`.
+                t.column("json", .text).notNull()
+            }
+        }
         return migrator
     }
 
@@ -371,6 +387,24 @@ public final class RunStore: Sendable {
             let steps = try StepRecord.filter(Column("run_id") == runID).order(Column("stage_id"), Column("position")).fetchAll(db)
             let events = try EventRecord.filter(Column("run_id") == runID).order(Column("id")).fetchAll(db)
             return RunDetail(run: run, stages: stages, steps: steps, events: events)
+        }
+    }
+
+    /// Saves a run's changelog (Markdown and JSON) beside it.
+    public func saveChangelog(runID: Int64, baseKind: String, baseSHA: String?, commitCount: Int, markdown: String, json: String) throws {
+        try write("recording the changelog") { db in
+            try db.execute(
+                sql: """
+                    INSERT OR REPLACE INTO changelog (run_id, base_kind, base_sha, commit_count, markdown, json) VALUES (?, ?, ?, ?, ?, ?)
+                    """, arguments: [runID, baseKind, baseSHA, commitCount, markdown, json])
+        }
+    }
+
+    /// A run's changelog as Markdown and JSON, if one was recorded.
+    public func changelog(runID: Int64) throws -> (markdown: String, json: String)? {
+        try read("reading the changelog of run \(runID)") { db in
+            try Row.fetchOne(db, sql: "SELECT markdown, json FROM changelog WHERE run_id = ?", arguments: [runID])
+                .map { ($0["markdown"], $0["json"]) }
         }
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Slipway
+import SlipwayGit
 import SlipwayStore
 
 struct Run: AsyncParsableCommand {
@@ -23,6 +24,9 @@ struct Run: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The version to record and pass to steps as DEPLOY_VERSION.", valueName: "version"))
     var release: String?
 
+    @Flag(name: .long, help: "Deploy from a working tree with uncommitted changes where the environment requires a clean one (recorded).")
+    var allowDirty = false
+
     @Flag(name: .long, help: "Print events as JSON lines instead of text.")
     var json = false
 
@@ -40,6 +44,28 @@ struct Run: AsyncParsableCommand {
                 override: release, directory: FileManager.default.currentDirectoryPath, environment: processEnvironment)
             for note in resolved.notes { Console.standardError.write("note: \(note)\n") }
             let releaseInfo = resolved.release
+            var overrides: [String] = []
+            if let git = resolved.git, git.dirty, plan.environment.requireCleanTree {
+                let listed = git.dirtyPaths.prefix(10).map { "      \($0)" }.joined(separator: "\n")
+                guard allowDirty else {
+                    throw CLIError.failed(
+                        "the working tree has uncommitted changes, and \(environment) takes only committed releases:\n\(listed)",
+                        hint: "commit or stash them; or pass --allow-dirty to deploy them anyway (the run records that you did)")
+                }
+                overrides.append("allow-dirty (\(git.dirtyPaths.count) changed file\(git.dirtyPaths.count == 1 ? "" : "s"))")
+            }
+            let dirty = resolved.git?.dirty ?? false
+            var changelog: Changelog?
+            if let repository = resolved.repository, let git = resolved.git {
+                do {
+                    changelog = try Changelog.build(
+                        repository: repository, release: git, version: releaseInfo.version, environment: environment, store: store,
+                        rules: pipeline.riskRules)
+                    for note in changelog?.notes ?? [] { Console.standardError.write("note: \(note)\n") }
+                } catch {
+                    Console.standardError.write("note: no changelog for this run: \(error)\n")
+                }
+            }
 
             let (interrupts, continuation) = AsyncStream.makeStream(of: Int32.self)
             let sources = [SIGINT, SIGTERM, SIGHUP].map { number in
@@ -51,11 +77,13 @@ struct Run: AsyncParsableCommand {
             }
             defer { sources.forEach { $0.cancel() } }
 
+            let shipping = changelog
+            let overridden = overrides
             let result = try await withThrowingTaskGroup(of: RunResult?.self) { group in
                 group.addTask {
                     try await engine.run(
                         plan, release: releaseInfo, trigger: .detect(environment: processEnvironment),
-                        interrupts: interrupts)
+                        interrupts: interrupts, changelog: shipping, dirty: dirty, overrides: overridden)
                 }
                 if style.live && !json {
                     group.addTask {

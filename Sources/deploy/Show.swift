@@ -32,6 +32,7 @@ struct Show: AsyncParsableCommand {
         var run: RunRecord
         var stages: [StageView]
         var events: [EventRecord]
+        var changelog: Changelog?
     }
 
     func run() async throws {
@@ -51,8 +52,12 @@ struct Show: AsyncParsableCommand {
                             outputTruncated: $0.outputTruncated)
                     })
             }
+            let recorded = try store.changelog(runID: id)
             if json {
-                print(try encodeJSON(RunView(run: detail.run, stages: stages, events: detail.events)))
+                let decoder = JSONDecoder()
+                decoder.dateDecodingStrategy = .iso8601
+                let changelog = try recorded.map { try decoder.decode(Changelog.self, from: Data($0.json.utf8)) }
+                print(try encodeJSON(RunView(run: detail.run, stages: stages, events: detail.events, changelog: changelog)))
                 return
             }
             let r = detail.run
@@ -66,6 +71,8 @@ struct Show: AsyncParsableCommand {
                 "  owner     pid \(r.ownerPID) on \(r.ownerHost)",
             ]
             if let reason = r.reason { lines.append("  reason    \(reason)") }
+            if r.dirty { lines.append("  tree      had uncommitted changes") }
+            if !r.overrides.isEmpty { lines.append("  override  \(r.overrides)") }
             lines.append("")
             lines.append("stages:")
             for view in stages {
@@ -80,6 +87,11 @@ struct Show: AsyncParsableCommand {
                     if step.outputTruncated { facts.append("output truncated") }
                     lines.append("       \(step.name): \(step.command)  (\(facts.joined(separator: ", ")))")
                 }
+            }
+            if let recorded {
+                lines.append("")
+                lines.append("changelog:")
+                lines += recorded.markdown.split(separator: "\n", omittingEmptySubsequences: false).map { "  \($0)" }
             }
             lines.append("")
             lines.append("events:")

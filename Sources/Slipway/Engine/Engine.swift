@@ -105,19 +105,37 @@ public struct Engine: Sendable {
 
     /// Runs the plan. `interrupts` yields a signal number when the user asks to stop (Ctrl-C,
     /// SIGTERM); the running step's process group is then stopped and the run recorded cancelled.
+    ///
+    /// `changelog` is stored with the run; `dirty` says the working tree had uncommitted changes,
+    /// and `overrides` names what the trigger asked to let through (`allow-dirty`), on the record.
     public func run(
         _ plan: Plan, release: Release, trigger: Trigger,
-        interrupts: AsyncStream<Int32> = AsyncStream { $0.finish() }
+        interrupts: AsyncStream<Int32> = AsyncStream { $0.finish() },
+        changelog: Changelog? = nil, dirty: Bool = false, overrides: [String] = []
     ) async throws -> RunResult {
         let masker = try preflight(plan)
         try checkPromotion(plan, release: release)
         let started = ContinuousClock.now
-        let run = try store.insert(
-            RunRecord(
-                pipeline: plan.pipeline.file, app: plan.pipeline.app, environment: plan.environment.name,
-                trigger: trigger, sha: release.sha, version: release.version, startedAt: Date(), ownerPID: pid,
-                ownerHost: host))
+        var record = RunRecord(
+            pipeline: plan.pipeline.file, app: plan.pipeline.app, environment: plan.environment.name,
+            trigger: trigger, sha: release.sha, version: release.version, startedAt: Date(), ownerPID: pid,
+            ownerHost: host)
+        record.dirty = dirty
+        record.overrides = overrides.joined(separator: ",")
+        let run = try store.insert(record)
         let runID = run.id!
+        for override in overrides {
+            try store.append(EventRecord(runID: runID, at: Date(), kind: "run.override", message: "\(trigger.user) overrode: \(override)"))
+        }
+        if let changelog {
+            let encoder = JSONEncoder()
+            encoder.dateEncodingStrategy = .iso8601
+            encoder.outputFormatting = [.sortedKeys]
+            try store.saveChangelog(
+                runID: runID, baseKind: changelog.base.kind.rawValue, baseSHA: changelog.base.sha, commitCount: changelog.commits.count,
+                markdown: changelog.markdown, json: String(decoding: try encoder.encode(changelog), as: UTF8.self))
+            try store.append(EventRecord(runID: runID, at: Date(), kind: "run.changelog", message: changelog.summary))
+        }
         log.debug("run \(runID) started", metadata: ["environment": "\(plan.environment.name)", "pid": "\(pid)", "host": "\(host)"])
         let stages = try store.insert(
             plan.entries.enumerated().map { position, entry in
@@ -129,6 +147,7 @@ public struct Engine: Sendable {
             .runStarted(
                 runID: runID, app: plan.pipeline.app, environment: plan.environment.name, release: release,
                 trigger: trigger, stages: plan.entries.map { ($0.stage.name, $0.runs, $0.skipReason) }))
+        if let changelog { reporter.report(.notice(changelog.summary)) }
 
         let context = RunContext(engine: self, plan: plan, runID: runID, stages: stages, release: release, masker: masker)
         enum Child: Sendable {

@@ -22,6 +22,12 @@ public struct Plan: Sendable {
         public var known: [String]
         public var file: String
 
+        public init(name: String, known: [String], file: String) {
+            self.name = name
+            self.known = known
+            self.file = file
+        }
+
         public var description: String {
             var text = "\(file) has no environment '\(name)'"
             if let guess = suggestion(for: name, among: known) {

@@ -30,6 +30,8 @@ public struct Pipeline: Sendable {
     public var hooks: [HookSpec]
     /// How much of a step's output a run record keeps whole before keeping only head and tail.
     public var outputLimit: Int
+    /// Which changed paths the change-risk report flags (the defaults with `risk:` laid over them).
+    public var riskRules: RiskRules
 
     public static let defaultOutputLimit = 1 << 20
 
@@ -51,6 +53,9 @@ public struct EnvironmentSpec: Sendable {
     public var promoteFrom: String?
     public var approval: ApprovalSpec?
     public var variables: [(name: String, value: String)]
+    /// Refuse a working tree with uncommitted changes (default: when `promote_from` is set, since
+    /// those changes never passed the earlier environment). `--allow-dirty` overrides, on the record.
+    public var requireCleanTree: Bool
 }
 
 public enum TargetSpec: Sendable, Hashable {

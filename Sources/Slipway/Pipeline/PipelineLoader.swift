@@ -86,7 +86,7 @@ private final class Reader {
             return nil
         }
         guard let top = mapping(root, "the pipeline") else { return nil }
-        let allowed = ["app", "image", "secrets", "variables", "environments", "stages", "gates", "hooks", "output_limit"]
+        let allowed = ["app", "image", "secrets", "variables", "environments", "stages", "gates", "hooks", "output_limit", "risk"]
         checkKeys(top, allowed: allowed, in: "the pipeline")
 
         let app = required(top, "app", in: root, context: "the pipeline", hint: "name the application, e.g. `app: hello`")
@@ -101,6 +101,7 @@ private final class Reader {
         let environments = top["environments"].map(environmentMap) ?? []
         let hooks = top["hooks"].map(hookMap) ?? []
         let outputLimit = top["output_limit"].flatMap { size($0, "output_limit") } ?? Pipeline.defaultOutputLimit
+        let riskRules = RiskRules.defaults.merging(top["risk"].map(riskMap) ?? [])
 
         var stages: [Stage] = []
         if let stagesNode = required(
@@ -117,7 +118,7 @@ private final class Reader {
         guard let app else { return nil }
         return Pipeline(
             file: file, app: app, image: image, secrets: secrets.map(\.name), variables: variables,
-            environments: environments, stages: stages, gates: gates, hooks: hooks, outputLimit: outputLimit)
+            environments: environments, stages: stages, gates: gates, hooks: hooks, outputLimit: outputLimit, riskRules: riskRules)
     }
 
     func yamlDiagnostic(_ error: any Error) -> Diagnostic {
@@ -188,6 +189,25 @@ private final class Reader {
         return result
     }
 
+    func riskMap(_ node: Node) -> [(name: String, patterns: [String])] {
+        guard let pairs = mapping(node, "risk", hint: "e.g. `risk: { migration: [\"db/migrations/**\"] }`") else { return [] }
+        var result: [(String, [String])] = []
+        for (keyNode, name, value) in pairs.entries {
+            if !isValidIdentifier(name) {
+                error(keyNode, "risk category '\(name)' is not valid", hint: "use letters, digits, '-', '_' and '.'")
+                continue
+            }
+            result.append(
+                (
+                    name,
+                    stringList(
+                        value, "the patterns of risk category '\(name)'",
+                        hint: "a list of globs such as \"db/migrations/**\" or \"*.sql\"; [] switches a default category off")
+                ))
+        }
+        return result
+    }
+
     func environmentMap(_ node: Node) -> [EnvironmentSpec] {
         guard let pairs = mapping(node, "environments") else { return [] }
         var result: [EnvironmentSpec] = []
@@ -207,11 +227,11 @@ private final class Reader {
     func environment(name: String, keyNode: Node, node: Node) -> EnvironmentSpec {
         var spec = EnvironmentSpec(
             name: name, location: location(keyNode), target: nil, strategy: nil, gates: [],
-            promoteFrom: nil, approval: nil, variables: [])
+            promoteFrom: nil, approval: nil, variables: [], requireCleanTree: false)
         if isNull(node) { return spec }
         guard let pairs = mapping(node, "environment '\(name)'") else { return spec }
         checkKeys(
-            pairs, allowed: ["target", "strategy", "gates", "promote_from", "approval", "variables"],
+            pairs, allowed: ["target", "strategy", "gates", "promote_from", "approval", "variables", "require_clean_tree"],
             in: "environment '\(name)'")
         spec.target = pairs["target"].flatMap(target)
         spec.strategy = pairs["strategy"].flatMap(strategy)
@@ -219,6 +239,7 @@ private final class Reader {
         spec.promoteFrom = pairs["promote_from"].flatMap { string($0, "promote_from") }
         spec.approval = pairs["approval"].flatMap(approval)
         spec.variables = pairs["variables"].map { variableMap($0, context: "variables of '\(name)'") } ?? []
+        spec.requireCleanTree = pairs["require_clean_tree"].flatMap { bool($0, "require_clean_tree") } ?? (spec.promoteFrom != nil)
         return spec
     }
 

@@ -2,11 +2,13 @@ public import SlipwayGit
 
 /// Finds what is being released: git at the working directory first, then a CI system's variables.
 public enum ReleaseResolver {
-    public struct Resolved: Sendable {
+    public struct Resolved {
         public var release: Release
         /// What the user should know (no repository here, a shallow clone, a dirty tree).
         public var notes: [String]
         public var git: GitRelease?
+        /// The repository the release came from, for its changelog.
+        public var repository: Repository?
     }
 
     /// `override` (from `--release`) names the version; the commit always comes from git when there
@@ -24,13 +26,14 @@ public enum ReleaseResolver {
                     "no version tag (v1.2.3 or 1.2.3) is reachable from HEAD: the version is \(git.version)"
                         + (git.shallow ? "; fetch tags with `git fetch --tags`" : "; tag a release with `git tag v0.1.0`"))
             }
-            return Resolved(release: Release(sha: git.sha, version: override ?? git.version), notes: notes, git: git)
+            return Resolved(
+                release: Release(sha: git.sha, version: override ?? git.version), notes: notes, git: git, repository: repository)
         } catch {
             notes.append("\(error.message); the release is taken from the environment")
         }
         let sha =
             environment["SLIPWAY_SHA"] ?? environment["GITHUB_SHA"] ?? environment["CI_COMMIT_SHA"]
             ?? environment["BUILDKITE_COMMIT"] ?? environment["CIRCLE_SHA1"] ?? environment["GIT_COMMIT"]
-        return Resolved(release: Release(sha: sha, version: override), notes: notes, git: nil)
+        return Resolved(release: Release(sha: sha, version: override), notes: notes, git: nil, repository: nil)
     }
 }

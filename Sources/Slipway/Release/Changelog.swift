@@ -1,0 +1,203 @@
+public import Foundation
+public import SlipwayGit
+public import SlipwayStore
+
+/// What a release ships: the commits since a base, grouped as Conventional Commits, a suggested
+/// next version, and the risk report for the files touched.
+public struct Changelog: Sendable, Hashable, Codable {
+    public struct Base: Sendable, Hashable, Codable {
+        public enum Kind: String, Sendable, Codable {
+            /// The environment's last good release, from the run store.
+            case lastGoodRelease = "last-good-release"
+            /// The nearest earlier stable version tag.
+            case tag
+            /// `--since REV`.
+            case since
+            /// The first commit: nothing earlier to compare with.
+            case root
+        }
+
+        public var kind: Kind
+        public var sha: String?
+        /// How the base was chosen, in a sentence.
+        public var description: String
+    }
+
+    public struct Entry: Sendable, Hashable, Codable {
+        public var sha: String
+        public var subject: String
+        public var body: String
+        public var author: String
+        public var date: Date
+        public var type: String?
+        public var scope: String?
+        public var breaking: Bool
+        public var breakingNote: String?
+        /// Risk categories of the files this commit touched (computed for ranges up to 1,000 commits).
+        public var flags: [String]
+    }
+
+    public var environment: String?
+    public var version: String
+    public var head: String
+    public var base: Base
+    /// False when the base is not an ancestor of the release (a rollback, or a rewritten history).
+    public var baseIsAncestor: Bool
+    /// Commits in the base that the release does not contain: deploying it undoes them.
+    public var undone: Int
+    public var commits: [Entry]
+    public var suggestedVersion: String?
+    public var risk: RiskReport
+    public var notes: [String]
+
+    public var breaking: [Entry] { commits.filter(\.breaking) }
+
+    /// Commits per group, in the order a changelog shows them.
+    public var groups: [(title: String, entries: [Entry])] {
+        let order: [(String, (Entry) -> Bool)] = [
+            ("Features", { $0.type == "feat" }),
+            ("Fixes", { $0.type == "fix" }),
+            ("Performance", { $0.type == "perf" }),
+            ("Reverts", { $0.type == "revert" }),
+            ("Documentation", { $0.type == "docs" }),
+            ("Other changes", { _ in true }),
+        ]
+        var remaining = commits
+        var groups: [(String, [Entry])] = []
+        for (title, test) in order {
+            let entries = remaining.filter(test)
+            remaining.removeAll(where: test)
+            if !entries.isEmpty { groups.append((title, entries)) }
+        }
+        return groups
+    }
+
+    /// The changelog as Markdown.
+    public var markdown: String {
+        var lines = ["## \(version)" + (suggestedVersion.map { " (suggested next version: \($0))" } ?? ""), ""]
+        lines.append("Since \(base.description): \(commits.count) commit\(commits.count == 1 ? "" : "s").")
+        if !baseIsAncestor {
+            lines.append("")
+            lines.append(
+                "> **Warning:** the base is not an ancestor of this release: deploying it undoes \(undone) commit\(undone == 1 ? "" : "s") that the base has."
+            )
+        }
+        if !breaking.isEmpty {
+            lines += ["", "### ⚠ Breaking changes", ""]
+            lines += breaking.map { "- " + Self.line($0) + ($0.breakingNote.map { ": \($0)" } ?? "") }
+        }
+        for (title, entries) in groups {
+            lines += ["", "### \(title)", ""]
+            lines += entries.map { "- " + Self.line($0) }
+        }
+        if !risk.isEmpty {
+            lines += ["", "### Risk", ""]
+            lines += risk.lines.map { "- \($0)" }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func line(_ entry: Entry) -> String {
+        let conventional = entry.type.flatMap { _ in ConventionalCommit(subject: entry.subject, body: entry.body) }
+        let text = conventional?.description ?? entry.subject
+        let scope = entry.scope.map { "**\($0):** " } ?? ""
+        return "\(scope)\(text) (\(entry.sha.prefix(7)))"
+    }
+
+    /// The next version the commits call for: a breaking change bumps major (minor before 1.0),
+    /// a feature minor, anything else patch.
+    public static func suggest(from base: SemanticVersion?, commits: [Entry]) -> String? {
+        guard !commits.isEmpty else { return nil }
+        guard var next = base else { return "0.1.0" }
+        next.prerelease = []
+        next.build = []
+        if commits.contains(where: \.breaking) {
+            if next.major == 0 { next.minor += 1; next.patch = 0 } else { next.major += 1; next.minor = 0; next.patch = 0 }
+        } else if commits.contains(where: { $0.type == "feat" }) {
+            next.minor += 1
+            next.patch = 0
+        } else if base?.isPrerelease == true {
+            // 1.2.0-rc.1 with only fixes on top: the release itself
+        } else {
+            next.patch += 1
+        }
+        return next.description
+    }
+}
+
+extension Changelog {
+    /// Builds the changelog of `release` (a commit of `repository`) for `environment`. The range
+    /// starts at `since` when given, else at the environment's last good release, else at the
+    /// nearest earlier stable version tag, else at the root.
+    public static func build(
+        repository: Repository, release: GitRelease, version: String? = nil, environment: String?, store: RunStore?,
+        since: String? = nil, firstParentOnly: Bool = false, rules: RiskRules = .defaults
+    ) throws -> Changelog {
+        let head = release.sha
+        var notes: [String] = []
+        var base: Base?
+        if let since {
+            let sha = try repository.resolve(since)
+            base = Base(kind: .since, sha: sha, description: "\(since) (\(sha.prefix(7)))")
+        }
+        if base == nil, let environment, let store, let good = try store.lastSucceeded(environment: environment), let sha = good.sha {
+            if repository.contains(sha) {
+                base = Base(
+                    kind: .lastGoodRelease, sha: sha,
+                    description:
+                        "the last good release of \(environment), \(good.version ?? String(sha.prefix(7))) (run \(good.id!), \(sha.prefix(7)))"
+                )
+            } else {
+                notes.append(
+                    "\(environment)'s last good release \(sha.prefix(7)) (run \(good.id!)) is not in this repository"
+                        + (repository.isShallow ? ": this is a shallow clone, run `git fetch --unshallow`" : ": fetch it, or pass --since"))
+            }
+        }
+        if base == nil, let tag = try repository.nearestVersionTag(from: head, stableOnly: true, skipping: head)?.tag {
+            base = Base(kind: .tag, sha: tag.sha, description: "tag \(tag.name)")
+        }
+        if base == nil {
+            base = Base(kind: .root, sha: nil, description: "the start of history")
+            if repository.isShallow {
+                notes.append("this is a shallow clone: the changelog stops where its history does (run `git fetch --unshallow --tags`)")
+            }
+        }
+        let chosen = base!
+        let ancestor = try chosen.sha.map { try repository.isAncestor($0, of: head) } ?? true
+        let undone = ancestor ? 0 : try repository.count(from: head, to: chosen.sha!)
+        let commits = try repository.commits(from: chosen.sha, to: head, firstParentOnly: firstParentOnly)
+        let files = try repository.changedFiles(from: chosen.sha, to: head)
+        let risk = RiskReport(files: files, rules: rules)
+        let perCommit = commits.count <= 1000 && !risk.isEmpty
+        let entries = try commits.map { commit -> Entry in
+            let conventional = ConventionalCommit(subject: commit.subject, body: commit.body)
+            var flags: [String] = []
+            if perCommit {
+                let parent = commit.parentCount > 0 ? try? repository.resolve("\(commit.sha)^1") : nil
+                let touched = try repository.changedFiles(from: parent, to: commit.sha)
+                flags = Array(Set(touched.flatMap(rules.categories(of:)))).sorted()
+            }
+            return Entry(
+                sha: commit.sha, subject: commit.subject, body: commit.body, author: commit.author, date: commit.date,
+                type: conventional?.type, scope: conventional?.scope, breaking: conventional?.breaking ?? false,
+                breakingNote: conventional?.breakingNote, flags: flags)
+        }
+        let baseVersion = try chosen.sha.flatMap { try repository.nearestVersionTag(from: $0)?.version }
+        return Changelog(
+            environment: environment, version: version ?? release.version, head: head, base: chosen, baseIsAncestor: ancestor,
+            undone: undone, commits: entries, suggestedVersion: suggest(from: baseVersion, commits: entries), risk: risk,
+            notes: notes)
+    }
+
+    /// Commits per risk category, for "7 commits, 1 of them a migration".
+    public var flaggedCommitCounts: [String: Int] {
+        var counts: [String: Int] = [:]
+        for entry in commits { for flag in entry.flags { counts[flag, default: 0] += 1 } }
+        return counts
+    }
+
+    /// One line for the start of a run: `ships 12 commits touching 40 files since …; flagged: …`.
+    public var summary: String {
+        risk.summary(commits: commits.count) + " (since \(base.description))"
+    }
+}

@@ -1,0 +1,122 @@
+import CLibGit2
+public import Foundation
+
+/// A commit as a changelog needs it.
+public struct Commit: Sendable, Hashable, Codable {
+    public var sha: String
+    public var subject: String
+    public var body: String
+    public var author: String
+    public var email: String
+    public var date: Date
+    public var parentCount: Int
+
+    public var shortSHA: String { String(sha.prefix(7)) }
+    public var isMerge: Bool { parentCount > 1 }
+}
+
+extension Repository {
+    /// The commits reachable from `head` and not from `base` (all of `head`'s history when `base`
+    /// is nil), newest first. `firstParentOnly` follows only the first parent of merges, as the
+    /// history of the branch itself.
+    public func commits(from base: String?, to head: String, firstParentOnly: Bool = false) throws(GitError) -> [Commit] {
+        var commits: [Commit] = []
+        try walk(from: head, hiding: base, firstParentOnly: firstParentOnly) { sha throws(GitError) in
+            commits.append(try commit(sha))
+            return true
+        }
+        return commits
+    }
+
+    /// One commit, read at once into Swift values.
+    public func commit(_ sha: String) throws(GitError) -> Commit {
+        var oid = try Self.oid(sha)
+        var pointer: OpaquePointer?
+        try GitError.check(git_commit_lookup(&pointer, handle, &oid), "reading commit \(sha.prefix(7))")
+        defer { git_commit_free(pointer) }
+        let message = git_commit_message(pointer).map { String(cString: $0) } ?? ""
+        let (subject, body) = Self.split(message)
+        let signature = git_commit_author(pointer)
+        return Commit(
+            sha: sha, subject: subject, body: body,
+            author: signature?.pointee.name.map { String(cString: $0) } ?? "",
+            email: signature?.pointee.email.map { String(cString: $0) } ?? "",
+            date: Date(timeIntervalSince1970: TimeInterval(signature?.pointee.when.time ?? 0)),
+            parentCount: Int(git_commit_parentcount(pointer)))
+    }
+
+    /// Subject (the first paragraph, on one line) and body.
+    static func split(_ message: String) -> (String, String) {
+        let trimmed = message.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let blank = trimmed.range(of: "\n\n") else { return (trimmed.replacingOccurrences(of: "\n", with: " "), "") }
+        let subject = trimmed[..<blank.lowerBound].replacingOccurrences(of: "\n", with: " ")
+        return (subject, String(trimmed[blank.upperBound...]).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// True when `ancestor` is `descendant` or one of its ancestors.
+    public func isAncestor(_ ancestor: String, of descendant: String) throws(GitError) -> Bool {
+        if ancestor == descendant { return true }
+        var a = try Self.oid(ancestor)
+        var d = try Self.oid(descendant)
+        let result = git_graph_descendant_of(handle, &d, &a)
+        try GitError.check(result, "comparing \(ancestor.prefix(7)) with \(descendant.prefix(7))")
+        return result == 1
+    }
+
+    /// True when the commit is in the repository (a shallow clone or a rewritten history may lack it).
+    public func contains(_ sha: String) -> Bool {
+        guard var oid = try? Self.oid(sha) else { return false }
+        var pointer: OpaquePointer?
+        guard git_commit_lookup(&pointer, handle, &oid) == 0 else { return false }
+        git_commit_free(pointer)
+        return true
+    }
+
+    /// The paths that differ between two commits' trees (every file of `head` when `base` is nil).
+    public func changedFiles(from base: String?, to head: String) throws(GitError) -> [String] {
+        let headTree = try tree(of: head)
+        defer { git_tree_free(headTree) }
+        let baseTree = try base.map { sha throws(GitError) in try tree(of: sha) }
+        defer { if let baseTree { git_tree_free(baseTree) } }
+        var diff: OpaquePointer?
+        try GitError.check(git_diff_tree_to_tree(&diff, handle, baseTree, headTree, nil), "comparing trees")
+        defer { git_diff_free(diff) }
+        var paths: [String] = []
+        for index in 0..<git_diff_num_deltas(diff) {
+            guard let delta = git_diff_get_delta(diff, index) else { continue }
+            if let path = delta.pointee.new_file.path { paths.append(String(cString: path)) }
+            if delta.pointee.status == GIT_DELTA_RENAMED, let old = delta.pointee.old_file.path { paths.append(String(cString: old)) }
+        }
+        return paths
+    }
+
+    private func tree(of sha: String) throws(GitError) -> OpaquePointer {
+        var oid = try Self.oid(sha)
+        var commit: OpaquePointer?
+        try GitError.check(git_commit_lookup(&commit, handle, &oid), "reading commit \(sha.prefix(7))")
+        defer { git_commit_free(commit) }
+        var tree: OpaquePointer?
+        try GitError.check(git_commit_tree(&tree, commit), "reading the tree of \(sha.prefix(7))")
+        return tree!
+    }
+
+    /// The highest version tag on the nearest tagged commit reachable from `sha` (walking newest
+    /// first). `stableOnly` skips pre-release tags; `skipping` ignores tags on that commit.
+    public func nearestVersionTag(from sha: String, stableOnly: Bool = false, skipping: String? = nil) throws(GitError) -> (
+        tag: Tag, version: SemanticVersion
+    )? {
+        var byCommit: [String: [(Tag, SemanticVersion)]] = [:]
+        for tag in try tags() where tag.sha != skipping {
+            guard let version = tag.version, !(stableOnly && version.isPrerelease) else { continue }
+            byCommit[tag.sha, default: []].append((tag, version))
+        }
+        guard !byCommit.isEmpty else { return nil }
+        var found: (Tag, SemanticVersion)?
+        try walk(from: sha) { commit in
+            guard let tags = byCommit[commit] else { return true }
+            found = tags.max { $0.1 < $1.1 }
+            return false
+        }
+        return found.map { (tag: $0.0, version: $0.1) }
+    }
+}
