@@ -56,6 +56,7 @@ extension Repository {
     /// True when `ancestor` is `descendant` or one of its ancestors.
     public func isAncestor(_ ancestor: String, of descendant: String) throws(GitError) -> Bool {
         if ancestor == descendant { return true }
+        if isShallow { return try reachable(from: descendant, firstParentOnly: false).contains { $0.sha == ancestor } }
         var a = try Self.oid(ancestor)
         var d = try Self.oid(descendant)
         let result = git_graph_descendant_of(handle, &d, &a)

@@ -175,6 +175,14 @@ public final class Repository {
         from head: String, hiding base: String? = nil, firstParentOnly: Bool = false,
         _ visit: (String) throws(GitError) -> Bool
     ) throws(GitError) {
+        if isShallow {
+            // libgit2 1.5 does not know shallow grafts: its walker fails at the first missing
+            // parent. Walk by hand, treating a missing parent as the end of history.
+            for sha in try shallowHistory(from: head, hiding: base, firstParentOnly: firstParentOnly) {
+                guard try visit(sha) else { return }
+            }
+            return
+        }
         var walker: OpaquePointer?
         try GitError.check(git_revwalk_new(&walker, handle), "starting a history walk")
         defer { git_revwalk_free(walker) }
@@ -193,6 +201,40 @@ public final class Repository {
             try GitError.check(code, "walking history" + (isShallow ? " (this is a shallow clone: history below it is missing)" : ""))
             guard try visit(Self.string(&next)) else { return }
         }
+    }
+
+    /// The commits of a shallow clone reachable from `head` and not from `base`, newest first.
+    private func shallowHistory(from head: String, hiding base: String?, firstParentOnly: Bool) throws(GitError) -> [String] {
+        let hidden = try base.map { sha throws(GitError) in Set(try reachable(from: sha, firstParentOnly: false).map(\.sha)) } ?? []
+        return try reachable(from: head, firstParentOnly: firstParentOnly)
+            .filter { !hidden.contains($0.sha) }
+            .sorted { $0.time > $1.time }
+            .map(\.sha)
+    }
+
+    func reachable(from start: String, firstParentOnly: Bool) throws(GitError) -> [(sha: String, time: Int64)] {
+        var found: [(String, Int64)] = []
+        var seen: Set<String> = []
+        var pending = [start]
+        while let sha = pending.popLast() {
+            guard seen.insert(sha).inserted else { continue }
+            var oid = try Self.oid(sha)
+            var commit: OpaquePointer?
+            guard git_commit_lookup(&commit, handle, &oid) == 0 else {
+                if sha == start {
+                    throw GitError(operation: "reading commit \(sha.prefix(7))", message: "it is not in this shallow clone: fetch more history",
+                                   code: GIT_ENOTFOUND.rawValue)
+                }
+                continue  // beyond the shallow boundary
+            }
+            defer { git_commit_free(commit) }
+            found.append((sha, Int64(git_commit_time(commit))))
+            let parents = firstParentOnly ? min(git_commit_parentcount(commit), 1) : git_commit_parentcount(commit)
+            for index in 0..<parents {
+                if let parent = git_commit_parent_id(commit, index) { pending.append(Self.string(parent)) }
+            }
+        }
+        return found
     }
 
     // MARK: - Plumbing
