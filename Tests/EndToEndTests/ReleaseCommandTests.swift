@@ -1,0 +1,96 @@
+import Foundation
+import SlipwayProcess
+import SlipwayTestSupport
+import Testing
+
+/// `deploy` in real git repositories: versions, changelogs, dirty trees.
+@Suite("deploy with git", .timeLimit(.minutes(2)))
+struct ReleaseCommandTests {
+    static let pipeline = """
+        app: hello
+        environments:
+          staging: {}
+          production: { promote_from: staging }
+        stages:
+          - { name: build, run: [echo, "building ${VERSION}"] }
+          - { name: staging, deploy: staging }
+          - { name: production, deploy: production }
+
+        """
+
+    func repository() async throws -> GitFixture {
+        let repo = try await GitFixture("e2e-git")
+        try repo.directory.write(".gitignore", ".slipway/\n")
+        try repo.directory.write("slipway.yml", Self.pipeline)
+        try await repo.git("add", ".gitignore", "slipway.yml")
+        try await repo.git("commit", "-q", "-m", "chore: pipeline")
+        try await repo.git("tag", "v1.0.0")
+        try await repo.commit("feat(api): add orders", file: "api.txt")
+        try await repo.commit("fix: migration", file: "db/migrations/0001_orders.sql", contents: "CREATE TABLE orders (id int);\n")
+        return repo
+    }
+
+    @Test("a run records its version and changelog; production takes only what passed staging; show prints it")
+    func runRecordsTheChangelog() async throws {
+        let repo = try await repository()
+        defer { repo.remove() }
+        let staging = try await runDeploy(["staging"], in: repo.path)
+        #expect(staging.status == 0)
+        #expect(staging.output.contains("[build] building 1.0.0-2-g"))
+        #expect(staging.output.contains("ships 2 commits touching 2 files; flagged: 1 database migration: db/migrations/0001_orders.sql (since tag v1.0.0)"))
+
+        let changelog = try await runDeploy(["changelog", "production"], in: repo.path)
+        #expect(changelog.output.contains("suggested next version: 1.1.0"))
+        #expect(changelog.output.contains("- **api:** add orders ("))
+
+        let production = try await runDeploy(["production"], in: repo.path)
+        #expect(production.status == 0)
+        let show = try await runDeploy(["show", "2"], in: repo.path)
+        #expect(show.output.contains("changelog:"))
+        #expect(show.output.contains("### Features"))
+
+        // Nothing new since production's last good release
+        let after = try await runDeploy(["changelog", "production", "--json"], in: repo.path)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(after.output.utf8)) as? [String: Any])
+        #expect((json["commits"] as? [Any])?.isEmpty == true)
+        #expect((json["base"] as? [String: Any])?["kind"] as? String == "last-good-release")
+    }
+
+    @Test("a dirty tree is refused where a clean one is required, unless --allow-dirty, which is recorded")
+    func dirtyTree() async throws {
+        let repo = try await repository()
+        defer { repo.remove() }
+        #expect(try await runDeploy(["staging"], in: repo.path).status == 0)
+        try repo.directory.write("api.txt", "edited but not committed\n")
+        // staging does not require a clean tree, but records that it was not
+        #expect(try await runDeploy(["staging"], in: repo.path).status == 0)
+        let refused = try await runDeploy(["production"], in: repo.path)
+        #expect(refused.status == 1)
+        #expect(refused.output.contains("the working tree has uncommitted changes, and production takes only committed releases"))
+        #expect(refused.output.contains("api.txt"))
+
+        let allowed = try await runDeploy(["production", "--allow-dirty"], in: repo.path)
+        #expect(allowed.status == 0)
+        let show = try await runDeploy(["show", "3", "--json"], in: repo.path)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(show.output.utf8)) as? [String: Any])
+        let run = try #require(json["run"] as? [String: Any])
+        #expect(run["dirty"] as? Bool == true)
+        #expect((run["overrides"] as? String)?.hasPrefix("allow-dirty") == true)
+        #expect((run["version"] as? String)?.hasSuffix("+dirty") == true)
+    }
+
+    @Test("outside a repository, and in an empty one, the messages say what is wrong")
+    func noRepository() async throws {
+        let plain = try TemporaryDirectory("plain")
+        defer { plain.remove() }
+        let outside = try await runDeploy(["changelog"], in: plain.path)
+        #expect(outside.status == 1)
+        #expect(outside.output.contains("is not inside a git repository"))
+
+        let empty = try await GitFixture("empty")
+        defer { empty.remove() }
+        let result = try await runDeploy(["changelog"], in: empty.path)
+        #expect(result.status == 1)
+        #expect(result.output.contains("the repository has no commits yet: commit something first"))
+    }
+}
