@@ -21,37 +21,80 @@ extension Repository {
     /// history of the branch itself.
     public func commits(from base: String?, to head: String, firstParentOnly: Bool = false) throws(GitError) -> [Commit] {
         var commits: [Commit] = []
-        try walk(from: head, hiding: base, firstParentOnly: firstParentOnly) { sha throws(GitError) in
-            commits.append(try commit(sha))
+        try forEachCommit(from: base, to: head, firstParentOnly: firstParentOnly) { commit in
+            commits.append(commit)
             return true
         }
         return commits
     }
 
+    /// Hands each commit of the range to `body` as it is read, newest first, until `body` returns
+    /// false: a long range is never held in memory twice.
+    public func forEachCommit(from base: String?, to head: String, firstParentOnly: Bool = false,
+                              _ body: (Commit) throws(GitError) -> Bool) throws(GitError) {
+        try walkIDs(from: head, hiding: base, firstParentOnly: firstParentOnly) { oid throws(GitError) in
+            try body(try commit(&oid))
+        }
+    }
+
     /// One commit, read at once into Swift values.
     public func commit(_ sha: String) throws(GitError) -> Commit {
         var oid = try Self.oid(sha)
+        return try commit(&oid)
+    }
+
+    func commit(_ oid: inout git_oid) throws(GitError) -> Commit {
         var pointer: OpaquePointer?
-        try GitError.check(git_commit_lookup(&pointer, handle, &oid), "reading commit \(sha.prefix(7))")
+        try GitError.check(git_commit_lookup(&pointer, handle, &oid), "reading commit \(Self.string(&oid).prefix(7))")
         defer { git_commit_free(pointer) }
         let message = git_commit_message(pointer).map { String(cString: $0) } ?? ""
         let (subject, body) = Self.split(message)
         let signature = git_commit_author(pointer)
         return Commit(
-            sha: sha, subject: subject, body: body,
+            sha: Self.string(&oid), subject: subject, body: body,
             author: signature?.pointee.name.map { String(cString: $0) } ?? "",
             email: signature?.pointee.email.map { String(cString: $0) } ?? "",
             date: Date(timeIntervalSince1970: TimeInterval(signature?.pointee.when.time ?? 0)),
             parentCount: Int(git_commit_parentcount(pointer)))
     }
 
-    /// Subject (the first paragraph, on one line) and body.
+    /// Subject (the first paragraph, on one line) and body. Works on UTF-8 bytes: this runs once
+    /// per commit of a changelog, tens of thousands of times.
     static func split(_ message: String) -> (String, String) {
-        let trimmed = message.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let blank = trimmed.range(of: "\n\n") else { return (trimmed.replacingOccurrences(of: "\n", with: " "), "") }
-        let subject = trimmed[..<blank.lowerBound].replacingOccurrences(of: "\n", with: " ")
-        return (subject, String(trimmed[blank.upperBound...]).trimmingCharacters(in: .whitespacesAndNewlines))
+        let bytes = Array(message.utf8)
+        var start = 0
+        var end = bytes.count
+        while start < end, isSpace(bytes[start]) { start += 1 }
+        while end > start, isSpace(bytes[end - 1]) { end -= 1 }
+        // The subject ends at the first blank line (a newline, optional spaces, a newline).
+        var subjectEnd = end
+        var bodyStart = end
+        var index = start
+        search: while index < end {
+            if bytes[index] == 0x0A {
+                var next = index + 1
+                while next < end, bytes[next] == 0x20 || bytes[next] == 0x09 || bytes[next] == 0x0D { next += 1 }
+                if next < end, bytes[next] == 0x0A {
+                    subjectEnd = index
+                    bodyStart = next
+                    break search
+                }
+            }
+            index += 1
+        }
+        while subjectEnd > start, isSpace(bytes[subjectEnd - 1]) { subjectEnd -= 1 }
+        while bodyStart < end, isSpace(bytes[bodyStart]) { bodyStart += 1 }
+        var subject = Array(bytes[start..<subjectEnd])
+        if subject.contains(0x0A) {
+            // A subject wrapped over several lines reads as one.
+            subject = subject.split(separator: 0x0A).map { line in
+                Array(line.drop(while: isSpace).reversed().drop(while: isSpace).reversed())
+            }.joined(separator: [0x20]).map { $0 }
+        }
+        return (String(decoding: subject, as: UTF8.self), String(decoding: bytes[bodyStart..<end], as: UTF8.self))
     }
+
+    private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x0A || byte == 0x09 || byte == 0x0D }
 
     /// True when `ancestor` is `descendant` or one of its ancestors.
     public func isAncestor(_ ancestor: String, of descendant: String) throws(GitError) -> Bool {
@@ -119,5 +162,13 @@ extension Repository {
             return false
         }
         return found.map { (tag: $0.0, version: $0.1) }
+    }
+}
+
+extension StringProtocol {
+    /// The text without leading and trailing whitespace and newlines.
+    func trimmingWhitespace() -> String {
+        guard let first = firstIndex(where: { !$0.isWhitespace }), let last = lastIndex(where: { !$0.isWhitespace }) else { return "" }
+        return String(self[first...last])
     }
 }

@@ -1,5 +1,3 @@
-import Foundation
-
 /// A commit message read as a Conventional Commit (`feat(api)!: drop v1`), when it is one.
 public struct ConventionalCommit: Sendable, Hashable, Codable {
     public var type: String
@@ -12,9 +10,9 @@ public struct ConventionalCommit: Sendable, Hashable, Codable {
 
     /// Parses the subject and body; nil when the subject is not `type(scope)!: description`.
     public init?(subject: String, body: String = "") {
-        guard let colon = subject.range(of: ": ") else { return nil }
-        var head = Substring(subject[..<colon.lowerBound])
-        let description = subject[colon.upperBound...].trimmingCharacters(in: .whitespaces)
+        guard let colon = subject.firstIndex(of: ":"), subject[subject.index(after: colon)...].first == " " else { return nil }
+        var head = subject[..<colon]
+        let description = subject[subject.index(after: colon)...].trimmingWhitespace()
         guard !description.isEmpty else { return nil }
         var bang = false
         if head.hasSuffix("!") {
@@ -27,11 +25,13 @@ public struct ConventionalCommit: Sendable, Hashable, Codable {
             head = head[..<open]
             guard let scope, !scope.isEmpty, !scope.contains(where: { $0 == "(" || $0 == ")" }) else { return nil }
         }
-        guard !head.isEmpty, head.allSatisfy({ $0.isLetter || $0 == "-" }) else { return nil }
+        guard !head.isEmpty, head.utf8.allSatisfy({ ($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A || $0 == 0x2D }) else { return nil }
         var note: String?
-        for line in body.split(separator: "\n", omittingEmptySubsequences: false) {
-            for marker in ["BREAKING CHANGE:", "BREAKING-CHANGE:"] where line.hasPrefix(marker) {
-                note = line.dropFirst(marker.count).trimmingCharacters(in: .whitespaces)
+        if body.utf8.contains(0x42), body.contains("BREAKING") {
+            for line in body.split(separator: "\n", omittingEmptySubsequences: false) {
+                for marker in ["BREAKING CHANGE:", "BREAKING-CHANGE:"] where line.hasPrefix(marker) {
+                    note = line.dropFirst(marker.count).trimmingWhitespace()
+                }
             }
         }
         self.type = head.lowercased()

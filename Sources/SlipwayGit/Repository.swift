@@ -169,24 +169,32 @@ public final class Repository {
         return count
     }
 
-    /// Walks commits from `head` (newest first, parents after children), hiding `base` and its
-    /// ancestors, calling `visit` with each sha until it returns false.
-    public func walk(
-        from head: String, hiding base: String? = nil, firstParentOnly: Bool = false,
-        _ visit: (String) throws(GitError) -> Bool
-    ) throws(GitError) {
+    /// Walks commits from `head` (newest first by commit time), hiding `base` and its ancestors,
+    /// calling `visit` with each sha until it returns false.
+    public func walk(from head: String, hiding base: String? = nil, firstParentOnly: Bool = false,
+                     _ visit: (String) throws(GitError) -> Bool) throws(GitError) {
+        try walkIDs(from: head, hiding: base, firstParentOnly: firstParentOnly) { oid throws(GitError) in try visit(Self.string(&oid)) }
+    }
+
+    /// The same walk, handing over libgit2's commit ids without converting them to text.
+    func walkIDs(from head: String, hiding base: String?, firstParentOnly: Bool,
+                 _ visit: (inout git_oid) throws(GitError) -> Bool) throws(GitError) {
         if isShallow {
             // libgit2 1.5 does not know shallow grafts: its walker fails at the first missing
             // parent. Walk by hand, treating a missing parent as the end of history.
             for sha in try shallowHistory(from: head, hiding: base, firstParentOnly: firstParentOnly) {
-                guard try visit(sha) else { return }
+                var oid = try Self.oid(sha)
+                guard try visit(&oid) else { return }
             }
             return
         }
         var walker: OpaquePointer?
         try GitError.check(git_revwalk_new(&walker, handle), "starting a history walk")
         defer { git_revwalk_free(walker) }
-        git_revwalk_sorting(walker, GIT_SORT_TOPOLOGICAL.rawValue | GIT_SORT_TIME.rawValue)
+        // libgit2's default order is newest first by commit time, as `git log` lists them, and it
+        // is incremental: any explicit sorting (even GIT_SORT_TIME) makes libgit2 read the whole
+        // history before it yields the first commit, which a walk that stops early cannot afford.
+        git_revwalk_sorting(walker, GIT_SORT_NONE.rawValue)
         if firstParentOnly { git_revwalk_simplify_first_parent(walker) }
         var oid = try Self.oid(head)
         try GitError.check(git_revwalk_push(walker, &oid), "walking history from \(head.prefix(7))")
@@ -198,8 +206,8 @@ public final class Repository {
         while true {
             let code = git_revwalk_next(&next, walker)
             if code == GIT_ITEROVER.rawValue { return }
-            try GitError.check(code, "walking history" + (isShallow ? " (this is a shallow clone: history below it is missing)" : ""))
-            guard try visit(Self.string(&next)) else { return }
+            try GitError.check(code, "walking history")
+            guard try visit(&next) else { return }
         }
     }
 

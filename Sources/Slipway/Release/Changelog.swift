@@ -26,6 +26,8 @@ public struct Changelog: Sendable, Hashable, Codable {
     public struct Entry: Sendable, Hashable, Codable {
         public var sha: String
         public var subject: String
+        /// The subject without its Conventional Commit prefix (the subject itself otherwise).
+        public var summary: String
         public var body: String
         public var author: String
         public var date: Date
@@ -52,56 +54,47 @@ public struct Changelog: Sendable, Hashable, Codable {
 
     public var breaking: [Entry] { commits.filter(\.breaking) }
 
+    static let groupTitles: [(type: String?, title: String)] = [
+        ("feat", "Features"), ("fix", "Fixes"), ("perf", "Performance"), ("revert", "Reverts"), ("docs", "Documentation"),
+        (nil, "Other changes"),
+    ]
+
     /// Commits per group, in the order a changelog shows them.
     public var groups: [(title: String, entries: [Entry])] {
-        let order: [(String, (Entry) -> Bool)] = [
-            ("Features", { $0.type == "feat" }),
-            ("Fixes", { $0.type == "fix" }),
-            ("Performance", { $0.type == "perf" }),
-            ("Reverts", { $0.type == "revert" }),
-            ("Documentation", { $0.type == "docs" }),
-            ("Other changes", { _ in true }),
-        ]
-        var remaining = commits
-        var groups: [(String, [Entry])] = []
-        for (title, test) in order {
-            let entries = remaining.filter(test)
-            remaining.removeAll(where: test)
-            if !entries.isEmpty { groups.append((title, entries)) }
+        var buckets = [[Entry]](repeating: [], count: Self.groupTitles.count)
+        let other = Self.groupTitles.count - 1
+        for entry in commits {
+            let index = Self.groupTitles.firstIndex { $0.type != nil && $0.type == entry.type } ?? other
+            buckets[index].append(entry)
         }
-        return groups
+        return zip(Self.groupTitles, buckets).filter { !$0.1.isEmpty }.map { ($0.0.title, $0.1) }
     }
 
     /// The changelog as Markdown.
     public var markdown: String {
-        var lines = ["## \(version)" + (suggestedVersion.map { " (suggested next version: \($0))" } ?? ""), ""]
-        lines.append("Since \(base.description): \(commits.count) commit\(commits.count == 1 ? "" : "s").")
+        var text = "## \(version)" + (suggestedVersion.map { " (suggested next version: \($0))" } ?? "") + "\n\n"
+        text.reserveCapacity(commits.count * 64)
+        text += "Since \(base.description): \(commits.count) commit\(commits.count == 1 ? "" : "s").\n"
         if !baseIsAncestor {
-            lines.append("")
-            lines.append(
-                "> **Warning:** the base is not an ancestor of this release: deploying it undoes \(undone) commit\(undone == 1 ? "" : "s") that the base has."
-            )
+            text += "\n> **Warning:** the base is not an ancestor of this release: deploying it undoes \(undone) commit\(undone == 1 ? "" : "s") that the base has.\n"
         }
         if !breaking.isEmpty {
-            lines += ["", "### ⚠ Breaking changes", ""]
-            lines += breaking.map { "- " + Self.line($0) + ($0.breakingNote.map { ": \($0)" } ?? "") }
+            text += "\n### ⚠ Breaking changes\n\n"
+            for entry in breaking { text += "- " + Self.line(entry) + (entry.breakingNote.map { ": \($0)" } ?? "") + "\n" }
         }
         for (title, entries) in groups {
-            lines += ["", "### \(title)", ""]
-            lines += entries.map { "- " + Self.line($0) }
+            text += "\n### \(title)\n\n"
+            for entry in entries { text += "- " + Self.line(entry) + "\n" }
         }
         if !risk.isEmpty {
-            lines += ["", "### Risk", ""]
-            lines += risk.lines.map { "- \($0)" }
+            text += "\n### Risk\n\n"
+            for line in risk.lines { text += "- \(line)\n" }
         }
-        return lines.joined(separator: "\n") + "\n"
+        return text
     }
 
     static func line(_ entry: Entry) -> String {
-        let conventional = entry.type.flatMap { _ in ConventionalCommit(subject: entry.subject, body: entry.body) }
-        let text = conventional?.description ?? entry.subject
-        let scope = entry.scope.map { "**\($0):** " } ?? ""
-        return "\(scope)\(text) (\(entry.sha.prefix(7)))"
+        (entry.scope.map { "**\($0):** " } ?? "") + entry.summary + " (" + entry.sha.prefix(7) + ")"
     }
 
     /// The next version the commits call for: a breaking change bumps major (minor before 1.0),
@@ -165,22 +158,26 @@ extension Changelog {
         let chosen = base!
         let ancestor = try chosen.sha.map { try repository.isAncestor($0, of: head) } ?? true
         let undone = ancestor ? 0 : try repository.count(from: head, to: chosen.sha!)
-        let commits = try repository.commits(from: chosen.sha, to: head, firstParentOnly: firstParentOnly)
         let files = try repository.changedFiles(from: chosen.sha, to: head)
         let risk = RiskReport(files: files, rules: rules)
-        let perCommit = commits.count <= 1000 && !risk.isEmpty
-        let entries = try commits.map { commit -> Entry in
+        var entries: [Entry] = []
+        try repository.forEachCommit(from: chosen.sha, to: head, firstParentOnly: firstParentOnly) { commit in
             let conventional = ConventionalCommit(subject: commit.subject, body: commit.body)
-            var flags: [String] = []
-            if perCommit {
-                let parent = commit.parentCount > 0 ? try? repository.resolve("\(commit.sha)^1") : nil
-                let touched = try repository.changedFiles(from: parent, to: commit.sha)
-                flags = Array(Set(touched.flatMap(rules.categories(of:)))).sorted()
+            entries.append(Entry(
+                sha: commit.sha, subject: commit.subject, summary: conventional?.description ?? commit.subject, body: commit.body,
+                author: commit.author, date: commit.date, type: conventional?.type, scope: conventional?.scope,
+                breaking: conventional?.breaking ?? false, breakingNote: conventional?.breakingNote, flags: []))
+            return true
+        }
+        // Which commit touched a flagged file: one tree diff per commit, so only for ranges of a
+        // reasonable size (the aggregate report above covers any range).
+        if entries.count <= 1000 && !risk.isEmpty {
+            for index in entries.indices {
+                let sha = entries[index].sha
+                let parent = try? repository.resolve("\(sha)^1")
+                let touched = try repository.changedFiles(from: parent, to: sha)
+                entries[index].flags = Array(Set(touched.flatMap(rules.categories(of:)))).sorted()
             }
-            return Entry(
-                sha: commit.sha, subject: commit.subject, body: commit.body, author: commit.author, date: commit.date,
-                type: conventional?.type, scope: conventional?.scope, breaking: conventional?.breaking ?? false,
-                breakingNote: conventional?.breakingNote, flags: flags)
         }
         let baseVersion = try chosen.sha.flatMap { try repository.nearestVersionTag(from: $0)?.version }
         return Changelog(

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# How fast is a changelog over a long range? Builds a repository of 100,000 commits with
+# `git fast-import`, then times `deploy changelog` over a 50,000-commit range against
+# `git log --oneline A..B`, and prints both times, the ratio and deploy's peak memory.
+# Target: no slower than git itself (ratio at most 1.0).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+commits=${COMMITS:-100000}
+from=$((commits / 4))
+to=$((from + commits / 2))
+rounds=${ROUNDS:-5}
+
+swift build -c release >/dev/null
+deploy=$PWD/.build/release/deploy
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+repo=$work/repo
+git init -q -b main "$repo"
+
+# A fast-import stream: a file changes every commit, Conventional Commit subjects, and two
+# version tags bounding the measured range.
+python3 - "$commits" "$from" "$to" > "$work/stream" <<'PY'
+import sys
+commits, a, b = (int(x) for x in sys.argv[1:])
+out = sys.stdout
+kinds = ["feat(api): add endpoint", "fix(core): handle empty input", "docs: explain the option", "chore: tidy"]
+for i in range(1, commits + 1):
+    message = f"{kinds[i % len(kinds)]} {i}\n".encode()
+    content = f"line {i}\n".encode()
+    out.write(f"commit refs/heads/main\nmark :{i}\n")
+    out.write(f"author Dev <dev@example.com> {1700000000 + i} +0000\ncommitter Dev <dev@example.com> {1700000000 + i} +0000\n")
+    out.write(f"data {len(message)}\n{message.decode()}")
+    if i > 1:
+        out.write(f"from :{i - 1}\n")
+    out.write(f"M 100644 inline src/file{i % 50}.txt\ndata {len(content)}\n{content.decode()}\n")
+out.write(f"reset refs/tags/v1.0.0\nfrom :{a}\n\nreset refs/tags/v2.0.0\nfrom :{b}\n\n")
+PY
+git -C "$repo" fast-import --quiet < "$work/stream"
+git -C "$repo" checkout -q v2.0.0
+range=$(git -C "$repo" rev-list --count v1.0.0..v2.0.0)
+
+now() { date +%s.%N; }
+median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+deploy_times=()
+git_times=()
+for _ in $(seq 1 "$rounds"); do
+  start=$(now)
+  (cd "$repo" && "$deploy" changelog --since v1.0.0 > "$work/changelog.md")
+  deploy_times+=("$(echo "$(now) - $start" | bc)")
+  start=$(now)
+  git -C "$repo" log --oneline v1.0.0..v2.0.0 > "$work/git.log"
+  git_times+=("$(echo "$(now) - $start" | bc)")
+done
+peak=$(cd "$repo" && /usr/bin/time -f %M "$deploy" changelog --since v1.0.0 2>&1 >/dev/null | tail -1)
+git_peak=$(/usr/bin/time -f %M git -C "$repo" log --oneline v1.0.0..v2.0.0 2>&1 >/dev/null | tail -1)
+listed=$(grep -c '^- ' "$work/changelog.md")
+d=$(printf '%s\n' "${deploy_times[@]}" | median)
+g=$(printf '%s\n' "${git_times[@]}" | median)
+echo "repository:           $commits commits; range v1.0.0..v2.0.0: $range commits ($listed listed by deploy)"
+printf 'deploy changelog:     %.3f s (median of %d), peak memory %d MiB\n' "$d" "$rounds" "$((peak / 1024))"
+printf 'git log --oneline:    %.3f s (median of %d), peak memory %d MiB\n' "$g" "$rounds" "$((git_peak / 1024))"
+printf 'changelog ratio %.2f\n' "$(echo "$d / $g" | bc -l)"
