@@ -29,12 +29,35 @@ extension Repository {
     }
 
     /// Hands each commit of the range to `body` as it is read, newest first, until `body` returns
-    /// false: a long range is never held in memory twice.
+    /// false: a long range is never held in memory twice. Returns whether `base` is an ancestor of
+    /// `head`, found on the way: it is exactly when a commit of the range has `base` as a parent.
+    @discardableResult
     public func forEachCommit(from base: String?, to head: String, firstParentOnly: Bool = false,
-                              _ body: (Commit) throws(GitError) -> Bool) throws(GitError) {
-        try walkIDs(from: head, hiding: base, firstParentOnly: firstParentOnly) { oid throws(GitError) in
-            try body(try commit(&oid))
+                              _ body: (Commit) throws(GitError) -> Bool) throws(GitError) -> Bool {
+        guard let base else {
+            try walkIDs(from: head, hiding: nil, firstParentOnly: firstParentOnly) { oid throws(GitError) in try body(try commit(&oid)) }
+            return true
         }
+        if base == head { return true }
+        var baseID = try Self.oid(base)
+        var parentOfSome = false
+        var finished = true
+        try walkIDs(from: head, hiding: base, firstParentOnly: firstParentOnly) { oid throws(GitError) in
+            var pointer: OpaquePointer?
+            try GitError.check(git_commit_lookup(&pointer, handle, &oid), "reading commit \(Self.string(&oid).prefix(7))")
+            defer { git_commit_free(pointer) }
+            if !parentOfSome {
+                for index in 0..<git_commit_parentcount(pointer) where git_oid_equal(git_commit_parent_id(pointer, index), &baseID) == 1 {
+                    parentOfSome = true
+                }
+            }
+            let keepGoing = try body(Self.read(pointer!, oid: &oid))
+            if !keepGoing { finished = false }
+            return keepGoing
+        }
+        // With first parents only, or a walk stopped early, the range may not show it: ask the graph.
+        if !parentOfSome && (firstParentOnly || !finished) { return try isAncestor(base, of: head) }
+        return parentOfSome
     }
 
     /// One commit, read at once into Swift values.
@@ -47,11 +70,15 @@ extension Repository {
         var pointer: OpaquePointer?
         try GitError.check(git_commit_lookup(&pointer, handle, &oid), "reading commit \(Self.string(&oid).prefix(7))")
         defer { git_commit_free(pointer) }
+        return Self.read(pointer!, oid: &oid)
+    }
+
+    static func read(_ pointer: OpaquePointer, oid: inout git_oid) -> Commit {
         let message = git_commit_message(pointer).map { String(cString: $0) } ?? ""
-        let (subject, body) = Self.split(message)
+        let (subject, body) = split(message)
         let signature = git_commit_author(pointer)
         return Commit(
-            sha: Self.string(&oid), subject: subject, body: body,
+            sha: string(&oid), subject: subject, body: body,
             author: signature?.pointee.name.map { String(cString: $0) } ?? "",
             email: signature?.pointee.email.map { String(cString: $0) } ?? "",
             date: Date(timeIntervalSince1970: TimeInterval(signature?.pointee.when.time ?? 0)),

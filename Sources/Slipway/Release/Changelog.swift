@@ -156,12 +156,10 @@ extension Changelog {
             }
         }
         let chosen = base!
-        let ancestor = try chosen.sha.map { try repository.isAncestor($0, of: head) } ?? true
-        let undone = ancestor ? 0 : try repository.count(from: head, to: chosen.sha!)
         let files = try repository.changedFiles(from: chosen.sha, to: head)
         let risk = RiskReport(files: files, rules: rules)
         var entries: [Entry] = []
-        try repository.forEachCommit(from: chosen.sha, to: head, firstParentOnly: firstParentOnly) { commit in
+        let ancestor = try repository.forEachCommit(from: chosen.sha, to: head, firstParentOnly: firstParentOnly) { commit in
             let conventional = ConventionalCommit(subject: commit.subject, body: commit.body)
             entries.append(Entry(
                 sha: commit.sha, subject: commit.subject, summary: conventional?.description ?? commit.subject, body: commit.body,
@@ -169,6 +167,7 @@ extension Changelog {
                 breaking: conventional?.breaking ?? false, breakingNote: conventional?.breakingNote, flags: []))
             return true
         }
+        let undone = ancestor ? 0 : try repository.count(from: head, to: chosen.sha!)
         // Which commit touched a flagged file: one tree diff per commit, so only for ranges of a
         // reasonable size (the aggregate report above covers any range).
         if entries.count <= 1000 && !risk.isEmpty {
