@@ -27,11 +27,8 @@ struct Logs: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
-            let id = try runID(run)
-            let store = try location.openStore()
-            guard let detail = try store.detail(runID: id) else {
-                throw CLIError.failed("there is no run \(id) in \(location.statePath())", hint: "`deploy history` lists the runs")
-            }
+            let (_, detail) = try location.runDetail(run)
+            let id = detail.run.id!
             let stageNames = Dictionary(uniqueKeysWithValues: detail.stages.map { ($0.id!, $0.name) })
             var logs = detail.steps.map { s in
                 StepLog(

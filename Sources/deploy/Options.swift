@@ -62,6 +62,16 @@ struct LocationOptions: ParsableArguments {
         return store
     }
 
+    /// Opens the store and reads one run, as `show` and `logs` take it (`12` or `#12`).
+    func runDetail(_ text: String) throws -> (store: RunStore, detail: RunDetail) {
+        let id = try runID(text)
+        let store = try openStore()
+        guard let detail = try store.detail(runID: id) else {
+            throw CLIError.failed("there is no run \(id) in \(statePath())", hint: "`deploy history` lists the runs")
+        }
+        return (store, detail)
+    }
+
     func loadPipeline() throws -> Pipeline {
         let path = try pipelinePath()
         let (pipeline, warnings) = try PipelineLoader.load(path: path)

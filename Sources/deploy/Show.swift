@@ -37,11 +37,8 @@ struct Show: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
-            let id = try runID(run)
-            let store = try location.openStore()
-            guard let detail = try store.detail(runID: id) else {
-                throw CLIError.failed("there is no run \(id) in \(location.statePath())", hint: "`deploy history` lists the runs")
-            }
+            let (store, detail) = try location.runDetail(run)
+            let id = detail.run.id!
             let stages = detail.stages.map { stage in
                 RunView.StageView(
                     stage: stage,
