@@ -146,6 +146,7 @@ public final class RunStore: Sendable {
                 t.column("json", .text).notNull()
             }
         }
+        registerControlMigration(&migrator)
         return migrator
     }
 

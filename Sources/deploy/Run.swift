@@ -27,8 +27,26 @@ struct Run: AsyncParsableCommand {
     @Flag(name: .long, help: "Deploy from a working tree with uncommitted changes where the environment requires a clean one (recorded).")
     var allowDirty = false
 
+    @Option(name: .long, help: ArgumentHelp("If another deploy holds the environment, queue for it (in arrival order) up to this long, e.g. 15m.", valueName: "duration"))
+    var wait: String?
+
+    @Flag(name: .long, help: "Deploy inside a freeze window (needs --reason; recorded in the audit log).")
+    var overrideFreeze = false
+
+    @Option(name: .long, help: ArgumentHelp("Why the freeze is overridden.", valueName: "text"))
+    var reason: String?
+
     @Flag(name: .long, help: "Print events as JSON lines instead of text.")
     var json = false
+
+    func validate() throws {
+        if overrideFreeze && (reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--override-freeze needs --reason TEXT: say why, for the audit log")
+        }
+        if let wait, DurationParser.parse(wait) == nil {
+            throw ValidationError("--wait takes a duration such as 30s, 15m or 2h, not '\(wait)'")
+        }
+    }
 
     func run() async throws {
         try await guarded {
@@ -78,12 +96,15 @@ struct Run: AsyncParsableCommand {
             defer { sources.forEach { $0.cancel() } }
 
             let shipping = changelog
+            let waitFor = wait.flatMap(DurationParser.parse)
+            let freezeReason = overrideFreeze ? reason : nil
             let overridden = overrides
             let result = try await withThrowingTaskGroup(of: RunResult?.self) { group in
                 group.addTask {
                     try await engine.run(
                         plan, release: releaseInfo, trigger: .detect(environment: processEnvironment),
-                        interrupts: interrupts, changelog: shipping, dirty: dirty, overrides: overridden)
+                        interrupts: interrupts, changelog: shipping, dirty: dirty, overrides: overridden,
+                        wait: waitFor, freezeOverride: freezeReason)
                 }
                 if style.live && !json {
                     group.addTask {

@@ -37,6 +37,8 @@ public struct Engine: Sendable {
     public let heartbeatInterval: Duration
     public let host: String
     public let pid: Int32
+    /// The wall clock, for freeze windows and records (tests pass a fixed one).
+    public let now: @Sendable () -> Date
 
     public init(
         store: RunStore,
@@ -47,8 +49,10 @@ public struct Engine: Sendable {
         jitter: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
         heartbeatInterval: Duration = .seconds(5),
         host: String = HostName.current,
-        pid: Int32 = ProcessInfo.processInfo.processIdentifier
+        pid: Int32 = ProcessInfo.processInfo.processIdentifier,
+        now: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.now = now
         self.store = store
         self.launcher = launcher
         self.clock = clock
@@ -108,13 +112,99 @@ public struct Engine: Sendable {
     ///
     /// `changelog` is stored with the run; `dirty` says the working tree had uncommitted changes,
     /// and `overrides` names what the trigger asked to let through (`allow-dirty`), on the record.
+    ///
+    /// The environment is checked against its freeze windows (`freezeOverride` is the reason given
+    /// to pass one), then its lease is taken (at once, or queueing up to `wait`) and held until the
+    /// last hook has run.
     public func run(
         _ plan: Plan, release: Release, trigger: Trigger,
         interrupts: AsyncStream<Int32> = AsyncStream { $0.finish() },
-        changelog: Changelog? = nil, dirty: Bool = false, overrides: [String] = []
+        changelog: Changelog? = nil, dirty: Bool = false, overrides: [String] = [],
+        wait: Duration? = nil, freezeOverride: String? = nil
     ) async throws -> RunResult {
         let masker = try preflight(plan)
         try checkPromotion(plan, release: release)
+        let environment = plan.environment.name
+        var overrides = overrides
+        if let window = plan.environment.freezes.first(where: { $0.contains(now()) }) {
+            guard let reason = freezeOverride, !reason.isEmpty else {
+                throw EnvironmentUnavailable(
+                    message: "\(environment) is frozen: \(window.reason) (\(window.description))",
+                    hint: "deploy after the window, or pass --override-freeze --reason TEXT (recorded in the audit log)")
+            }
+            overrides.append("freeze \(window.description): \(reason)")
+            try store.audit(actor: trigger.description, action: "freeze.override", environment: environment,
+                            detail: "\(window.reason) (\(window.description)): \(reason)", at: now())
+        }
+        try await acquireLease(environment: environment, trigger: trigger, wait: wait)
+        do {
+            let result = try await execute(plan, release: release, trigger: trigger, masker: masker, interrupts: interrupts,
+                                           changelog: changelog, dirty: dirty, overrides: overrides)
+            try? store.releaseLease(environment: environment, pid: pid, host: host)
+            return result
+        } catch {
+            try? store.releaseLease(environment: environment, pid: pid, host: host)
+            throw error
+        }
+    }
+
+    /// Takes the environment's lease, or says who holds it; with `wait`, queues in arrival order.
+    func acquireLease(environment: String, trigger: Trigger, wait: Duration?) async throws {
+        let holder = trigger.description
+        let first = try store.acquireLease(environment: environment, holder: holder, host: host, pid: pid, now: now(),
+                                           isAlive: ProcessLiveness.isAlive)
+        guard case .held(let current) = first else { return }
+        guard let wait else { throw Self.unavailable(environment, current) }
+        let ticket = try store.enqueue(environment: environment, holder: holder, host: host, pid: pid, now: now())
+        var waited = Duration.zero
+        var told: String?
+        let interval = Duration.milliseconds(250)
+        do {
+            while true {
+                let attempt = try store.acquireLease(environment: environment, holder: holder, host: host, pid: pid, now: now(),
+                                                     queueTicket: ticket, isAlive: ProcessLiveness.isAlive)
+                let why: String
+                switch attempt {
+                case .acquired:
+                    if told != nil { reporter.report(.notice("\(environment) is free: starting")) }
+                    return
+                case .held(let lease):
+                    why = "held by \(lease.description)"
+                case .queued(let ahead):
+                    why = "\(ahead) deploy\(ahead == 1 ? "" : "s") ahead in line"
+                }
+                if why != told {
+                    reporter.report(.notice("waiting for \(environment): \(why)"))
+                    told = why
+                }
+                if waited >= wait {
+                    throw EnvironmentUnavailable(message: "gave up waiting for \(environment) after \(DurationParser.format(wait)): \(why)",
+                                                 hint: "wait longer with --wait DURATION")
+                }
+                try await clock.sleep(for: interval)
+                waited += interval
+            }
+        } catch {
+            try? store.leaveQueue(ticket: ticket)
+            throw error
+        }
+    }
+
+    static func unavailable(_ environment: String, _ lease: Lease) -> EnvironmentUnavailable {
+        switch lease.kind {
+        case .manual:
+            EnvironmentUnavailable(message: "\(environment) is \(lease.description)",
+                                   hint: "ask \(lease.holder), or `deploy unlock \(environment)` once it may be deployed again")
+        case .run:
+            EnvironmentUnavailable(message: "\(environment) is being deployed by \(lease.description)",
+                                   hint: "wait for it with --wait [DURATION] (deploys queue in arrival order); `deploy history \(environment)` shows it")
+        }
+    }
+
+    func execute(
+        _ plan: Plan, release: Release, trigger: Trigger, masker: SecretMasker, interrupts: AsyncStream<Int32>,
+        changelog: Changelog?, dirty: Bool, overrides: [String]
+    ) async throws -> RunResult {
         let started = ContinuousClock.now
         var record = RunRecord(
             pipeline: plan.pipeline.file, app: plan.pipeline.app, environment: plan.environment.name,
@@ -124,6 +214,9 @@ public struct Engine: Sendable {
         record.overrides = overrides.joined(separator: ",")
         let run = try store.insert(record)
         let runID = run.id!
+        try store.attachLease(environment: plan.environment.name, pid: pid, host: host, runID: runID)
+        try store.audit(actor: trigger.description, action: "run.started", environment: plan.environment.name, runID: runID,
+                        detail: "release \(release.description)" + (overrides.isEmpty ? "" : "; overrides: " + overrides.joined(separator: "; ")))
         for override in overrides {
             try store.append(EventRecord(runID: runID, at: Date(), kind: "run.override", message: "\(trigger.user) overrode: \(override)"))
         }
@@ -203,6 +296,8 @@ public struct Engine: Sendable {
             default: .failed
             }
         try store.finish(runID: runID, outcome: outcome, exitCode: Int(status.rawValue), reason: reason, at: Date())
+        try store.audit(actor: trigger.description, action: "run.finished", environment: plan.environment.name, runID: runID,
+                        detail: outcome.rawValue + (reason.map { ": \($0)" } ?? ""))
         reporter.report(
             .runFinished(
                 runID: runID, outcome: outcome, exitCode: status.rawValue, reason: reason,
@@ -273,6 +368,7 @@ struct RunContext: Sendable {
             do {
                 try await Task.sleep(for: engine.heartbeatInterval)
                 try store.heartbeat(runID: runID, at: Date())
+                try store.heartbeatLease(environment: plan.environment.name, pid: engine.pid, host: engine.host, now: Date())
             } catch {
                 return
             }
@@ -588,7 +684,7 @@ struct RunContext: Sendable {
         }
         let spec = ProcessSpec(
             executable: hook.command[0], arguments: Array(hook.command.dropFirst()), environment: env,
-            timeout: .seconds(300))
+            timeout: hook.timeout)
         let reporter = self.reporter
         let name = "hook:\(event.rawValue)"
         let lines = Mutex<[String]>([])

@@ -56,6 +56,8 @@ public struct EnvironmentSpec: Sendable {
     /// Refuse a working tree with uncommitted changes (default: when `promote_from` is set, since
     /// those changes never passed the earlier environment). `--allow-dirty` overrides, on the record.
     public var requireCleanTree: Bool
+    /// Windows when this environment takes no deploys (`--override-freeze --reason` passes one).
+    public var freezes: [FreezeWindow] = []
 }
 
 public enum TargetSpec: Sendable, Hashable {
@@ -184,4 +186,6 @@ public struct HookSpec: Sendable {
     public var location: SourceLocation
     /// The executable and its arguments (no shell).
     public var command: [String]
+    /// How long the hook may run before its process group is stopped.
+    public var timeout: Duration = .seconds(300)
 }

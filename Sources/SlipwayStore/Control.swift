@@ -1,0 +1,262 @@
+public import Foundation
+public import GRDB
+
+/// Who holds an environment: a running deploy (a lease with a heartbeat), or a person's manual
+/// lock (a freeze, until `deploy unlock`).
+public struct Lease: Codable, Sendable, Hashable, FetchableRecord {
+    public enum Kind: String, Codable, Sendable { case run, manual }
+
+    public var environment: String
+    public var kind: Kind
+    public var holder: String
+    public var host: String
+    public var pid: Int32
+    public var runID: Int64?
+    public var reason: String?
+    public var acquiredAt: Date
+    public var heartbeatAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case environment, kind, holder, host, pid, reason
+        case runID = "run_id", acquiredAt = "acquired_at", heartbeatAt = "heartbeat_at"
+    }
+
+    public static let databaseDateDecodingStrategy = DatabaseDateDecodingStrategy.timeIntervalSince1970
+
+    /// `ann (pid 4242 on build-7) since 2026-11-22 10:02 UTC, run 12` or `ann's lock since …: reason`.
+    public var description: String {
+        let since = acquiredAt.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false).timeSeparator(.colon))
+        switch kind {
+        case .manual: return "locked by \(holder) since \(since)" + (reason.map { ": \($0)" } ?? "")
+        case .run: return "\(holder) (pid \(pid) on \(host)) since \(since)" + (runID.map { ", run \($0)" } ?? "")
+        }
+    }
+}
+
+/// What trying to take an environment's lease came to.
+public enum LeaseAttempt: Sendable, Hashable {
+    case acquired
+    /// Someone else holds it.
+    case held(by: Lease)
+    /// Others queued first (`--wait`): this many are ahead.
+    case queued(ahead: Int)
+}
+
+/// An approval or rejection of a run's approval stage.
+public struct ApprovalRecord: Codable, Sendable, Hashable, FetchableRecord {
+    public var id: Int64
+    public var runID: Int64
+    public var stage: String
+    public var approver: String
+    public var decision: String
+    public var comment: String?
+    public var at: Date
+
+    enum CodingKeys: String, CodingKey {
+        case id, stage, approver, decision, comment, at
+        case runID = "run_id"
+    }
+
+    public static let databaseDateDecodingStrategy = DatabaseDateDecodingStrategy.timeIntervalSince1970
+}
+
+extension RunStore {
+    static func registerControlMigration(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v3: leases, queue, approvals, audit") { db in
+            try db.create(table: "lease") { t in
+                t.primaryKey("environment", .text)
+                t.column("kind", .text).notNull()
+                t.column("holder", .text).notNull()
+                t.column("host", .text).notNull()
+                t.column("pid", .integer).notNull()
+                t.column("run_id", .integer)
+                t.column("reason", .text)
+                t.column("acquired_at", .double).notNull()
+                t.column("heartbeat_at", .double).notNull()
+            }
+            try db.create(table: "lease_queue") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("environment", .text).notNull().indexed()
+                t.column("holder", .text).notNull()
+                t.column("host", .text).notNull()
+                t.column("pid", .integer).notNull()
+                t.column("enqueued_at", .double).notNull()
+                t.column("heartbeat_at", .double).notNull()
+            }
+            try db.create(table: "approval") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("run_id", .integer).notNull().indexed().references("run", onDelete: .cascade)
+                t.column("stage", .text).notNull()
+                t.column("approver", .text).notNull()
+                t.column("decision", .text).notNull()
+                t.column("comment", .text)
+                t.column("at", .double).notNull()
+            }
+            try db.create(table: "audit") { t in
+                t.primaryKey("id", .integer)
+                t.column("at", .double).notNull()
+                t.column("actor", .text).notNull()
+                t.column("action", .text).notNull()
+                t.column("environment", .text).indexed()
+                t.column("run_id", .integer)
+                t.column("detail", .text).notNull()
+                t.column("previous_hash", .text).notNull()
+                t.column("hash", .text).notNull()
+            }
+        }
+    }
+
+    /// Runs `body` in an IMMEDIATE transaction: the write lock is taken at BEGIN, so a read made
+    /// inside can be acted on without another process changing it in between.
+    func writeImmediate<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
+        do {
+            return try writer.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(operation: operation, underlying: "\(error)")
+        }
+    }
+
+    // MARK: - Leases
+
+    public func lease(environment: String) throws -> Lease? {
+        try writer.read { db in try Lease.fetchOne(db, sql: "SELECT * FROM lease WHERE environment = ?", arguments: [environment]) }
+    }
+
+    /// Takes the environment's lease for a run, atomically. A lease whose holder is dead (on this
+    /// host its pid is gone; anywhere, no heartbeat for `staleAfter`) is reclaimed, with an audit
+    /// entry. With `queueTicket`, only the first live waiter in line may take it.
+    public func acquireLease(
+        environment: String, holder: String, host: String, pid: Int32, now: Date, staleAfter: TimeInterval = 60,
+        queueTicket: Int64? = nil, isAlive: (Int32) -> Bool
+    ) throws -> LeaseAttempt {
+        try writeImmediate("taking the lease of \(environment)") { db in
+            if let current = try Lease.fetchOne(db, sql: "SELECT * FROM lease WHERE environment = ?", arguments: [environment]) {
+                let dead = current.kind == .run
+                    && ((current.host == host && !isAlive(current.pid)) || now.timeIntervalSince(current.heartbeatAt) > staleAfter)
+                guard dead else { return .held(by: current) }
+                try db.execute(sql: "DELETE FROM lease WHERE environment = ?", arguments: [environment])
+                try Self.appendAudit(
+                    db, at: now, actor: "deploy", action: "lease.reclaimed", environment: environment, runID: current.runID,
+                    detail: "the holder \(current.holder) (pid \(current.pid) on \(current.host)) is gone; last heartbeat \(current.heartbeatAt.timeIntervalSince1970)")
+            }
+            if let queueTicket {
+                // Drop waiters that died in line, then take our turn only at the head.
+                let waiters = try Row.fetchAll(db, sql: "SELECT id, host, pid, heartbeat_at FROM lease_queue WHERE environment = ? ORDER BY id",
+                                               arguments: [environment])
+                var ahead = 0
+                for waiter in waiters {
+                    let id: Int64 = waiter["id"]
+                    if id == queueTicket { break }
+                    let waiterHost: String = waiter["host"]
+                    let waiterPID: Int32 = waiter["pid"]
+                    let beat: Double = waiter["heartbeat_at"]
+                    if (waiterHost == host && !isAlive(waiterPID)) || now.timeIntervalSince1970 - beat > staleAfter {
+                        try db.execute(sql: "DELETE FROM lease_queue WHERE id = ?", arguments: [id])
+                    } else {
+                        ahead += 1
+                    }
+                }
+                try db.execute(sql: "UPDATE lease_queue SET heartbeat_at = ? WHERE id = ?", arguments: [now.timeIntervalSince1970, queueTicket])
+                if ahead > 0 { return .queued(ahead: ahead) }
+                try db.execute(sql: "DELETE FROM lease_queue WHERE id = ?", arguments: [queueTicket])
+            }
+            try db.execute(sql: """
+                INSERT INTO lease (environment, kind, holder, host, pid, acquired_at, heartbeat_at) VALUES (?, 'run', ?, ?, ?, ?, ?)
+                """, arguments: [environment, holder, host, pid, now.timeIntervalSince1970, now.timeIntervalSince1970])
+            return .acquired
+        }
+    }
+
+    /// Joins the line for an environment's lease; returns the ticket.
+    public func enqueue(environment: String, holder: String, host: String, pid: Int32, now: Date) throws -> Int64 {
+        try writeImmediate("queueing for \(environment)") { db in
+            try db.execute(sql: """
+                INSERT INTO lease_queue (environment, holder, host, pid, enqueued_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [environment, holder, host, pid, now.timeIntervalSince1970, now.timeIntervalSince1970])
+            return db.lastInsertedRowID
+        }
+    }
+
+    public func leaveQueue(ticket: Int64) throws {
+        try writeImmediate("leaving the queue") { db in try db.execute(sql: "DELETE FROM lease_queue WHERE id = ?", arguments: [ticket]) }
+    }
+
+    /// Ties the lease to the run it now serves.
+    public func attachLease(environment: String, pid: Int32, host: String, runID: Int64) throws {
+        try writeImmediate("recording the lease's run") { db in
+            try db.execute(sql: "UPDATE lease SET run_id = ? WHERE environment = ? AND pid = ? AND host = ? AND kind = 'run'",
+                           arguments: [runID, environment, pid, host])
+        }
+    }
+
+    public func heartbeatLease(environment: String, pid: Int32, host: String, now: Date) throws {
+        try writeImmediate("renewing the lease") { db in
+            try db.execute(sql: "UPDATE lease SET heartbeat_at = ? WHERE environment = ? AND pid = ? AND host = ? AND kind = 'run'",
+                           arguments: [now.timeIntervalSince1970, environment, pid, host])
+        }
+    }
+
+    /// Gives the lease back (only if this process holds it).
+    public func releaseLease(environment: String, pid: Int32, host: String) throws {
+        try writeImmediate("releasing the lease") { db in
+            try db.execute(sql: "DELETE FROM lease WHERE environment = ? AND pid = ? AND host = ? AND kind = 'run'",
+                           arguments: [environment, pid, host])
+        }
+    }
+
+    /// Puts a manual lock (a freeze) on an environment. Fails, returning the holder, if anything holds it.
+    public func lock(environment: String, by holder: String, reason: String, host: String, now: Date) throws -> Lease? {
+        try writeImmediate("locking \(environment)") { db in
+            if let current = try Lease.fetchOne(db, sql: "SELECT * FROM lease WHERE environment = ?", arguments: [environment]) {
+                return current
+            }
+            try db.execute(sql: """
+                INSERT INTO lease (environment, kind, holder, host, pid, reason, acquired_at, heartbeat_at) VALUES (?, 'manual', ?, ?, 0, ?, ?, ?)
+                """, arguments: [environment, holder, host, reason, now.timeIntervalSince1970, now.timeIntervalSince1970])
+            try Self.appendAudit(db, at: now, actor: holder, action: "lock", environment: environment, runID: nil, detail: reason)
+            return nil
+        }
+    }
+
+    /// Removes a manual lock; returns it, or nil when there was none.
+    public func unlock(environment: String, by actor: String, now: Date) throws -> Lease? {
+        try writeImmediate("unlocking \(environment)") { db in
+            guard let current = try Lease.fetchOne(db, sql: "SELECT * FROM lease WHERE environment = ? AND kind = 'manual'",
+                                                   arguments: [environment]) else { return nil }
+            try db.execute(sql: "DELETE FROM lease WHERE environment = ? AND kind = 'manual'", arguments: [environment])
+            try Self.appendAudit(db, at: now, actor: actor, action: "unlock", environment: environment, runID: nil,
+                                 detail: "lock by \(current.holder)" + (current.reason.map { ": \($0)" } ?? ""))
+            return current
+        }
+    }
+
+    // MARK: - Approvals
+
+    public func approvals(runID: Int64) throws -> [ApprovalRecord] {
+        try writer.read { db in
+            try ApprovalRecord.fetchAll(db, sql: "SELECT * FROM approval WHERE run_id = ? ORDER BY id", arguments: [runID])
+        }
+    }
+
+    /// Records an approval or rejection with its audit entry, after `check` (run inside the
+    /// transaction, on the current state) says it may be given.
+    public func decide(runID: Int64, stage: String, approver: String, decision: String, comment: String?, environment: String, now: Date,
+                       check: (Database) throws -> Void) throws {
+        try writeImmediate("recording the \(decision)") { db in
+            try check(db)
+            try db.execute(sql: "INSERT INTO approval (run_id, stage, approver, decision, comment, at) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [runID, stage, approver, decision, comment, now.timeIntervalSince1970])
+            try Self.appendAudit(db, at: now, actor: approver, action: decision == "approved" ? "approval" : "rejection",
+                                 environment: environment, runID: runID, detail: "stage \(stage)" + (comment.map { ": \($0)" } ?? ""))
+        }
+    }
+}

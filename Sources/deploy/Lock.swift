@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import Slipway
+import SlipwayStore
+
+struct Lock: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Lock an environment (a freeze): no deploy runs until `deploy unlock`.",
+        discussion: "Recorded in the audit log. Fails (exit 4) if a deploy or another lock holds the environment.")
+
+    @Argument(help: "The environment.")
+    var environment: String
+
+    @Option(name: .long, help: ArgumentHelp("Why: shown to everyone who tries to deploy.", valueName: "text"))
+    var reason: String
+
+    @Option(name: .customLong("as"), help: ArgumentHelp("Who locks (default: $SLIPWAY_USER or the login name).", valueName: "name"))
+    var actor: String?
+
+    @OptionGroup var location: LocationOptions
+
+    func run() async throws {
+        try await guarded {
+            let store = try location.openStore()
+            let who = actor ?? Trigger.detect(environment: location.environment).user
+            if let holder = try store.lock(environment: environment, by: who, reason: reason, host: HostName.current, now: Date()) {
+                throw EnvironmentUnavailable(message: "\(environment) is already held: \(holder.description)",
+                                             hint: holder.kind == .manual ? "it is locked already" : "lock it once that deploy ends")
+            }
+            print("\(environment) is locked by \(who): \(reason)")
+        }
+    }
+}
+
+struct Unlock: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Remove the manual lock on an environment (recorded in the audit log).")
+
+    @Argument(help: "The environment.")
+    var environment: String
+
+    @Option(name: .customLong("as"), help: ArgumentHelp("Who unlocks (default: $SLIPWAY_USER or the login name).", valueName: "name"))
+    var actor: String?
+
+    @OptionGroup var location: LocationOptions
+
+    func run() async throws {
+        try await guarded {
+            let store = try location.openStore()
+            let who = actor ?? Trigger.detect(environment: location.environment).user
+            guard let removed = try store.unlock(environment: environment, by: who, now: Date()) else {
+                if let lease = try store.lease(environment: environment) {
+                    throw CLIError.failed("\(environment) has no manual lock; a deploy holds it: \(lease.description)",
+                                          hint: "a deploy's lease ends with the deploy; a dead one is reclaimed automatically")
+                }
+                throw CLIError.failed("\(environment) is not locked")
+            }
+            print("\(environment) is unlocked (it was \(removed.description))")
+        }
+    }
+}
+
+struct Audit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the audit log: every run, approval, lock, unlock and override, each entry chained to the one before.",
+        subcommands: [List.self, Verify.self], defaultSubcommand: List.self)
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the audit log, oldest first.")
+
+        @Option(name: .customLong("env"), help: "Only entries about this environment.")
+        var environment: String?
+
+        @Option(name: .long, help: "Only the newest N entries.")
+        var limit: Int?
+
+        @OptionGroup var location: LocationOptions
+
+        @Flag(name: .long, help: "Print the entries as JSON.")
+        var json = false
+
+        func run() async throws {
+            try await guarded {
+                let entries = try location.openStore().auditLog(environment: environment, limit: limit)
+                if json {
+                    print(try encodeJSON(entries))
+                    return
+                }
+                if entries.isEmpty { print("the audit log is empty"); return }
+                let rows = entries.map { e in
+                    [String(e.id), Format.timestamp(e.at), e.actor, e.action, e.environment ?? "-", e.runID.map(String.init) ?? "-", e.detail]
+                }
+                print(Format.table(header: ["ID", "AT", "WHO", "ACTION", "ENV", "RUN", "DETAIL"], rows: rows))
+            }
+        }
+    }
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Prove the audit chain intact, or name the first entry that was altered or removed (exit 1).")
+
+        @OptionGroup var location: LocationOptions
+
+        func run() async throws {
+            try await guarded {
+                let result = try location.openStore().verifyAudit()
+                print(result)
+                if !result.isIntact { throw ExitCode(ExitStatus.failed.rawValue) }
+            }
+        }
+    }
+}
