@@ -118,9 +118,7 @@ extension RunStore {
                 }
                 return result!
             }
-        } catch let error as StoreError {
-            throw error
-        } catch {
+        } catch let error as DatabaseError {
             throw StoreError(operation: operation, underlying: "\(error)")
         }
     }
@@ -247,16 +245,133 @@ extension RunStore {
         }
     }
 
-    /// Records an approval or rejection with its audit entry, after `check` (run inside the
-    /// transaction, on the current state) says it may be given.
-    public func decide(runID: Int64, stage: String, approver: String, decision: String, comment: String?, environment: String, now: Date,
-                       check: (Database) throws -> Void) throws {
-        try writeImmediate("recording the \(decision)") { db in
-            try check(db)
+}
+
+// MARK: - Approval requests
+
+/// What an approval stage asks for, recorded when it starts waiting so that `deploy approve`,
+/// from any terminal or machine sharing the store, checks the same rules.
+public struct ApprovalPolicy: Codable, Sendable, Hashable {
+    public var environment: String
+    public var stage: String
+    public var approvers: Int
+    public var allowed: [String]
+    public var distinctFromTrigger: Bool
+    public var trigger: String
+    public var deadline: Date
+
+    public init(environment: String, stage: String, approvers: Int, allowed: [String], distinctFromTrigger: Bool, trigger: String,
+                deadline: Date) {
+        self.environment = environment
+        self.stage = stage
+        self.approvers = approvers
+        self.allowed = allowed
+        self.distinctFromTrigger = distinctFromTrigger
+        self.trigger = trigger
+        self.deadline = deadline
+    }
+}
+
+/// An approval or rejection that may not be given, and why.
+public struct ApprovalRefused: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var hint: String?
+    public var description: String { hint.map { "\(message)\n    hint: \($0)" } ?? message }
+}
+
+/// Where an approval stage stands.
+public enum ApprovalState: Sendable, Hashable {
+    case waiting(approvedBy: [String])
+    case approved(by: [String])
+    case rejected(by: String, comment: String?)
+}
+
+extension RunStore {
+    private static let policyEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .secondsSince1970
+        encoder.outputFormatting = .sortedKeys
+        return encoder
+    }()
+
+    /// Records that a run waits for approval under `policy`.
+    public func openApproval(runID: Int64, policy: ApprovalPolicy, at date: Date) throws {
+        let json = String(decoding: try Self.policyEncoder.encode(policy), as: UTF8.self)
+        try append(EventRecord(runID: runID, at: date, kind: "approval.waiting", stage: policy.stage, message: json))
+    }
+
+    /// Records that an approval stage stopped waiting (timed out, cancelled): no later decision counts.
+    public func closeApproval(runID: Int64, stage: String, why: String, at date: Date) throws {
+        try append(EventRecord(runID: runID, at: date, kind: "approval.closed", stage: stage, message: why))
+    }
+
+    /// The policy of the approval a run waits for now, if it waits for one.
+    static func openPolicy(_ db: Database, runID: Int64) throws -> (ApprovalPolicy, closed: String?)? {
+        guard let waiting = try Row.fetchOne(
+            db, sql: "SELECT id, message FROM event WHERE run_id = ? AND kind = 'approval.waiting' ORDER BY id DESC LIMIT 1",
+            arguments: [runID])
+        else { return nil }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .secondsSince1970
+        let message: String = waiting["message"]
+        let policy = try decoder.decode(ApprovalPolicy.self, from: Data(message.utf8))
+        let waitingID: Int64 = waiting["id"]
+        let closed = try String.fetchOne(
+            db, sql: "SELECT message FROM event WHERE run_id = ? AND kind = 'approval.closed' AND stage = ? AND id > ? LIMIT 1",
+            arguments: [runID, policy.stage, waitingID])
+        return (policy, closed)
+    }
+
+    /// Approves or rejects the approval run `runID` waits for, as `approver`, checking every rule
+    /// atomically: the run waits now, the deadline has not passed, the approver is allowed, differs
+    /// from whoever started the run when the pipeline says so, and has not approved already.
+    @discardableResult
+    public func decide(runID: Int64, approver: String, approve: Bool, comment: String?, now: Date) throws -> ApprovalPolicy {
+        try writeImmediate("recording the decision on run \(runID)") { db in
+            guard let run = try RunRecord.fetchOne(db, key: runID) else {
+                throw ApprovalRefused(message: "there is no run \(runID)", hint: "`deploy history` lists the runs")
+            }
+            guard run.outcome == .running, let (policy, closed) = try Self.openPolicy(db, runID: runID) else {
+                throw ApprovalRefused(message: "run \(runID) is not waiting for an approval (it is \(run.outcome.rawValue))")
+            }
+            if let closed {
+                throw ApprovalRefused(message: "the approval of run \(runID) is closed (\(closed)): it can no longer be \(approve ? "approved" : "rejected")",
+                                      hint: "start a new run")
+            }
+            if now >= policy.deadline {
+                throw ApprovalRefused(message: "the approval of run \(runID) timed out at \(policy.deadline.formatted(.iso8601)): it can no longer be approved",
+                                      hint: "start a new run")
+            }
+            let stageRunning = try Bool.fetchOne(
+                db, sql: "SELECT outcome = 'running' FROM stage WHERE run_id = ? AND name = ?", arguments: [runID, policy.stage]) ?? false
+            guard stageRunning else { throw ApprovalRefused(message: "run \(runID) is not waiting for an approval") }
+            if !policy.allowed.isEmpty && !policy.allowed.contains(approver) {
+                throw ApprovalRefused(message: "\(approver) may not approve \(policy.environment)",
+                                      hint: "the pipeline allows: \(policy.allowed.joined(separator: ", "))")
+            }
+            if approve && policy.distinctFromTrigger && approver == policy.trigger {
+                throw ApprovalRefused(message: "\(approver) started run \(runID), and \(policy.environment) needs someone else to approve it",
+                                      hint: "the pipeline sets distinct_from_trigger: ask a colleague to run `deploy approve \(runID)`")
+            }
+            let already = try Bool.fetchOne(
+                db, sql: "SELECT COUNT(*) > 0 FROM approval WHERE run_id = ? AND stage = ? AND approver = ?",
+                arguments: [runID, policy.stage, approver]) ?? false
+            if already { throw ApprovalRefused(message: "\(approver) has already decided on run \(runID)") }
             try db.execute(sql: "INSERT INTO approval (run_id, stage, approver, decision, comment, at) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [runID, stage, approver, decision, comment, now.timeIntervalSince1970])
-            try Self.appendAudit(db, at: now, actor: approver, action: decision == "approved" ? "approval" : "rejection",
-                                 environment: environment, runID: runID, detail: "stage \(stage)" + (comment.map { ": \($0)" } ?? ""))
+                           arguments: [runID, policy.stage, approver, approve ? "approved" : "rejected", comment, now.timeIntervalSince1970])
+            try Self.appendAudit(db, at: now, actor: approver, action: approve ? "approval" : "rejection", environment: policy.environment,
+                                 runID: runID, detail: "stage \(policy.stage)" + (comment.map { ": \($0)" } ?? ""))
+            return policy
         }
+    }
+
+    /// Where the approval stage `stage` of run `runID` stands, against the number of approvers needed.
+    public func approvalState(runID: Int64, stage: String, needed: Int) throws -> ApprovalState {
+        let decisions = try approvals(runID: runID).filter { $0.stage == stage }
+        if let rejection = decisions.first(where: { $0.decision == "rejected" }) {
+            return .rejected(by: rejection.approver, comment: rejection.comment)
+        }
+        let approvers = decisions.filter { $0.decision == "approved" }.map(\.approver)
+        return approvers.count >= needed ? .approved(by: approvers) : .waiting(approvedBy: approvers)
     }
 }

@@ -57,7 +57,9 @@ struct Run: AsyncParsableCommand {
             let style = OutputStyle.detect(console: .standardOutput, environment: processEnvironment)
             let terminal = TerminalReporter(style: style)
             let reporter: any Reporting = json ? JSONReporter() : terminal
-            let engine = Engine(store: store, reporter: reporter, environment: processEnvironment)
+            let interactive = style.live && !json && isatty(STDIN_FILENO) == 1
+            let engine = Engine(store: store, reporter: reporter, environment: processEnvironment,
+                                approvalPrompt: interactive ? TerminalPrompt.ask : nil)
             let resolved = ReleaseResolver.resolve(
                 override: release, directory: FileManager.default.currentDirectoryPath, environment: processEnvironment)
             for note in resolved.notes { Console.standardError.write("note: \(note)\n") }

@@ -39,6 +39,8 @@ public struct Engine: Sendable {
     public let pid: Int32
     /// The wall clock, for freeze windows and records (tests pass a fixed one).
     public let now: @Sendable () -> Date
+    /// Asks the person at the terminal to approve (nil when nobody is there: CI, no TTY).
+    public let approvalPrompt: (@Sendable (String) async -> Bool)?
 
     public init(
         store: RunStore,
@@ -50,9 +52,11 @@ public struct Engine: Sendable {
         heartbeatInterval: Duration = .seconds(5),
         host: String = HostName.current,
         pid: Int32 = ProcessInfo.processInfo.processIdentifier,
-        now: @escaping @Sendable () -> Date = { Date() }
+        now: @escaping @Sendable () -> Date = { Date() },
+        approvalPrompt: (@Sendable (String) async -> Bool)? = nil
     ) {
         self.now = now
+        self.approvalPrompt = approvalPrompt
         self.store = store
         self.launcher = launcher
         self.clock = clock
@@ -83,7 +87,9 @@ public struct Engine: Sendable {
                             "stage '\(entry.stage.name)' deploys to a \(target.kind) target, which this version of deploy cannot drive yet",
                         hint: "remove `target:` from environment '\(name)' to run its stages only")
                 }
-            case .approval, .build, .push:
+            case .approval:
+                break
+            case .build, .push:
                 throw RunRefused(
                     message: "stage '\(entry.stage.name)' is a \(entry.stage.kindName) stage, which this version of deploy cannot run yet",
                     hint: "nothing was run; remove the stage or run an environment whose stages do not include it")
@@ -242,7 +248,8 @@ public struct Engine: Sendable {
                 trigger: trigger, stages: plan.entries.map { ($0.stage.name, $0.runs, $0.skipReason) }))
         if let changelog { reporter.report(.notice(changelog.summary)) }
 
-        let context = RunContext(engine: self, plan: plan, runID: runID, stages: stages, release: release, masker: masker)
+        let context = RunContext(engine: self, plan: plan, runID: runID, stages: stages, release: release, masker: masker,
+                                 trigger: trigger, changelog: changelog)
         enum Child: Sendable {
             case stages(Finish)
             case interrupted(Int32)
@@ -331,6 +338,8 @@ struct RunContext: Sendable {
     let stages: [StageRecord]
     let release: Release
     let masker: SecretMasker
+    let trigger: Trigger
+    let changelog: Changelog?
 
     var store: RunStore { engine.store }
     var reporter: any Reporting { engine.reporter }
@@ -469,7 +478,10 @@ struct RunContext: Sendable {
                 EventRecord(
                     runID: runID, at: Date(), kind: "deploy.skipped", stage: stage.name,
                     message: "environment \(environment) has no target: nothing deployed"))
-        case .approval, .build, .push:
+        case .approval(let environment):
+            do { try store.update(record, event: startEvent) } catch { return StageOutcome(outcome: .failed, reason: "\(error)") }
+            result = await waitForApproval(stage: stage, environment: environment)
+        case .build, .push:
             result = StageOutcome(outcome: .failed, reason: "stage kind \(stage.kindName) cannot run in this version")
         }
 
@@ -477,6 +489,90 @@ struct RunContext: Sendable {
         try? store.update(closed, event: event)
         reporter.report(.stageFinished(name: stage.name, outcome: closed.outcome, duration: ContinuousClock.now - started))
         return result
+    }
+
+    /// Waits until enough people approve (`deploy approve`, or the prompt on a terminal), someone
+    /// rejects, or the approval times out. Nothing waits forever: the default timeout is 24 hours.
+    func waitForApproval(stage: Stage, environment: String) async -> StageOutcome {
+        let spec = plan.pipeline.environment(named: environment)?.approval
+            ?? ApprovalSpec(approvers: 1, allowed: [], distinctFromTrigger: false, timeout: nil)
+        let timeout = spec.timeout ?? .seconds(24 * 3600)
+        let opened = engine.now()
+        let deadline = opened.addingTimeInterval(Double(timeout.components.seconds))
+        let policy = ApprovalPolicy(environment: environment, stage: stage.name, approvers: spec.approvers, allowed: spec.allowed,
+                                    distinctFromTrigger: spec.distinctFromTrigger, trigger: trigger.user, deadline: deadline)
+        do { try store.openApproval(runID: runID, policy: policy, at: opened) } catch { return StageOutcome(outcome: .failed, reason: "\(error)") }
+        var details = ["release \(release.description), started by \(trigger.description)"]
+        if let changelog {
+            details.append(changelog.summary)
+            details += changelog.groups.flatMap { group in group.entries.prefix(10).map { "  \(group.title.lowercased()): \($0.summary) (\($0.sha.prefix(7)))" } }
+            if !changelog.baseIsAncestor { details.append("warning: deploying this undoes \(changelog.undone) commits") }
+        }
+        if spec.approvers > 1 || !spec.allowed.isEmpty || spec.distinctFromTrigger {
+            var rules = ["\(spec.approvers) approver\(spec.approvers == 1 ? "" : "s")"]
+            if !spec.allowed.isEmpty { rules.append("from: \(spec.allowed.joined(separator: ", "))") }
+            if spec.distinctFromTrigger { rules.append("not \(trigger.user)") }
+            details.append("needs " + rules.joined(separator: ", "))
+        }
+        reporter.report(.approvalWaiting(runID: runID, stage: stage.name, environment: environment, needed: spec.approvers,
+                                         deadline: deadline, details: details))
+        let store = self.store
+        let runID = self.runID
+        let approver = trigger.user
+        let reporter = self.reporter
+        return await withTaskGroup(of: StageOutcome?.self) { group in
+            if let prompt = engine.approvalPrompt {
+                group.addTask {
+                    guard await prompt("Approve run \(runID) for \(environment) as \(approver)? [y/N] ") else { return nil }
+                    do {
+                        try store.decide(runID: runID, approver: approver, approve: true, comment: "approved at the prompt", now: Date())
+                    } catch {
+                        reporter.report(.notice("\(error)"))
+                    }
+                    return nil
+                }
+            }
+            group.addTask {
+                var waited = Duration.zero
+                var seen: [String] = []
+                while true {
+                    switch (try? store.approvalState(runID: runID, stage: stage.name, needed: spec.approvers)) ?? .waiting(approvedBy: seen) {
+                    case .approved(let by):
+                        try? store.append(EventRecord(runID: runID, at: Date(), kind: "approval.granted", stage: stage.name,
+                                                      message: "approved by \(by.joined(separator: ", "))"))
+                        return StageOutcome(outcome: .succeeded, reason: "approved by \(by.joined(separator: ", "))")
+                    case .rejected(let by, let comment):
+                        try? store.closeApproval(runID: runID, stage: stage.name, why: "rejected by \(by)", at: Date())
+                        return StageOutcome(outcome: .failed, reason: "rejected by \(by)" + (comment.map { ": \($0)" } ?? ""))
+                    case .waiting(let by):
+                        if by != seen {
+                            seen = by
+                            reporter.report(.notice("approved by \(by.joined(separator: ", ")); \(spec.approvers - by.count) more needed"))
+                        }
+                    }
+                    if engine.now() >= deadline || waited >= timeout {
+                        try? store.closeApproval(runID: runID, stage: stage.name, why: "timed out", at: Date())
+                        return StageOutcome(outcome: .timedOut, reason: "the approval timed out after \(DurationParser.format(timeout))"
+                                            + (seen.isEmpty ? ": nobody approved" : ": approved by \(seen.joined(separator: ", ")) only"))
+                    }
+                    do {
+                        try await engine.clock.sleep(for: .milliseconds(250))
+                    } catch {
+                        try? store.closeApproval(runID: runID, stage: stage.name, why: "the run was cancelled", at: Date())
+                        return StageOutcome(outcome: .cancelled, reason: "cancelled while waiting for approval")
+                    }
+                    waited += .milliseconds(250)
+                }
+            }
+            var outcome: StageOutcome?
+            while let next = await group.next() {
+                if let next {
+                    outcome = next
+                    group.cancelAll()
+                }
+            }
+            return outcome ?? StageOutcome(outcome: .cancelled, reason: "cancelled while waiting for approval")
+        }
     }
 
     /// A stage's record as it ends, and the event saying so.

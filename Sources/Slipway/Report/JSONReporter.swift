@@ -52,6 +52,9 @@ public struct JSONReporter: Reporting {
             return ["event": "stage.finished", "stage": name, "outcome": outcome.rawValue, "duration_seconds": seconds(duration)]
         case .hookFinished(let event, let outcome, let detail):
             return ["event": "hook.finished", "hook": event, "outcome": outcome.rawValue, "detail": detail]
+        case .approvalWaiting(let runID, let stage, let environment, let needed, let deadline, let details):
+            return ["event": "approval.waiting", "run": runID, "stage": stage, "environment": environment, "needed": needed,
+                    "deadline": deadline.formatted(.iso8601), "details": details]
         case .notice(let text):
             return ["event": "notice", "message": text]
         case .runFinished(let runID, let outcome, let code, let reason, let duration):

@@ -1,4 +1,5 @@
 public import SlipwayProcess
+public import Foundation
 public import SlipwayStore
 
 /// Everything a run tells the person (or program) watching it. The engine sends each event both to
@@ -16,6 +17,8 @@ public enum RunEvent: Sendable {
     case stageFinished(name: String, outcome: Outcome, duration: Duration)
     case hookFinished(event: String, outcome: Outcome, detail: String)
     case notice(String)
+    /// An approval stage is waiting: what a person deciding needs to see, and how to answer.
+    case approvalWaiting(runID: Int64, stage: String, environment: String, needed: Int, deadline: Date, details: [String])
     case runFinished(runID: Int64, outcome: Outcome, exitCode: Int32, reason: String?, duration: Duration)
 }
 

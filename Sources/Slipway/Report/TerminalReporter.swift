@@ -111,6 +111,12 @@ public final class TerminalReporter: Reporting, Sendable {
                 : "--- \(name) \(outcome.rawValue) in \(DurationParser.format(duration))\n"
         case .hookFinished(let event, let outcome, let detail):
             return style.live ? "\(mark(outcome)) hook \(event): \(detail)\n" : "--- hook \(event): \(detail)\n"
+        case .approvalWaiting(let runID, let stage, let environment, let needed, let deadline, let details):
+            let header = "waiting for \(needed) approval\(needed == 1 ? "" : "s") before \(environment) (stage \(stage)), until \(deadline.formatted(.iso8601))"
+            var lines = [style.bold(style.yellow("⏸ " + header))]
+            lines += details.map { "  " + $0 }
+            lines.append("  approve: deploy approve \(runID) [--comment TEXT]    reject: deploy reject \(runID) [--comment TEXT]")
+            return lines.joined(separator: "\n") + "\n"
         case .notice(let text):
             return style.live ? style.dim("  ℹ \(text)") + "\n" : "--- \(text)\n"
         case .runFinished(let runID, let outcome, let code, let reason, let duration):

@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import Slipway
+import SlipwayStore
+
+/// `deploy approve` and `deploy reject` share everything but the answer.
+struct DecisionOptions: ParsableArguments {
+    @Argument(help: "The run waiting for approval (from `deploy history` or the waiting deploy's output).")
+    var run: String
+
+    @Option(name: .customLong("as"), help: ArgumentHelp("Who decides (default: $SLIPWAY_USER or the login name).", valueName: "name"))
+    var actor: String?
+
+    @Option(name: .long, help: ArgumentHelp("A comment, recorded with the decision.", valueName: "text"))
+    var comment: String?
+
+    @OptionGroup var location: LocationOptions
+
+    func decide(approve: Bool) throws {
+        let id = try runID(run)
+        let store = try location.openStore()
+        let who = actor ?? Trigger.detect(environment: location.environment).user
+        do {
+            let policy = try store.decide(runID: id, approver: who, approve: approve, comment: comment, now: Date())
+            print("\(who) \(approve ? "approved" : "rejected") run \(id) for \(policy.environment)" + (comment.map { ": \($0)" } ?? ""))
+        } catch let refused as ApprovalRefused {
+            throw CLIError.failed(refused.message, hint: refused.hint)
+        }
+    }
+}
+
+struct Approve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Approve a run waiting at an approval stage (recorded, with the audit log).",
+        discussion: "Works from any terminal or machine that shares the run store. The pipeline decides who may approve and how many must.")
+
+    @OptionGroup var options: DecisionOptions
+
+    func run() async throws { try await guarded { try options.decide(approve: true) } }
+}
+
+struct Reject: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Reject a run waiting at an approval stage: it fails before the environment changes.")
+
+    @OptionGroup var options: DecisionOptions
+
+    func run() async throws { try await guarded { try options.decide(approve: false) } }
+}
