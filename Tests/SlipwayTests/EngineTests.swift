@@ -37,10 +37,15 @@ struct EngineFixture {
     let reporter: RecordingReporter
     var environment: [String: String] = ProcessInfo.processInfo.environment
 
-    init(reporter: RecordingReporter = RecordingReporter()) throws {
+    /// Step and hook timeouts pass at once when `immediateTimeouts` (the launcher shares the
+    /// immediate clock); otherwise they run on real time, and only backoff is immediate.
+    let immediateTimeouts: Bool
+
+    init(reporter: RecordingReporter = RecordingReporter(), immediateTimeouts: Bool = false) throws {
         directory = try TemporaryDirectory("engine")
         store = try RunStore.inMemory()
         self.reporter = reporter
+        self.immediateTimeouts = immediateTimeouts
     }
 
     func pipeline(_ yaml: String) throws -> Pipeline {
@@ -166,7 +171,7 @@ struct EngineTests {
 
     @Test("a step past its timeout is stopped and the run fails")
     func timeout() async throws {
-        let fixture = try EngineFixture()
+        let fixture = try EngineFixture(immediateTimeouts: true)
         defer { fixture.directory.remove() }
         let result = try await fixture.run(
             """
