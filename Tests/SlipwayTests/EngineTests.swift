@@ -36,6 +36,8 @@ struct EngineFixture {
     let clock = ImmediateClock()
     let reporter: RecordingReporter
     var environment: [String: String] = ProcessInfo.processInfo.environment
+    /// The wall clock the engine sees (freeze windows).
+    var now = Date()
 
     /// Step and hook timeouts pass at once when `immediateTimeouts` (the launcher shares the
     /// immediate clock); otherwise they run on real time, and only backoff is immediate.
@@ -54,14 +56,16 @@ struct EngineFixture {
 
     func run(
         _ yaml: String, environment name: String = "staging", interrupts: AsyncStream<Int32> = AsyncStream { $0.finish() },
-        release: Release = Release(sha: "0123456789abcdef0123456789abcdef01234567", version: "1.2.3")
+        release: Release = Release(sha: "0123456789abcdef0123456789abcdef01234567", version: "1.2.3"),
+        freezeOverride: String? = nil
     ) async throws -> RunResult {
+        let launcher = immediateTimeouts ? ProcessRunner(clock: clock) : ProcessRunner()
         let engine = Engine(
-            store: store, launcher: ProcessRunner(clock: clock), clock: clock, reporter: reporter,
-            environment: environment, jitter: { 0.5 })
+            store: store, launcher: launcher, clock: clock, reporter: reporter,
+            environment: environment, jitter: { 0.5 }, now: { [now] in now })
         return try await engine.run(
             Plan(pipeline: try pipeline(yaml), environment: name), release: release,
-            trigger: Trigger(user: "tester"), interrupts: interrupts)
+            trigger: Trigger(user: "tester"), interrupts: interrupts, freezeOverride: freezeOverride)
     }
 
     func detail(_ result: RunResult) throws -> RunDetail { try #require(try store.detail(runID: result.runID)) }
