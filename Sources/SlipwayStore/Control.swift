@@ -137,14 +137,8 @@ extension RunStore {
         queueTicket: Int64? = nil, isAlive: (Int32) -> Bool
     ) throws -> LeaseAttempt {
         try writeImmediate("taking the lease of \(environment)") { db in
-            if let current = try Lease.fetchOne(db, sql: "SELECT * FROM lease WHERE environment = ?", arguments: [environment]) {
-                let dead = current.kind == .run
-                    && ((current.host == host && !isAlive(current.pid)) || now.timeIntervalSince(current.heartbeatAt) > staleAfter)
-                guard dead else { return .held(by: current) }
-                try db.execute(sql: "DELETE FROM lease WHERE environment = ?", arguments: [environment])
-                try Self.appendAudit(
-                    db, at: now, actor: "deploy", action: "lease.reclaimed", environment: environment, runID: current.runID,
-                    detail: "the holder \(current.holder) (pid \(current.pid) on \(current.host)) is gone; last heartbeat \(current.heartbeatAt.timeIntervalSince1970)")
+            if let current = try Self.liveLease(db, environment: environment, host: host, now: now, staleAfter: staleAfter, isAlive: isAlive) {
+                return .held(by: current)
             }
             if let queueTicket {
                 // Drop waiters that died in line, then take our turn only at the head.
@@ -172,6 +166,24 @@ extension RunStore {
                 """, arguments: [environment, holder, host, pid, now.timeIntervalSince1970, now.timeIntervalSince1970])
             return .acquired
         }
+    }
+
+    /// The environment's lease if its holder is alive; a dead holder's lease (on this host its pid
+    /// is gone; anywhere, no heartbeat for `staleAfter`) is removed, with an audit entry.
+    static func liveLease(_ db: Database, environment: String, host: String, now: Date, staleAfter: TimeInterval,
+                          isAlive: (Int32) -> Bool) throws -> Lease? {
+        guard let current = try Lease.fetchOne(db, sql: "SELECT * FROM lease WHERE environment = ?", arguments: [environment]) else {
+            return nil
+        }
+        let dead = current.kind == .run
+            && ((current.host == host && !isAlive(current.pid)) || now.timeIntervalSince(current.heartbeatAt) > staleAfter)
+        guard dead else { return current }
+        try db.execute(sql: "DELETE FROM lease WHERE environment = ?", arguments: [environment])
+        try appendAudit(
+            db, at: now, actor: "deploy", action: "lease.reclaimed", environment: environment, runID: current.runID,
+            detail: "the holder \(current.holder) (pid \(current.pid) on \(current.host)) is gone; its last heartbeat was "
+                + current.heartbeatAt.formatted(.iso8601))
+        return nil
     }
 
     /// Joins the line for an environment's lease; returns the ticket.
@@ -212,9 +224,10 @@ extension RunStore {
     }
 
     /// Puts a manual lock (a freeze) on an environment. Fails, returning the holder, if anything holds it.
-    public func lock(environment: String, by holder: String, reason: String, host: String, now: Date) throws -> Lease? {
+    public func lock(environment: String, by holder: String, reason: String, host: String, now: Date, staleAfter: TimeInterval = 60,
+                     isAlive: (Int32) -> Bool) throws -> Lease? {
         try writeImmediate("locking \(environment)") { db in
-            if let current = try Lease.fetchOne(db, sql: "SELECT * FROM lease WHERE environment = ?", arguments: [environment]) {
+            if let current = try Self.liveLease(db, environment: environment, host: host, now: now, staleAfter: staleAfter, isAlive: isAlive) {
                 return current
             }
             try db.execute(sql: """

@@ -1,4 +1,7 @@
 public import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 public import GRDB
 
 /// Everything a store can fail with, each naming what it was doing.
@@ -28,6 +31,16 @@ public final class RunStore: Sendable {
         config.prepareDatabase { db in
             // NORMAL is durable in WAL mode across a process crash (only power loss can lose the last commits).
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        // Several deploys may open a new store at the same moment: migrate one at a time, under
+        // an advisory lock on a file beside the database (GRDB's migrator assumes one process).
+        let lock = open(path + ".migrate-lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        if lock >= 0 { flock(lock, LOCK_EX) }
+        defer {
+            if lock >= 0 {
+                flock(lock, LOCK_UN)
+                Glibc.close(lock)
+            }
         }
         let pool: DatabasePool
         do {

@@ -23,7 +23,8 @@ struct Lock: AsyncParsableCommand {
         try await guarded {
             let store = try location.openStore()
             let who = actor ?? Trigger.detect(environment: location.environment).user
-            if let holder = try store.lock(environment: environment, by: who, reason: reason, host: HostName.current, now: Date()) {
+            if let holder = try store.lock(environment: environment, by: who, reason: reason, host: HostName.current, now: Date(),
+                                            isAlive: ProcessLiveness.isAlive) {
                 throw EnvironmentUnavailable(message: "\(environment) is already held: \(holder.description)",
                                              hint: holder.kind == .manual ? "it is locked already" : "lock it once that deploy ends")
             }
