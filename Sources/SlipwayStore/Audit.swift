@@ -23,7 +23,7 @@ public struct AuditEntry: Codable, Sendable, Hashable, FetchableRecord {
         case runID = "run_id", previousHash = "previous_hash"
     }
 
-    public static let databaseDateDecodingStrategy = DatabaseDateDecodingStrategy.timeIntervalSince1970
+    public static func databaseDateDecodingStrategy(for column: String) -> DatabaseDateDecodingStrategy { .timeIntervalSince1970 }
 
     /// The hash of an entry: SHA-256 over the previous hash and every field, each length-prefixed
     /// so that no two different entries can spell the same input.

@@ -21,7 +21,7 @@ public struct Lease: Codable, Sendable, Hashable, FetchableRecord {
         case runID = "run_id", acquiredAt = "acquired_at", heartbeatAt = "heartbeat_at"
     }
 
-    public static let databaseDateDecodingStrategy = DatabaseDateDecodingStrategy.timeIntervalSince1970
+    public static func databaseDateDecodingStrategy(for column: String) -> DatabaseDateDecodingStrategy { .timeIntervalSince1970 }
 
     /// `ann (pid 4242 on build-7) since 2026-11-22 10:02 UTC, run 12` or `ann's lock since …: reason`.
     public var description: String {
@@ -57,7 +57,7 @@ public struct ApprovalRecord: Codable, Sendable, Hashable, FetchableRecord {
         case runID = "run_id"
     }
 
-    public static let databaseDateDecodingStrategy = DatabaseDateDecodingStrategy.timeIntervalSince1970
+    public static func databaseDateDecodingStrategy(for column: String) -> DatabaseDateDecodingStrategy { .timeIntervalSince1970 }
 }
 
 extension RunStore {

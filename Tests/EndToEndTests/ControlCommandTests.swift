@@ -91,13 +91,13 @@ struct ControlCommandTests {
         let runs = try #require(try JSONSerialization.jsonObject(with: Data(history.output.utf8)) as? [[String: Any]])
         #expect(runs.count == 20)
         #expect(runs.allSatisfy { $0["outcome"] as? String == "succeeded" })
-        // No two runs' recorded lifetimes overlap.
-        let spans = runs.compactMap { run -> (String, String)? in
-            guard let start = run["started_at"] as? String, let end = run["ended_at"] as? String else { return nil }
-            return (start, end)
-        }.sorted { $0.0 < $1.0 }
-        #expect(spans.count == 20)
-        for (earlier, later) in zip(spans, spans.dropFirst()) { #expect(earlier.1 <= later.0) }
+        // No two runs' recorded lifetimes overlap (run ids are given after the lease is taken, so
+        // they follow the order the runs held it; the store keeps timestamps to the microsecond).
+        let rows = try await GitFixture.run(
+            ["sqlite3", directory.file(".slipway/state.sqlite"), "SELECT started_at || ' ' || ended_at FROM run ORDER BY id"], in: directory.path)
+        let spans = rows.split(separator: "\n").map { $0.split(separator: " ").compactMap { Double($0) } }
+        #expect(spans.count == 20 && spans.allSatisfy { $0.count == 2 })
+        for (earlier, later) in zip(spans, spans.dropFirst()) { #expect(earlier[1] <= later[0]) }
     }
 
     @Test("a lease whose holder was killed with SIGKILL is reclaimed by the next deploy, and the audit log says so")
