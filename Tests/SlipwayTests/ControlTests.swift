@@ -110,3 +110,56 @@ struct ControlTests {
         }
     }
 }
+
+@Suite("Webhooks", .timeLimit(.minutes(1)))
+struct WebhookTests {
+    @Test("a webhook that fails twice is retried with backoff and delivered; the URL never reaches the record")
+    func retriesUntilDelivered() async throws {
+        let server = try WebhookServer(statuses: [500, 503, 200])
+        defer { server.stop() }
+        var fixture = try EngineFixture()
+        defer { fixture.directory.remove() }
+        fixture.environment["HOOK_URL"] = server.url
+        let result = try await fixture.run("""
+            app: hello
+            secrets: [HOOK_URL]
+            notify:
+              - { url_from: HOOK_URL, format: json, on: [succeeded] }
+            environments: { staging: {} }
+            stages:
+              - { name: build, run: ["true"] }
+            """)
+        #expect(result.exitStatus == .success)
+        #expect(server.requestCount == 3)
+        #expect(server.bodies.last?["event"] as? String == "succeeded")
+        #expect(server.bodies.last?["run"] as? Int == Int(result.runID))
+        // backoff between the attempts, from the injected clock
+        #expect(fixture.clock.sleeps == [.milliseconds(750), .milliseconds(1500)])
+        let events = try fixture.detail(result).events
+        #expect(events.contains { $0.kind == "notify.sent" && $0.message.contains("attempt 3") })
+        #expect(!events.map(\.message).joined().contains(server.url))
+    }
+
+    @Test("a webhook that never answers does not fail the deploy, and the failure is recorded")
+    func unreachableWebhookIsRecorded() async throws {
+        let server = try WebhookServer(statuses: [500])
+        defer { server.stop() }
+        var fixture = try EngineFixture()
+        defer { fixture.directory.remove() }
+        fixture.environment["HOOK_URL"] = server.url
+        let result = try await fixture.run("""
+            app: hello
+            secrets: [HOOK_URL]
+            notify:
+              - { url_from: HOOK_URL, format: slack }
+            environments: { staging: {} }
+            stages:
+              - { name: build, run: ["true"] }
+            """)
+        #expect(result.exitStatus == .success)
+        #expect(server.bodies.first?["text"] as? String == "tester started deploying hello 1.2.3 to staging (run 1)")
+        let failures = try fixture.detail(result).events.filter { $0.kind == "notify.failed" }
+        #expect(failures.count == 2)  // started and succeeded, 3 attempts each
+        #expect(failures.first?.message.contains("HTTP 500") == true)
+    }
+}

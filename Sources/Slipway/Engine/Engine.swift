@@ -207,11 +207,44 @@ public struct Engine: Sendable {
         }
     }
 
+    /// Runs the plan with the pipeline's webhooks told as it goes. Deliveries run beside the run;
+    /// once it ends they get up to 15 seconds more, so that a dead webhook never holds a deploy.
     func execute(
         _ plan: Plan, release: Release, trigger: Trigger, masker: SecretMasker, interrupts: AsyncStream<Int32>,
         changelog: Changelog?, dirty: Bool, overrides: [String]
     ) async throws -> RunResult {
+        let notifier = Notifier(pipeline: plan.pipeline, environment: environment, store: store, clock: clock, masker: masker)
+        let (notifications, continuation) = AsyncStream.makeStream(of: Notification.self)
+        let notify: @Sendable (Notification) -> Void = { continuation.yield($0) }
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await notifier.deliver(notifications) }
+            let result: RunResult
+            do {
+                result = try await executeRun(plan, release: release, trigger: trigger, masker: masker, interrupts: interrupts,
+                                              changelog: changelog, dirty: dirty, overrides: overrides,
+                                              notify: notifier.isEmpty ? nil : notify)
+            } catch {
+                continuation.finish()
+                group.cancelAll()
+                throw error
+            }
+            continuation.finish()
+            group.addTask { try? await Task.sleep(for: .seconds(15)) }
+            _ = try await group.next()
+            group.cancelAll()
+            return result
+        }
+    }
+
+    func executeRun(
+        _ plan: Plan, release: Release, trigger: Trigger, masker: SecretMasker, interrupts: AsyncStream<Int32>,
+        changelog: Changelog?, dirty: Bool, overrides: [String], notify: (@Sendable (Notification) -> Void)?
+    ) async throws -> RunResult {
         let started = ContinuousClock.now
+        let message: @Sendable (Int64, NotificationEvent, String?) -> Void = { runID, event, reason in
+            notify?(Notification(event: event, runID: runID, app: plan.pipeline.app, environment: plan.environment.name,
+                                 version: release.version, sha: release.sha, trigger: trigger.description, reason: reason))
+        }
         var record = RunRecord(
             pipeline: plan.pipeline.file, app: plan.pipeline.app, environment: plan.environment.name,
             trigger: trigger, sha: release.sha, version: release.version, startedAt: Date(), ownerPID: pid,
@@ -248,8 +281,9 @@ public struct Engine: Sendable {
                 trigger: trigger, stages: plan.entries.map { ($0.stage.name, $0.runs, $0.skipReason) }))
         if let changelog { reporter.report(.notice(changelog.summary)) }
 
+        message(runID, .started, changelog?.summary)
         let context = RunContext(engine: self, plan: plan, runID: runID, stages: stages, release: release, masker: masker,
-                                 trigger: trigger, changelog: changelog)
+                                 trigger: trigger, changelog: changelog, notify: { event, reason in message(runID, event, reason) })
         enum Child: Sendable {
             case stages(Finish)
             case interrupted(Int32)
@@ -305,6 +339,7 @@ public struct Engine: Sendable {
         try store.finish(runID: runID, outcome: outcome, exitCode: Int(status.rawValue), reason: reason, at: Date())
         try store.audit(actor: trigger.description, action: "run.finished", environment: plan.environment.name, runID: runID,
                         detail: outcome.rawValue + (reason.map { ": \($0)" } ?? ""))
+        message(runID, outcome == .succeeded ? .succeeded : outcome == .cancelled ? .cancelled : .failed, reason)
         reporter.report(
             .runFinished(
                 runID: runID, outcome: outcome, exitCode: status.rawValue, reason: reason,
@@ -340,6 +375,8 @@ struct RunContext: Sendable {
     let masker: SecretMasker
     let trigger: Trigger
     let changelog: Changelog?
+    /// Tells the webhooks.
+    let notify: @Sendable (NotificationEvent, String?) -> Void
 
     var store: RunStore { engine.store }
     var reporter: any Reporting { engine.reporter }
@@ -516,6 +553,7 @@ struct RunContext: Sendable {
         }
         reporter.report(.approvalWaiting(runID: runID, stage: stage.name, environment: environment, needed: spec.approvers,
                                          deadline: deadline, details: details))
+        notify(.waitingForApproval, "needs \(spec.approvers) approval\(spec.approvers == 1 ? "" : "s") before \(deadline.formatted(.iso8601))")
         let store = self.store
         let runID = self.runID
         let approver = trigger.user

@@ -32,6 +32,8 @@ public struct Pipeline: Sendable {
     public var outputLimit: Int
     /// Which changed paths the change-risk report flags (the defaults with `risk:` laid over them).
     public var riskRules: RiskRules
+    /// Webhooks told when runs start, end or wait for approval.
+    public var webhooks: [WebhookSpec] = []
 
     public static let defaultOutputLimit = 1 << 20
 

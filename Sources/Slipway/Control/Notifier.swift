@@ -1,0 +1,128 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import SlipwayProcess
+import SlipwayStore
+
+/// What a webhook can be told about.
+public enum NotificationEvent: String, Sendable, CaseIterable, Codable {
+    case started
+    case succeeded
+    case failed
+    case cancelled
+    case rolledBack = "rolled_back"
+    case waitingForApproval = "waiting_for_approval"
+}
+
+/// A webhook from the pipeline's `notify:`. The URL comes from a secret, so it is masked wherever
+/// it would be printed or recorded.
+public struct WebhookSpec: Sendable, Hashable {
+    public enum Format: String, Sendable, Hashable { case json, slack }
+
+    /// The name of the secret (an environment variable) that holds the URL.
+    public var urlFrom: String
+    public var format: Format
+    public var events: Set<NotificationEvent>
+}
+
+/// One message for the webhooks.
+public struct Notification: Sendable {
+    public var event: NotificationEvent
+    public var runID: Int64
+    public var app: String
+    public var environment: String
+    public var version: String?
+    public var sha: String?
+    public var trigger: String
+    public var reason: String?
+
+    /// The generic JSON body.
+    func jsonBody() -> [String: Any] {
+        ["event": event.rawValue, "run": runID, "app": app, "environment": environment, "version": version as Any, "sha": sha as Any,
+         "triggered_by": trigger, "reason": reason as Any]
+    }
+
+    /// A Slack-compatible body (`text`).
+    func slackBody() -> [String: Any] {
+        let what: String = switch event {
+        case .started: "started deploying"
+        case .succeeded: "deployed"
+        case .failed: "failed to deploy"
+        case .cancelled: "cancelled the deploy of"
+        case .rolledBack: "rolled back"
+        case .waitingForApproval: "is waiting for approval to deploy"
+        }
+        var text = "\(trigger) \(what) \(app) \(version ?? sha.map { String($0.prefix(7)) } ?? "") to \(environment) (run \(runID))"
+        if let reason { text += ": \(reason)" }
+        if event == .waitingForApproval { text += " — `deploy approve \(runID)`" }
+        return ["text": text]
+    }
+}
+
+/// Posts notifications to webhooks, in order, each with retries and exponential backoff. Delivery
+/// runs beside the deploy and never blocks or fails it: a webhook that cannot be reached is
+/// recorded as such.
+struct Notifier: Sendable {
+    let hooks: [(spec: WebhookSpec, url: URL)]
+    let store: RunStore
+    let clock: any Clock<Duration>
+    let masker: SecretMasker
+    let attempts = 3
+    let requestTimeout: TimeInterval = 10
+
+    init(pipeline: Pipeline, environment: [String: String], store: RunStore, clock: any Clock<Duration>, masker: SecretMasker) {
+        hooks = pipeline.webhooks.compactMap { spec in
+            guard let text = environment[spec.urlFrom], let url = URL(string: text) else { return nil }
+            return (spec, url)
+        }
+        self.store = store
+        self.clock = clock
+        self.masker = masker
+    }
+
+    var isEmpty: Bool { hooks.isEmpty }
+
+    /// Delivers every notification the stream yields, until it finishes.
+    func deliver(_ notifications: AsyncStream<Notification>) async {
+        for await notification in notifications {
+            for (spec, url) in hooks where spec.events.contains(notification.event) {
+                await post(notification, to: url, spec: spec)
+            }
+        }
+    }
+
+    private func post(_ notification: Notification, to url: URL, spec: WebhookSpec) async {
+        let body = spec.format == .slack ? notification.slackBody() : notification.jsonBody()
+        guard let data = try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]) else { return }
+        var request = URLRequest(url: url, timeoutInterval: requestTimeout)
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.setValue("slipway/\(SlipwayVersion.current)", forHTTPHeaderField: "User-Agent")
+        request.httpBody = data
+        var failure = ""
+        for attempt in 1...attempts {
+            do {
+                let (_, response) = try await URLSession.shared.data(for: request)
+                let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+                if (200..<300).contains(status) {
+                    record("notify.sent", "\(notification.event.rawValue) sent to \(spec.urlFrom) (attempt \(attempt))", runID: notification.runID)
+                    return
+                }
+                failure = "HTTP \(status)"
+            } catch is CancellationError {
+                return
+            } catch {
+                failure = masker.mask(error.localizedDescription)
+            }
+            guard attempt < attempts else { break }
+            do { try await clock.sleep(for: Backoff.delay(base: .seconds(1), retry: attempt, jitter: 0.5)) } catch { return }
+        }
+        record("notify.failed", "\(notification.event.rawValue) to \(spec.urlFrom) failed after \(attempts) attempts: \(failure)",
+               runID: notification.runID)
+    }
+
+    private func record(_ kind: String, _ message: String, runID: Int64) {
+        try? store.append(EventRecord(runID: runID, at: Date(), kind: kind, message: masker.mask(message)))
+    }
+}
