@@ -113,6 +113,9 @@ func exit(for error: any Error) -> ExitCode {
     case let error as CLIError:
         Console.standardError.write("error: \(error)\n")
         status = error.status
+    case let error as Engine.WaitInterrupted:
+        Console.standardError.write("\(error)\n")
+        status = .cancelled
     case let error as EnvironmentUnavailable:
         Console.standardError.write("error: \(error)\n")
         status = .locked

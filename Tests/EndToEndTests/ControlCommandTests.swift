@@ -119,6 +119,13 @@ struct ControlCommandTests {
         #expect(blocked.status == 4)
         #expect(blocked.output.contains("staging is being deployed by"))
 
+        // A queued deploy stops waiting at Ctrl-C, having run and recorded nothing
+        let waiter = try DeployProcess(arguments: ["staging", "--wait", "10m"], directory: directory.path)
+        #expect(await waiter.waitForLine(containing: "waiting for staging: held by"))
+        waiter.signal(SIGINT)
+        #expect(try await waiter.wait() == .exited(130))
+        #expect(waiter.output.contains { $0.contains("stopped waiting for staging (SIGINT (Ctrl-C)): nothing ran") })
+
         holder.signal(SIGKILL)
         #expect(try await holder.wait() == .signalled(SIGKILL))
         let lock = try await runDeploy(["lock", "staging", "--reason", "incident 7"], in: directory.path)

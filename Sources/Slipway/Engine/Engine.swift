@@ -142,20 +142,49 @@ public struct Engine: Sendable {
             try store.audit(actor: trigger.description, action: "freeze.override", environment: environment,
                             detail: "\(window.reason) (\(window.description)): \(reason)", at: now())
         }
-        try await acquireLease(environment: environment, trigger: trigger, wait: wait)
-        do {
-            let result = try await execute(plan, release: release, trigger: trigger, masker: masker, interrupts: interrupts,
-                                           changelog: changelog, dirty: dirty, overrides: overrides)
-            try? store.releaseLease(environment: environment, pid: pid, host: host)
-            return result
-        } catch {
-            try? store.releaseLease(environment: environment, pid: pid, host: host)
-            throw error
+        // One listener takes the interrupts for the whole run: while queueing for the lease a
+        // signal ends the wait; once the run has started it is forwarded to the stages.
+        let (forwarded, forward) = AsyncStream.makeStream(of: Int32.self)
+        let signalled = SignalFlag()
+        return try await withThrowingTaskGroup(of: RunResult?.self) { group in
+            group.addTask {
+                for await number in interrupts {
+                    signalled.set(number)
+                    forward.yield(number)
+                }
+                forward.finish()
+                return nil
+            }
+            defer { group.cancelAll() }
+            try await acquireLease(environment: environment, trigger: trigger, wait: wait, signalled: signalled)
+            do {
+                let result = try await execute(plan, release: release, trigger: trigger, masker: masker, interrupts: forwarded,
+                                               changelog: changelog, dirty: dirty, overrides: overrides)
+                try? store.releaseLease(environment: environment, pid: pid, host: host)
+                return result
+            } catch {
+                try? store.releaseLease(environment: environment, pid: pid, host: host)
+                throw error
+            }
         }
     }
 
+    /// The first interrupt received, shared between the listener and a lease wait.
+    final class SignalFlag: Sendable {
+        private let value = Mutex<Int32?>(nil)
+        func set(_ number: Int32) { value.withLock { if $0 == nil { $0 = number } } }
+        var number: Int32? { value.withLock { $0 } }
+    }
+
+    /// A wait for the lease that a signal ended: nothing ran and nothing was recorded.
+    public struct WaitInterrupted: Error, Sendable, CustomStringConvertible {
+        public var environment: String
+        public var signal: Int32
+        public var description: String { "stopped waiting for \(environment) (\(Engine.signalName(signal))): nothing ran" }
+    }
+
     /// Takes the environment's lease, or says who holds it; with `wait`, queues in arrival order.
-    func acquireLease(environment: String, trigger: Trigger, wait: Duration?) async throws {
+    func acquireLease(environment: String, trigger: Trigger, wait: Duration?, signalled: SignalFlag = SignalFlag()) async throws {
         let holder = trigger.description
         let first = try store.acquireLease(environment: environment, holder: holder, host: host, pid: pid, now: now(),
                                            isAlive: ProcessLiveness.isAlive)
@@ -187,6 +216,7 @@ public struct Engine: Sendable {
                     throw EnvironmentUnavailable(message: "gave up waiting for \(environment) after \(DurationParser.format(wait)): \(why)",
                                                  hint: "wait longer with --wait DURATION")
                 }
+                if let number = signalled.number { throw WaitInterrupted(environment: environment, signal: number) }
                 try await clock.sleep(for: interval)
                 waited += interval
             }
