@@ -32,8 +32,10 @@ extension Repository {
     /// false: a long range is never held in memory twice. Returns whether `base` is an ancestor of
     /// `head`, found on the way: it is exactly when a commit of the range has `base` as a parent.
     @discardableResult
-    public func forEachCommit(from base: String?, to head: String, firstParentOnly: Bool = false,
-                              _ body: (Commit) throws(GitError) -> Bool) throws(GitError) -> Bool {
+    public func forEachCommit(
+        from base: String?, to head: String, firstParentOnly: Bool = false,
+        _ body: (Commit) throws(GitError) -> Bool
+    ) throws(GitError) -> Bool {
         guard let base else {
             try walkIDs(from: head, hiding: nil, firstParentOnly: firstParentOnly) { oid throws(GitError) in try body(try commit(&oid)) }
             return true

@@ -171,14 +171,18 @@ public final class Repository {
 
     /// Walks commits from `head` (newest first by commit time), hiding `base` and its ancestors,
     /// calling `visit` with each sha until it returns false.
-    public func walk(from head: String, hiding base: String? = nil, firstParentOnly: Bool = false,
-                     _ visit: (String) throws(GitError) -> Bool) throws(GitError) {
+    public func walk(
+        from head: String, hiding base: String? = nil, firstParentOnly: Bool = false,
+        _ visit: (String) throws(GitError) -> Bool
+    ) throws(GitError) {
         try walkIDs(from: head, hiding: base, firstParentOnly: firstParentOnly) { oid throws(GitError) in try visit(Self.string(&oid)) }
     }
 
     /// The same walk, handing over libgit2's commit ids without converting them to text.
-    func walkIDs(from head: String, hiding base: String?, firstParentOnly: Bool,
-                 _ visit: (inout git_oid) throws(GitError) -> Bool) throws(GitError) {
+    func walkIDs(
+        from head: String, hiding base: String?, firstParentOnly: Bool,
+        _ visit: (inout git_oid) throws(GitError) -> Bool
+    ) throws(GitError) {
         if isShallow {
             // libgit2 1.5 does not know shallow grafts: its walker fails at the first missing
             // parent. Walk by hand, treating a missing parent as the end of history.
@@ -230,8 +234,9 @@ public final class Repository {
             var commit: OpaquePointer?
             guard git_commit_lookup(&commit, handle, &oid) == 0 else {
                 if sha == start {
-                    throw GitError(operation: "reading commit \(sha.prefix(7))", message: "it is not in this shallow clone: fetch more history",
-                                   code: GIT_ENOTFOUND.rawValue)
+                    throw GitError(
+                        operation: "reading commit \(sha.prefix(7))", message: "it is not in this shallow clone: fetch more history",
+                        code: GIT_ENOTFOUND.rawValue)
                 }
                 continue  // beyond the shallow boundary
             }

@@ -27,10 +27,14 @@ public struct AuditEntry: Codable, Sendable, Hashable, FetchableRecord {
 
     /// The hash of an entry: SHA-256 over the previous hash and every field, each length-prefixed
     /// so that no two different entries can spell the same input.
-    static func hash(previous: String, id: Int64, at: Double, actor: String, action: String, environment: String?,
-                     runID: Int64?, detail: String) -> String {
+    static func hash(
+        previous: String, id: Int64, at: Double, actor: String, action: String, environment: String?,
+        runID: Int64?, detail: String
+    ) -> String {
         var input = ""
-        for field in [previous, String(id), String(format: "%.6f", at), actor, action, environment ?? "", runID.map(String.init) ?? "", detail] {
+        for field in [
+            previous, String(id), String(format: "%.6f", at), actor, action, environment ?? "", runID.map(String.init) ?? "", detail,
+        ] {
             input += "\(field.utf8.count):\(field);"
         }
         return SHA256.hash(data: Data(input.utf8)).map { String(format: "%02x", $0) }.joined()
@@ -61,22 +65,28 @@ extension RunStore {
     static let genesisHash = String(repeating: "0", count: 64)
 
     /// Appends an entry to the audit log, chained to the last one, inside the caller's transaction.
-    static func appendAudit(_ db: Database, at date: Date, actor: String, action: String, environment: String?, runID: Int64?,
-                            detail: String) throws {
+    static func appendAudit(
+        _ db: Database, at date: Date, actor: String, action: String, environment: String?, runID: Int64?,
+        detail: String
+    ) throws {
         let last = try Row.fetchOne(db, sql: "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
         let previous: String = last?["hash"] ?? genesisHash
         let id: Int64 = (last?["id"] ?? 0) + 1
         let at = date.timeIntervalSince1970
-        let hash = AuditEntry.hash(previous: previous, id: id, at: at, actor: actor, action: action, environment: environment,
-                                   runID: runID, detail: detail)
-        try db.execute(sql: """
-            INSERT INTO audit (id, at, actor, action, environment, run_id, detail, previous_hash, hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [id, at, actor, action, environment, runID, detail, previous, hash])
+        let hash = AuditEntry.hash(
+            previous: previous, id: id, at: at, actor: actor, action: action, environment: environment,
+            runID: runID, detail: detail)
+        try db.execute(
+            sql: """
+                INSERT INTO audit (id, at, actor, action, environment, run_id, detail, previous_hash, hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [id, at, actor, action, environment, runID, detail, previous, hash])
     }
 
     /// Appends an entry to the audit log.
-    public func audit(actor: String, action: String, environment: String?, runID: Int64? = nil, detail: String, at date: Date = Date()) throws {
+    public func audit(actor: String, action: String, environment: String?, runID: Int64? = nil, detail: String, at date: Date = Date())
+        throws
+    {
         try writeImmediate("recording an audit entry") { db in
             try Self.appendAudit(db, at: date, actor: actor, action: action, environment: environment, runID: runID, detail: detail)
         }
@@ -103,7 +113,8 @@ extension RunStore {
             var previous = Self.genesisHash
             var previousID: Int64 = 0
             var count = 0
-            let rows = try Row.fetchCursor(db, sql: "SELECT id, at, actor, action, environment, run_id, detail, previous_hash, hash FROM audit ORDER BY id")
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT id, at, actor, action, environment, run_id, detail, previous_hash, hash FROM audit ORDER BY id")
             while let row = try rows.next() {
                 let id: Int64 = row["id"]
                 let stored: String = row["hash"]

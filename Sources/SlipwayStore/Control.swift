@@ -137,13 +137,16 @@ extension RunStore {
         queueTicket: Int64? = nil, isAlive: (Int32) -> Bool
     ) throws -> LeaseAttempt {
         try writeImmediate("taking the lease of \(environment)") { db in
-            if let current = try Self.liveLease(db, environment: environment, host: host, now: now, staleAfter: staleAfter, isAlive: isAlive) {
+            if let current = try Self.liveLease(
+                db, environment: environment, host: host, now: now, staleAfter: staleAfter, isAlive: isAlive)
+            {
                 return .held(by: current)
             }
             if let queueTicket {
                 // Drop waiters that died in line, then take our turn only at the head.
-                let waiters = try Row.fetchAll(db, sql: "SELECT id, host, pid, heartbeat_at FROM lease_queue WHERE environment = ? ORDER BY id",
-                                               arguments: [environment])
+                let waiters = try Row.fetchAll(
+                    db, sql: "SELECT id, host, pid, heartbeat_at FROM lease_queue WHERE environment = ? ORDER BY id",
+                    arguments: [environment])
                 var ahead = 0
                 for waiter in waiters {
                     let id: Int64 = waiter["id"]
@@ -157,25 +160,30 @@ extension RunStore {
                         ahead += 1
                     }
                 }
-                try db.execute(sql: "UPDATE lease_queue SET heartbeat_at = ? WHERE id = ?", arguments: [now.timeIntervalSince1970, queueTicket])
+                try db.execute(
+                    sql: "UPDATE lease_queue SET heartbeat_at = ? WHERE id = ?", arguments: [now.timeIntervalSince1970, queueTicket])
                 if ahead > 0 { return .queued(ahead: ahead) }
                 try db.execute(sql: "DELETE FROM lease_queue WHERE id = ?", arguments: [queueTicket])
             }
-            try db.execute(sql: """
-                INSERT INTO lease (environment, kind, holder, host, pid, acquired_at, heartbeat_at) VALUES (?, 'run', ?, ?, ?, ?, ?)
-                """, arguments: [environment, holder, host, pid, now.timeIntervalSince1970, now.timeIntervalSince1970])
+            try db.execute(
+                sql: """
+                    INSERT INTO lease (environment, kind, holder, host, pid, acquired_at, heartbeat_at) VALUES (?, 'run', ?, ?, ?, ?, ?)
+                    """, arguments: [environment, holder, host, pid, now.timeIntervalSince1970, now.timeIntervalSince1970])
             return .acquired
         }
     }
 
     /// The environment's lease if its holder is alive; a dead holder's lease (on this host its pid
     /// is gone; anywhere, no heartbeat for `staleAfter`) is removed, with an audit entry.
-    static func liveLease(_ db: Database, environment: String, host: String, now: Date, staleAfter: TimeInterval,
-                          isAlive: (Int32) -> Bool) throws -> Lease? {
+    static func liveLease(
+        _ db: Database, environment: String, host: String, now: Date, staleAfter: TimeInterval,
+        isAlive: (Int32) -> Bool
+    ) throws -> Lease? {
         guard let current = try Lease.fetchOne(db, sql: "SELECT * FROM lease WHERE environment = ?", arguments: [environment]) else {
             return nil
         }
-        let dead = current.kind == .run
+        let dead =
+            current.kind == .run
             && ((current.host == host && !isAlive(current.pid)) || now.timeIntervalSince(current.heartbeatAt) > staleAfter)
         guard dead else { return current }
         try db.execute(sql: "DELETE FROM lease WHERE environment = ?", arguments: [environment])
@@ -189,9 +197,10 @@ extension RunStore {
     /// Joins the line for an environment's lease; returns the ticket.
     public func enqueue(environment: String, holder: String, host: String, pid: Int32, now: Date) throws -> Int64 {
         try writeImmediate("queueing for \(environment)") { db in
-            try db.execute(sql: """
-                INSERT INTO lease_queue (environment, holder, host, pid, enqueued_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [environment, holder, host, pid, now.timeIntervalSince1970, now.timeIntervalSince1970])
+            try db.execute(
+                sql: """
+                    INSERT INTO lease_queue (environment, holder, host, pid, enqueued_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?)
+                    """, arguments: [environment, holder, host, pid, now.timeIntervalSince1970, now.timeIntervalSince1970])
             return db.lastInsertedRowID
         }
     }
@@ -203,36 +212,44 @@ extension RunStore {
     /// Ties the lease to the run it now serves.
     public func attachLease(environment: String, pid: Int32, host: String, runID: Int64) throws {
         try writeImmediate("recording the lease's run") { db in
-            try db.execute(sql: "UPDATE lease SET run_id = ? WHERE environment = ? AND pid = ? AND host = ? AND kind = 'run'",
-                           arguments: [runID, environment, pid, host])
+            try db.execute(
+                sql: "UPDATE lease SET run_id = ? WHERE environment = ? AND pid = ? AND host = ? AND kind = 'run'",
+                arguments: [runID, environment, pid, host])
         }
     }
 
     public func heartbeatLease(environment: String, pid: Int32, host: String, now: Date) throws {
         try writeImmediate("renewing the lease") { db in
-            try db.execute(sql: "UPDATE lease SET heartbeat_at = ? WHERE environment = ? AND pid = ? AND host = ? AND kind = 'run'",
-                           arguments: [now.timeIntervalSince1970, environment, pid, host])
+            try db.execute(
+                sql: "UPDATE lease SET heartbeat_at = ? WHERE environment = ? AND pid = ? AND host = ? AND kind = 'run'",
+                arguments: [now.timeIntervalSince1970, environment, pid, host])
         }
     }
 
     /// Gives the lease back (only if this process holds it).
     public func releaseLease(environment: String, pid: Int32, host: String) throws {
         try writeImmediate("releasing the lease") { db in
-            try db.execute(sql: "DELETE FROM lease WHERE environment = ? AND pid = ? AND host = ? AND kind = 'run'",
-                           arguments: [environment, pid, host])
+            try db.execute(
+                sql: "DELETE FROM lease WHERE environment = ? AND pid = ? AND host = ? AND kind = 'run'",
+                arguments: [environment, pid, host])
         }
     }
 
     /// Puts a manual lock (a freeze) on an environment. Fails, returning the holder, if anything holds it.
-    public func lock(environment: String, by holder: String, reason: String, host: String, now: Date, staleAfter: TimeInterval = 60,
-                     isAlive: (Int32) -> Bool) throws -> Lease? {
+    public func lock(
+        environment: String, by holder: String, reason: String, host: String, now: Date, staleAfter: TimeInterval = 60,
+        isAlive: (Int32) -> Bool
+    ) throws -> Lease? {
         try writeImmediate("locking \(environment)") { db in
-            if let current = try Self.liveLease(db, environment: environment, host: host, now: now, staleAfter: staleAfter, isAlive: isAlive) {
+            if let current = try Self.liveLease(
+                db, environment: environment, host: host, now: now, staleAfter: staleAfter, isAlive: isAlive)
+            {
                 return current
             }
-            try db.execute(sql: """
-                INSERT INTO lease (environment, kind, holder, host, pid, reason, acquired_at, heartbeat_at) VALUES (?, 'manual', ?, ?, 0, ?, ?, ?)
-                """, arguments: [environment, holder, host, reason, now.timeIntervalSince1970, now.timeIntervalSince1970])
+            try db.execute(
+                sql: """
+                    INSERT INTO lease (environment, kind, holder, host, pid, reason, acquired_at, heartbeat_at) VALUES (?, 'manual', ?, ?, 0, ?, ?, ?)
+                    """, arguments: [environment, holder, host, reason, now.timeIntervalSince1970, now.timeIntervalSince1970])
             try Self.appendAudit(db, at: now, actor: holder, action: "lock", environment: environment, runID: nil, detail: reason)
             return nil
         }
@@ -241,11 +258,15 @@ extension RunStore {
     /// Removes a manual lock; returns it, or nil when there was none.
     public func unlock(environment: String, by actor: String, now: Date) throws -> Lease? {
         try writeImmediate("unlocking \(environment)") { db in
-            guard let current = try Lease.fetchOne(db, sql: "SELECT * FROM lease WHERE environment = ? AND kind = 'manual'",
-                                                   arguments: [environment]) else { return nil }
+            guard
+                let current = try Lease.fetchOne(
+                    db, sql: "SELECT * FROM lease WHERE environment = ? AND kind = 'manual'",
+                    arguments: [environment])
+            else { return nil }
             try db.execute(sql: "DELETE FROM lease WHERE environment = ? AND kind = 'manual'", arguments: [environment])
-            try Self.appendAudit(db, at: now, actor: actor, action: "unlock", environment: environment, runID: nil,
-                                 detail: "lock by \(current.holder)" + (current.reason.map { ": \($0)" } ?? ""))
+            try Self.appendAudit(
+                db, at: now, actor: actor, action: "unlock", environment: environment, runID: nil,
+                detail: "lock by \(current.holder)" + (current.reason.map { ": \($0)" } ?? ""))
             return current
         }
     }
@@ -273,8 +294,10 @@ public struct ApprovalPolicy: Codable, Sendable, Hashable {
     public var trigger: String
     public var deadline: Date
 
-    public init(environment: String, stage: String, approvers: Int, allowed: [String], distinctFromTrigger: Bool, trigger: String,
-                deadline: Date) {
+    public init(
+        environment: String, stage: String, approvers: Int, allowed: [String], distinctFromTrigger: Bool, trigger: String,
+        deadline: Date
+    ) {
         self.environment = environment
         self.stage = stage
         self.approvers = approvers
@@ -320,9 +343,10 @@ extension RunStore {
 
     /// The policy of the approval a run waits for now, if it waits for one.
     static func openPolicy(_ db: Database, runID: Int64) throws -> (ApprovalPolicy, closed: String?)? {
-        guard let waiting = try Row.fetchOne(
-            db, sql: "SELECT id, message FROM event WHERE run_id = ? AND kind = 'approval.waiting' ORDER BY id DESC LIMIT 1",
-            arguments: [runID])
+        guard
+            let waiting = try Row.fetchOne(
+                db, sql: "SELECT id, message FROM event WHERE run_id = ? AND kind = 'approval.waiting' ORDER BY id DESC LIMIT 1",
+                arguments: [runID])
         else { return nil }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .secondsSince1970
@@ -348,32 +372,42 @@ extension RunStore {
                 throw ApprovalRefused(message: "run \(runID) is not waiting for an approval (it is \(run.outcome.rawValue))")
             }
             if let closed {
-                throw ApprovalRefused(message: "the approval of run \(runID) is closed (\(closed)): it can no longer be \(approve ? "approved" : "rejected")",
-                                      hint: "start a new run")
+                throw ApprovalRefused(
+                    message: "the approval of run \(runID) is closed (\(closed)): it can no longer be \(approve ? "approved" : "rejected")",
+                    hint: "start a new run")
             }
             if now >= policy.deadline {
-                throw ApprovalRefused(message: "the approval of run \(runID) timed out at \(policy.deadline.formatted(.iso8601)): it can no longer be approved",
-                                      hint: "start a new run")
+                throw ApprovalRefused(
+                    message:
+                        "the approval of run \(runID) timed out at \(policy.deadline.formatted(.iso8601)): it can no longer be approved",
+                    hint: "start a new run")
             }
-            let stageRunning = try Bool.fetchOne(
-                db, sql: "SELECT outcome = 'running' FROM stage WHERE run_id = ? AND name = ?", arguments: [runID, policy.stage]) ?? false
+            let stageRunning =
+                try Bool.fetchOne(
+                    db, sql: "SELECT outcome = 'running' FROM stage WHERE run_id = ? AND name = ?", arguments: [runID, policy.stage])
+                ?? false
             guard stageRunning else { throw ApprovalRefused(message: "run \(runID) is not waiting for an approval") }
             if !policy.allowed.isEmpty && !policy.allowed.contains(approver) {
-                throw ApprovalRefused(message: "\(approver) may not approve \(policy.environment)",
-                                      hint: "the pipeline allows: \(policy.allowed.joined(separator: ", "))")
+                throw ApprovalRefused(
+                    message: "\(approver) may not approve \(policy.environment)",
+                    hint: "the pipeline allows: \(policy.allowed.joined(separator: ", "))")
             }
             if approve && policy.distinctFromTrigger && approver == policy.trigger {
-                throw ApprovalRefused(message: "\(approver) started run \(runID), and \(policy.environment) needs someone else to approve it",
-                                      hint: "the pipeline sets distinct_from_trigger: ask a colleague to run `deploy approve \(runID)`")
+                throw ApprovalRefused(
+                    message: "\(approver) started run \(runID), and \(policy.environment) needs someone else to approve it",
+                    hint: "the pipeline sets distinct_from_trigger: ask a colleague to run `deploy approve \(runID)`")
             }
-            let already = try Bool.fetchOne(
-                db, sql: "SELECT COUNT(*) > 0 FROM approval WHERE run_id = ? AND stage = ? AND approver = ?",
-                arguments: [runID, policy.stage, approver]) ?? false
+            let already =
+                try Bool.fetchOne(
+                    db, sql: "SELECT COUNT(*) > 0 FROM approval WHERE run_id = ? AND stage = ? AND approver = ?",
+                    arguments: [runID, policy.stage, approver]) ?? false
             if already { throw ApprovalRefused(message: "\(approver) has already decided on run \(runID)") }
-            try db.execute(sql: "INSERT INTO approval (run_id, stage, approver, decision, comment, at) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [runID, policy.stage, approver, approve ? "approved" : "rejected", comment, now.timeIntervalSince1970])
-            try Self.appendAudit(db, at: now, actor: approver, action: approve ? "approval" : "rejection", environment: policy.environment,
-                                 runID: runID, detail: "stage \(policy.stage)" + (comment.map { ": \($0)" } ?? ""))
+            try db.execute(
+                sql: "INSERT INTO approval (run_id, stage, approver, decision, comment, at) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [runID, policy.stage, approver, approve ? "approved" : "rejected", comment, now.timeIntervalSince1970])
+            try Self.appendAudit(
+                db, at: now, actor: approver, action: approve ? "approval" : "rejection", environment: policy.environment,
+                runID: runID, detail: "stage \(policy.stage)" + (comment.map { ": \($0)" } ?? ""))
             return policy
         }
     }

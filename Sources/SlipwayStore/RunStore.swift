@@ -1,8 +1,9 @@
 public import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 public import GRDB
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Everything a store can fail with, each naming what it was doing.
 public struct StoreError: Error, Sendable, CustomStringConvertible {

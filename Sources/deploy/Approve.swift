@@ -40,7 +40,8 @@ struct Approve: AsyncParsableCommand {
 }
 
 struct Reject: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Reject a run waiting at an approval stage: it fails before the environment changes.")
+    static let configuration = CommandConfiguration(
+        abstract: "Reject a run waiting at an approval stage: it fails before the environment changes.")
 
     @OptionGroup var options: DecisionOptions
 

@@ -53,7 +53,10 @@ struct Deploy: AsyncParsableCommand {
             \(ExitStatus.allCases.map { "  \(String($0.rawValue).padding(toLength: 5, withPad: " ", startingAt: 0))\($0.meaning)" }.joined(separator: "\n"))
             """,
         version: SlipwayVersion.current,
-        subcommands: [Run.self, PlanCommand.self, Validate.self, History.self, Show.self, Logs.self, ChangelogCommand.self, Lock.self, Unlock.self, Audit.self, Approve.self, Reject.self],
+        subcommands: [
+            Run.self, PlanCommand.self, Validate.self, History.self, Show.self, Logs.self, ChangelogCommand.self, Lock.self, Unlock.self,
+            Audit.self, Approve.self, Reject.self,
+        ],
         defaultSubcommand: Run.self
     )
 }

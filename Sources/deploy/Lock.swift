@@ -23,10 +23,13 @@ struct Lock: AsyncParsableCommand {
         try await guarded {
             let store = try location.openStore()
             let who = actor ?? Trigger.detect(environment: location.environment).user
-            if let holder = try store.lock(environment: environment, by: who, reason: reason, host: HostName.current, now: Date(),
-                                            isAlive: ProcessLiveness.isAlive) {
-                throw EnvironmentUnavailable(message: "\(environment) is already held: \(holder.description)",
-                                             hint: holder.kind == .manual ? "it is locked already" : "lock it once that deploy ends")
+            if let holder = try store.lock(
+                environment: environment, by: who, reason: reason, host: HostName.current, now: Date(),
+                isAlive: ProcessLiveness.isAlive)
+            {
+                throw EnvironmentUnavailable(
+                    message: "\(environment) is already held: \(holder.description)",
+                    hint: holder.kind == .manual ? "it is locked already" : "lock it once that deploy ends")
             }
             print("\(environment) is locked by \(who): \(reason)")
         }
@@ -50,8 +53,9 @@ struct Unlock: AsyncParsableCommand {
             let who = actor ?? Trigger.detect(environment: location.environment).user
             guard let removed = try store.unlock(environment: environment, by: who, now: Date()) else {
                 if let lease = try store.lease(environment: environment) {
-                    throw CLIError.failed("\(environment) has no manual lock; a deploy holds it: \(lease.description)",
-                                          hint: "a deploy's lease ends with the deploy; a dead one is reclaimed automatically")
+                    throw CLIError.failed(
+                        "\(environment) has no manual lock; a deploy holds it: \(lease.description)",
+                        hint: "a deploy's lease ends with the deploy; a dead one is reclaimed automatically")
                 }
                 throw CLIError.failed("\(environment) is not locked")
             }
@@ -88,7 +92,10 @@ struct Audit: AsyncParsableCommand {
                 }
                 if entries.isEmpty { print("the audit log is empty"); return }
                 let rows = entries.map { e in
-                    [String(e.id), Format.timestamp(e.at), e.actor, e.action, e.environment ?? "-", e.runID.map(String.init) ?? "-", e.detail]
+                    [
+                        String(e.id), Format.timestamp(e.at), e.actor, e.action, e.environment ?? "-", e.runID.map(String.init) ?? "-",
+                        e.detail,
+                    ]
                 }
                 print(Format.table(header: ["ID", "AT", "WHO", "ACTION", "ENV", "RUN", "DETAIL"], rows: rows))
             }

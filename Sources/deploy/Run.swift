@@ -27,7 +27,10 @@ struct Run: AsyncParsableCommand {
     @Flag(name: .long, help: "Deploy from a working tree with uncommitted changes where the environment requires a clean one (recorded).")
     var allowDirty = false
 
-    @Option(name: .long, help: ArgumentHelp("If another deploy holds the environment, queue for it (in arrival order) up to this long, e.g. 15m.", valueName: "duration"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "If another deploy holds the environment, queue for it (in arrival order) up to this long, e.g. 15m.", valueName: "duration"))
     var wait: String?
 
     @Flag(name: .long, help: "Deploy inside a freeze window (needs --reason; recorded in the audit log).")
@@ -58,8 +61,9 @@ struct Run: AsyncParsableCommand {
             let terminal = TerminalReporter(style: style)
             let reporter: any Reporting = json ? JSONReporter() : terminal
             let interactive = style.live && !json && isatty(STDIN_FILENO) == 1
-            let engine = Engine(store: store, reporter: reporter, environment: processEnvironment,
-                                approvalPrompt: interactive ? TerminalPrompt.ask : nil)
+            let engine = Engine(
+                store: store, reporter: reporter, environment: processEnvironment,
+                approvalPrompt: interactive ? TerminalPrompt.ask : nil)
             let resolved = ReleaseResolver.resolve(
                 override: release, directory: FileManager.default.currentDirectoryPath, environment: processEnvironment)
             for note in resolved.notes { Console.standardError.write("note: \(note)\n") }

@@ -14,7 +14,8 @@ struct ControlCommandTests {
 
     @Test("another process approves while the deploy waits; the triggering user may not when the pipeline says so")
     func approvalByAnotherProcess() async throws {
-        let directory = try project("""
+        let directory = try project(
+            """
             app: hello
             environments:
               production: { approval: { approvers: 1, distinct_from_trigger: true, timeout: 2m } }
@@ -46,7 +47,8 @@ struct ControlCommandTests {
 
     @Test("a rejection fails the run before the environment changes")
     func rejection() async throws {
-        let directory = try project("""
+        let directory = try project(
+            """
             app: hello
             environments:
               production: {}
@@ -65,7 +67,8 @@ struct ControlCommandTests {
 
     @Test("20 concurrent deploys of one environment run one at a time, in turn, and all are recorded")
     func twentyConcurrentDeploys() async throws {
-        let directory = try project("""
+        let directory = try project(
+            """
             app: hello
             environments:
               staging: {}
@@ -94,7 +97,8 @@ struct ControlCommandTests {
         // No two runs' recorded lifetimes overlap (run ids are given after the lease is taken, so
         // they follow the order the runs held it; the store keeps timestamps to the microsecond).
         let rows = try await GitFixture.run(
-            ["sqlite3", directory.file(".slipway/state.sqlite"), "SELECT started_at || ' ' || ended_at FROM run ORDER BY id"], in: directory.path)
+            ["sqlite3", directory.file(".slipway/state.sqlite"), "SELECT started_at || ' ' || ended_at FROM run ORDER BY id"],
+            in: directory.path)
         let spans = rows.split(separator: "\n").map { $0.split(separator: " ").compactMap { Double($0) } }
         #expect(spans.count == 20 && spans.allSatisfy { $0.count == 2 })
         for (earlier, later) in zip(spans, spans.dropFirst()) { #expect(earlier[1] <= later[0]) }
@@ -102,7 +106,8 @@ struct ControlCommandTests {
 
     @Test("a lease whose holder was killed with SIGKILL is reclaimed by the next deploy, and the audit log says so")
     func deadHolderIsReclaimed() async throws {
-        let directory = try project("""
+        let directory = try project(
+            """
             app: hello
             environments:
               staging: {}
@@ -136,14 +141,17 @@ struct ControlCommandTests {
         #expect(try await runDeploy(["unlock", "staging"], in: directory.path).status == 0)
 
         let audit = try await runDeploy(["audit", "--env", "staging", "--json"], in: directory.path)
-        let actions = try #require(try JSONSerialization.jsonObject(with: Data(audit.output.utf8)) as? [[String: Any]]).map { $0["action"] as? String }
+        let actions = try #require(try JSONSerialization.jsonObject(with: Data(audit.output.utf8)) as? [[String: Any]]).map {
+            $0["action"] as? String
+        }
         #expect(actions == ["run.started", "lease.reclaimed", "lock", "unlock"])
         #expect(try await runDeploy(["audit", "verify"], in: directory.path).status == 0)
     }
 
     @Test("audit verify names an entry edited, or removed, with the sqlite3 CLI")
     func auditTampering() async throws {
-        let directory = try project("""
+        let directory = try project(
+            """
             app: hello
             environments:
               staging: {}

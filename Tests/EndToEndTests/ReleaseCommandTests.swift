@@ -37,7 +37,9 @@ struct ReleaseCommandTests {
         let staging = try await runDeploy(["staging"], in: repo.path)
         #expect(staging.status == 0)
         #expect(staging.output.contains("[build] building 1.0.0-2-g"))
-        #expect(staging.output.contains("ships 2 commits touching 2 files; flagged: 1 database migration: db/migrations/0001_orders.sql (since tag v1.0.0)"))
+        #expect(
+            staging.output.contains(
+                "ships 2 commits touching 2 files; flagged: 1 database migration: db/migrations/0001_orders.sql (since tag v1.0.0)"))
 
         let changelog = try await runDeploy(["changelog", "production"], in: repo.path)
         #expect(changelog.output.contains("suggested next version: 1.1.0"))

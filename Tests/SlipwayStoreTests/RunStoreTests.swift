@@ -18,7 +18,10 @@ struct RunStoreTests {
         let directory = try TemporaryDirectory("store")
         defer { directory.remove() }
         let store = try RunStore(path: directory.file("nested/state.sqlite"))
-        #expect(try store.appliedMigrations() == ["v1: runs, stages, steps, events", "v2: changelogs, dirty trees and overrides", "v3: leases, queue, approvals, audit"])
+        #expect(
+            try store.appliedMigrations() == [
+                "v1: runs, stages, steps, events", "v2: changelogs, dirty trees and overrides", "v3: leases, queue, approvals, audit",
+            ])
         let mode = try store.writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(mode == "wal")
     }

@@ -7,11 +7,14 @@ import Testing
 
 @Suite("Changelogs from real repositories", .timeLimit(.minutes(2)))
 struct ChangelogTests {
-    func changelog(_ repo: GitFixture, environment: String? = nil, store: RunStore? = nil, since: String? = nil,
-                   firstParent: Bool = false) throws -> Changelog {
+    func changelog(
+        _ repo: GitFixture, environment: String? = nil, store: RunStore? = nil, since: String? = nil,
+        firstParent: Bool = false
+    ) throws -> Changelog {
         let repository = try Repository(discoveringFrom: repo.path)
-        return try Changelog.build(repository: repository, release: try repository.release(), environment: environment, store: store,
-                                   since: since, firstParentOnly: firstParent)
+        return try Changelog.build(
+            repository: repository, release: try repository.release(), environment: environment, store: store,
+            since: since, firstParentOnly: firstParent)
     }
 
     @Test("with no good release, the range starts at the previous stable tag (a pre-release does not count)")
@@ -57,8 +60,10 @@ struct ChangelogTests {
         let deployed = try await repo.commit("fix: two")
         try await repo.commit("feat!: three breaks things", contents: "x")
         let store = try RunStore.inMemory()
-        var run = try store.insert(RunRecord(pipeline: "p", app: "a", environment: "production", trigger: Trigger(user: "u"),
-                                             sha: deployed, version: "1.2.0", startedAt: Date(), ownerPID: 1, ownerHost: "h"))
+        var run = try store.insert(
+            RunRecord(
+                pipeline: "p", app: "a", environment: "production", trigger: Trigger(user: "u"),
+                sha: deployed, version: "1.2.0", startedAt: Date(), ownerPID: 1, ownerHost: "h"))
         try store.finish(runID: run.id!, outcome: .succeeded, exitCode: 0, reason: nil, at: Date())
         run = try #require(try store.run(id: run.id!))
         let log = try changelog(repo, environment: "production", store: store)
@@ -155,8 +160,9 @@ struct ChangelogTests {
         #expect(log.risk.flags.map(\.category) == ["migration", "dependency"])
         #expect(log.risk.lines.first == "1 database migration: db/migrations/0042_add_index.sql")
         #expect(log.flaggedCommitCounts == ["migration": 1, "dependency": 1])
-        #expect(log.risk.rollbackSummary(commits: log.commits.count, flaggedCommits: log.flaggedCommitCounts).hasPrefix(
-            "rolling back undoes 3 commits, 1 of them a migration: db/migrations/0042_add_index.sql"))
+        #expect(
+            log.risk.rollbackSummary(commits: log.commits.count, flaggedCommits: log.flaggedCommitCounts).hasPrefix(
+                "rolling back undoes 3 commits, 1 of them a migration: db/migrations/0042_add_index.sql"))
     }
 
     @Test("risk patterns: ** spans folders, a bare pattern matches names anywhere, the pipeline can add and switch off")

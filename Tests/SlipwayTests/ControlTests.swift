@@ -11,8 +11,9 @@ struct ControlTests {
     @Test("a weekly window is read in its own time zone, across the date line")
     func weeklyAcrossZones() {
         // Friday 16:00 to Monday 08:00 in Auckland (UTC+13 in November)
-        let window = FreezeWindow(period: .weekly(fromDay: 5, fromMinute: 16 * 60, toDay: 1, toMinute: 8 * 60),
-                                  zone: TimeZone(identifier: "Pacific/Auckland")!, reason: "weekend")
+        let window = FreezeWindow(
+            period: .weekly(fromDay: 5, fromMinute: 16 * 60, toDay: 1, toMinute: 8 * 60),
+            zone: TimeZone(identifier: "Pacific/Auckland")!, reason: "weekend")
         // Friday 2026-11-20 03:30 UTC is Friday 16:30 in Auckland: frozen; 02:30 UTC is 15:30 there: not yet
         #expect(window.contains(Self.date("2026-11-20T03:30:00Z")))
         #expect(!window.contains(Self.date("2026-11-20T02:30:00Z")))
@@ -27,8 +28,9 @@ struct ControlTests {
     @Test("a dated window starts and ends at local times in its zone")
     func datedWindow() {
         let window = FreezeWindow(
-            period: .dates(from: DateComponents(year: 2026, month: 12, day: 20, hour: 0, minute: 0),
-                           to: DateComponents(year: 2027, month: 1, day: 2, hour: 0, minute: 0)),
+            period: .dates(
+                from: DateComponents(year: 2026, month: 12, day: 20, hour: 0, minute: 0),
+                to: DateComponents(year: 2027, month: 1, day: 2, hour: 0, minute: 0)),
             zone: TimeZone(identifier: "America/New_York")!, reason: "holidays")
         #expect(!window.contains(Self.date("2026-12-20T04:59:00Z")))  // 23:59 on the 19th in New York
         #expect(window.contains(Self.date("2026-12-20T05:00:00Z")))
@@ -65,7 +67,8 @@ struct ControlTests {
     func hookSemantics() async throws {
         let fixture = try EngineFixture()
         defer { fixture.directory.remove() }
-        let before = try await fixture.run("""
+        let before = try await fixture.run(
+            """
             app: hello
             environments: { staging: {} }
             stages:
@@ -77,7 +80,8 @@ struct ControlTests {
         #expect(!FileManager.default.fileExists(atPath: fixture.directory.file("built")))
         #expect(try fixture.detail(before).stages.map(\.outcome) == [.skipped])
 
-        let after = try await fixture.run("""
+        let after = try await fixture.run(
+            """
             app: hello
             environments: { staging: {} }
             stages:
@@ -94,7 +98,8 @@ struct ControlTests {
     func approvalTimesOut() async throws {
         let fixture = try EngineFixture()
         defer { fixture.directory.remove() }
-        let result = try await fixture.run("""
+        let result = try await fixture.run(
+            """
             app: hello
             environments:
               production: { approval: { timeout: 10m } }
@@ -120,7 +125,8 @@ struct WebhookTests {
         var fixture = try EngineFixture()
         defer { fixture.directory.remove() }
         fixture.environment["HOOK_URL"] = server.url
-        let result = try await fixture.run("""
+        let result = try await fixture.run(
+            """
             app: hello
             secrets: [HOOK_URL]
             notify:
@@ -147,7 +153,8 @@ struct WebhookTests {
         var fixture = try EngineFixture()
         defer { fixture.directory.remove() }
         fixture.environment["HOOK_URL"] = server.url
-        let result = try await fixture.run("""
+        let result = try await fixture.run(
+            """
             app: hello
             secrets: [HOOK_URL]
             notify:

@@ -154,10 +154,13 @@ let brokenPipelines: [BrokenPipeline] = [
         yaml: "app: hello\nenvironments:\n  staging: {}\nstages:\n  - { name: s, deploy: staging, retries: 2 }\n",
         line: 5, column: 33, message: "'retries' applies to a run or sh stage, not to a deploy stage"),
     BrokenPipeline(
-        name: "webhook URL not from a secret", yaml: "app: hello\nnotify:\n  - { url_from: SLACK_URL }\nstages:\n  - { name: a, run: [true] }\n",
+        name: "webhook URL not from a secret",
+        yaml: "app: hello\nnotify:\n  - { url_from: SLACK_URL }\nstages:\n  - { name: a, run: [true] }\n",
         line: 3, column: 17, message: "the webhook URL must come from a secret, and 'SLACK_URL' is not listed under `secrets:`"),
     BrokenPipeline(
-        name: "unknown time zone in a freeze", yaml: "app: hello\nenvironments:\n  production:\n    freeze: [{ weekly: { from: \"fri 16:00\", to: \"mon 08:00\" }, zone: Mars/Olympus }]\nstages:\n  - { name: a, run: [true] }\n",
+        name: "unknown time zone in a freeze",
+        yaml:
+            "app: hello\nenvironments:\n  production:\n    freeze: [{ weekly: { from: \"fri 16:00\", to: \"mon 08:00\" }, zone: Mars/Olympus }]\nstages:\n  - { name: a, run: [true] }\n",
         line: 4, column: 70, message: "unknown time zone 'Mars/Olympus'"),
 ]
 

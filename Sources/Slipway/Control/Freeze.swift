@@ -50,8 +50,9 @@ public struct FreezeWindow: Sendable, Hashable {
             }
             return "\(text(from)) – \(text(to)) \(zone.identifier)"
         case .weekly(let fromDay, let fromMinute, let toDay, let toMinute):
-            return String(format: "weekly %@ %02d:%02d – %@ %02d:%02d %@", Self.dayNames[fromDay], fromMinute / 60, fromMinute % 60,
-                          Self.dayNames[toDay], toMinute / 60, toMinute % 60, zone.identifier)
+            return String(
+                format: "weekly %@ %02d:%02d – %@ %02d:%02d %@", Self.dayNames[fromDay], fromMinute / 60, fromMinute % 60,
+                Self.dayNames[toDay], toMinute / 60, toMinute % 60, zone.identifier)
         }
     }
 }

@@ -1,9 +1,10 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import SlipwayProcess
 import SlipwayStore
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// What a webhook can be told about.
 public enum NotificationEvent: String, Sendable, CaseIterable, Codable {
@@ -39,20 +40,23 @@ public struct Notification: Sendable {
 
     /// The generic JSON body.
     func jsonBody() -> [String: Any] {
-        ["event": event.rawValue, "run": runID, "app": app, "environment": environment, "version": version as Any, "sha": sha as Any,
-         "triggered_by": trigger, "reason": reason as Any]
+        [
+            "event": event.rawValue, "run": runID, "app": app, "environment": environment, "version": version as Any, "sha": sha as Any,
+            "triggered_by": trigger, "reason": reason as Any,
+        ]
     }
 
     /// A Slack-compatible body (`text`).
     func slackBody() -> [String: Any] {
-        let what: String = switch event {
-        case .started: "started deploying"
-        case .succeeded: "deployed"
-        case .failed: "failed to deploy"
-        case .cancelled: "cancelled the deploy of"
-        case .rolledBack: "rolled back"
-        case .waitingForApproval: "is waiting for approval to deploy"
-        }
+        let what: String =
+            switch event {
+            case .started: "started deploying"
+            case .succeeded: "deployed"
+            case .failed: "failed to deploy"
+            case .cancelled: "cancelled the deploy of"
+            case .rolledBack: "rolled back"
+            case .waitingForApproval: "is waiting for approval to deploy"
+            }
         var text = "\(trigger) \(what) \(app) \(version ?? sha.map { String($0.prefix(7)) } ?? "") to \(environment) (run \(runID))"
         if let reason { text += ": \(reason)" }
         if event == .waitingForApproval { text += " — `deploy approve \(runID)`" }
@@ -106,7 +110,9 @@ struct Notifier: Sendable {
                 let (_, response) = try await URLSession.shared.data(for: request)
                 let status = (response as? HTTPURLResponse)?.statusCode ?? 0
                 if (200..<300).contains(status) {
-                    record("notify.sent", "\(notification.event.rawValue) sent to \(spec.urlFrom) (attempt \(attempt))", runID: notification.runID)
+                    record(
+                        "notify.sent", "\(notification.event.rawValue) sent to \(spec.urlFrom) (attempt \(attempt))",
+                        runID: notification.runID)
                     return
                 }
                 failure = "HTTP \(status)"
@@ -118,8 +124,9 @@ struct Notifier: Sendable {
             guard attempt < attempts else { break }
             do { try await clock.sleep(for: Backoff.delay(base: .seconds(1), retry: attempt, jitter: 0.5)) } catch { return }
         }
-        record("notify.failed", "\(notification.event.rawValue) to \(spec.urlFrom) failed after \(attempts) attempts: \(failure)",
-               runID: notification.runID)
+        record(
+            "notify.failed", "\(notification.event.rawValue) to \(spec.urlFrom) failed after \(attempts) attempts: \(failure)",
+            runID: notification.runID)
     }
 
     private func record(_ kind: String, _ message: String, runID: Int64) {

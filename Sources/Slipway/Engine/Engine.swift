@@ -139,8 +139,9 @@ public struct Engine: Sendable {
                     hint: "deploy after the window, or pass --override-freeze --reason TEXT (recorded in the audit log)")
             }
             overrides.append("freeze \(window.description): \(reason)")
-            try store.audit(actor: trigger.description, action: "freeze.override", environment: environment,
-                            detail: "\(window.reason) (\(window.description)): \(reason)", at: now())
+            try store.audit(
+                actor: trigger.description, action: "freeze.override", environment: environment,
+                detail: "\(window.reason) (\(window.description)): \(reason)", at: now())
         }
         // One listener takes the interrupts for the whole run: while queueing for the lease a
         // signal ends the wait; once the run has started it is forwarded to the stages.
@@ -158,8 +159,9 @@ public struct Engine: Sendable {
             defer { group.cancelAll() }
             try await acquireLease(environment: environment, trigger: trigger, wait: wait, signalled: signalled)
             do {
-                let result = try await execute(plan, release: release, trigger: trigger, masker: masker, interrupts: forwarded,
-                                               changelog: changelog, dirty: dirty, overrides: overrides)
+                let result = try await execute(
+                    plan, release: release, trigger: trigger, masker: masker, interrupts: forwarded,
+                    changelog: changelog, dirty: dirty, overrides: overrides)
                 try? store.releaseLease(environment: environment, pid: pid, host: host)
                 return result
             } catch {
@@ -186,8 +188,9 @@ public struct Engine: Sendable {
     /// Takes the environment's lease, or says who holds it; with `wait`, queues in arrival order.
     func acquireLease(environment: String, trigger: Trigger, wait: Duration?, signalled: SignalFlag = SignalFlag()) async throws {
         let holder = trigger.description
-        let first = try store.acquireLease(environment: environment, holder: holder, host: host, pid: pid, now: now(),
-                                           isAlive: ProcessLiveness.isAlive)
+        let first = try store.acquireLease(
+            environment: environment, holder: holder, host: host, pid: pid, now: now(),
+            isAlive: ProcessLiveness.isAlive)
         guard case .held(let current) = first else { return }
         guard let wait else { throw Self.unavailable(environment, current) }
         let ticket = try store.enqueue(environment: environment, holder: holder, host: host, pid: pid, now: now())
@@ -196,8 +199,9 @@ public struct Engine: Sendable {
         let interval = Duration.milliseconds(250)
         do {
             while true {
-                let attempt = try store.acquireLease(environment: environment, holder: holder, host: host, pid: pid, now: now(),
-                                                     queueTicket: ticket, isAlive: ProcessLiveness.isAlive)
+                let attempt = try store.acquireLease(
+                    environment: environment, holder: holder, host: host, pid: pid, now: now(),
+                    queueTicket: ticket, isAlive: ProcessLiveness.isAlive)
                 let why: String
                 switch attempt {
                 case .acquired:
@@ -213,8 +217,9 @@ public struct Engine: Sendable {
                     told = why
                 }
                 if waited >= wait {
-                    throw EnvironmentUnavailable(message: "gave up waiting for \(environment) after \(DurationParser.format(wait)): \(why)",
-                                                 hint: "wait longer with --wait DURATION")
+                    throw EnvironmentUnavailable(
+                        message: "gave up waiting for \(environment) after \(DurationParser.format(wait)): \(why)",
+                        hint: "wait longer with --wait DURATION")
                 }
                 if let number = signalled.number { throw WaitInterrupted(environment: environment, signal: number) }
                 try await clock.sleep(for: interval)
@@ -229,11 +234,13 @@ public struct Engine: Sendable {
     static func unavailable(_ environment: String, _ lease: Lease) -> EnvironmentUnavailable {
         switch lease.kind {
         case .manual:
-            EnvironmentUnavailable(message: "\(environment) is \(lease.description)",
-                                   hint: "ask \(lease.holder), or `deploy unlock \(environment)` once it may be deployed again")
+            EnvironmentUnavailable(
+                message: "\(environment) is \(lease.description)",
+                hint: "ask \(lease.holder), or `deploy unlock \(environment)` once it may be deployed again")
         case .run:
-            EnvironmentUnavailable(message: "\(environment) is being deployed by \(lease.description)",
-                                   hint: "wait for it with --wait [DURATION] (deploys queue in arrival order); `deploy history \(environment)` shows it")
+            EnvironmentUnavailable(
+                message: "\(environment) is being deployed by \(lease.description)",
+                hint: "wait for it with --wait [DURATION] (deploys queue in arrival order); `deploy history \(environment)` shows it")
         }
     }
 
@@ -250,9 +257,10 @@ public struct Engine: Sendable {
             group.addTask { await notifier.deliver(notifications) }
             let result: RunResult
             do {
-                result = try await executeRun(plan, release: release, trigger: trigger, masker: masker, interrupts: interrupts,
-                                              changelog: changelog, dirty: dirty, overrides: overrides,
-                                              notify: notifier.isEmpty ? nil : notify)
+                result = try await executeRun(
+                    plan, release: release, trigger: trigger, masker: masker, interrupts: interrupts,
+                    changelog: changelog, dirty: dirty, overrides: overrides,
+                    notify: notifier.isEmpty ? nil : notify)
             } catch {
                 continuation.finish()
                 group.cancelAll()
@@ -272,8 +280,10 @@ public struct Engine: Sendable {
     ) async throws -> RunResult {
         let started = ContinuousClock.now
         let message: @Sendable (Int64, NotificationEvent, String?) -> Void = { runID, event, reason in
-            notify?(Notification(event: event, runID: runID, app: plan.pipeline.app, environment: plan.environment.name,
-                                 version: release.version, sha: release.sha, trigger: trigger.description, reason: reason))
+            notify?(
+                Notification(
+                    event: event, runID: runID, app: plan.pipeline.app, environment: plan.environment.name,
+                    version: release.version, sha: release.sha, trigger: trigger.description, reason: reason))
         }
         var record = RunRecord(
             pipeline: plan.pipeline.file, app: plan.pipeline.app, environment: plan.environment.name,
@@ -284,8 +294,9 @@ public struct Engine: Sendable {
         let run = try store.insert(record)
         let runID = run.id!
         try store.attachLease(environment: plan.environment.name, pid: pid, host: host, runID: runID)
-        try store.audit(actor: trigger.description, action: "run.started", environment: plan.environment.name, runID: runID,
-                        detail: "release \(release.description)" + (overrides.isEmpty ? "" : "; overrides: " + overrides.joined(separator: "; ")))
+        try store.audit(
+            actor: trigger.description, action: "run.started", environment: plan.environment.name, runID: runID,
+            detail: "release \(release.description)" + (overrides.isEmpty ? "" : "; overrides: " + overrides.joined(separator: "; ")))
         for override in overrides {
             try store.append(EventRecord(runID: runID, at: Date(), kind: "run.override", message: "\(trigger.user) overrode: \(override)"))
         }
@@ -312,8 +323,9 @@ public struct Engine: Sendable {
         if let changelog { reporter.report(.notice(changelog.summary)) }
 
         message(runID, .started, changelog?.summary)
-        let context = RunContext(engine: self, plan: plan, runID: runID, stages: stages, release: release, masker: masker,
-                                 trigger: trigger, changelog: changelog, notify: { event, reason in message(runID, event, reason) })
+        let context = RunContext(
+            engine: self, plan: plan, runID: runID, stages: stages, release: release, masker: masker,
+            trigger: trigger, changelog: changelog, notify: { event, reason in message(runID, event, reason) })
         enum Child: Sendable {
             case stages(Finish)
             case interrupted(Int32)
@@ -367,8 +379,9 @@ public struct Engine: Sendable {
             default: .failed
             }
         try store.finish(runID: runID, outcome: outcome, exitCode: Int(status.rawValue), reason: reason, at: Date())
-        try store.audit(actor: trigger.description, action: "run.finished", environment: plan.environment.name, runID: runID,
-                        detail: outcome.rawValue + (reason.map { ": \($0)" } ?? ""))
+        try store.audit(
+            actor: trigger.description, action: "run.finished", environment: plan.environment.name, runID: runID,
+            detail: outcome.rawValue + (reason.map { ": \($0)" } ?? ""))
         message(runID, outcome == .succeeded ? .succeeded : outcome == .cancelled ? .cancelled : .failed, reason)
         reporter.report(
             .runFinished(
@@ -561,18 +574,24 @@ struct RunContext: Sendable {
     /// Waits until enough people approve (`deploy approve`, or the prompt on a terminal), someone
     /// rejects, or the approval times out. Nothing waits forever: the default timeout is 24 hours.
     func waitForApproval(stage: Stage, environment: String) async -> StageOutcome {
-        let spec = plan.pipeline.environment(named: environment)?.approval
+        let spec =
+            plan.pipeline.environment(named: environment)?.approval
             ?? ApprovalSpec(approvers: 1, allowed: [], distinctFromTrigger: false, timeout: nil)
         let timeout = spec.timeout ?? .seconds(24 * 3600)
         let opened = engine.now()
         let deadline = opened.addingTimeInterval(Double(timeout.components.seconds))
-        let policy = ApprovalPolicy(environment: environment, stage: stage.name, approvers: spec.approvers, allowed: spec.allowed,
-                                    distinctFromTrigger: spec.distinctFromTrigger, trigger: trigger.user, deadline: deadline)
-        do { try store.openApproval(runID: runID, policy: policy, at: opened) } catch { return StageOutcome(outcome: .failed, reason: "\(error)") }
+        let policy = ApprovalPolicy(
+            environment: environment, stage: stage.name, approvers: spec.approvers, allowed: spec.allowed,
+            distinctFromTrigger: spec.distinctFromTrigger, trigger: trigger.user, deadline: deadline)
+        do { try store.openApproval(runID: runID, policy: policy, at: opened) } catch {
+            return StageOutcome(outcome: .failed, reason: "\(error)")
+        }
         var details = ["release \(release.description), started by \(trigger.description)"]
         if let changelog {
             details.append(changelog.summary)
-            details += changelog.groups.flatMap { group in group.entries.prefix(10).map { "  \(group.title.lowercased()): \($0.summary) (\($0.sha.prefix(7)))" } }
+            details += changelog.groups.flatMap { group in
+                group.entries.prefix(10).map { "  \(group.title.lowercased()): \($0.summary) (\($0.sha.prefix(7)))" }
+            }
             if !changelog.baseIsAncestor { details.append("warning: deploying this undoes \(changelog.undone) commits") }
         }
         if spec.approvers > 1 || !spec.allowed.isEmpty || spec.distinctFromTrigger {
@@ -581,9 +600,12 @@ struct RunContext: Sendable {
             if spec.distinctFromTrigger { rules.append("not \(trigger.user)") }
             details.append("needs " + rules.joined(separator: ", "))
         }
-        reporter.report(.approvalWaiting(runID: runID, stage: stage.name, environment: environment, needed: spec.approvers,
-                                         deadline: deadline, details: details))
-        notify(.waitingForApproval, "needs \(spec.approvers) approval\(spec.approvers == 1 ? "" : "s") before \(deadline.formatted(.iso8601))")
+        reporter.report(
+            .approvalWaiting(
+                runID: runID, stage: stage.name, environment: environment, needed: spec.approvers,
+                deadline: deadline, details: details))
+        notify(
+            .waitingForApproval, "needs \(spec.approvers) approval\(spec.approvers == 1 ? "" : "s") before \(deadline.formatted(.iso8601))")
         let store = self.store
         let runID = self.runID
         let approver = trigger.user
@@ -604,10 +626,13 @@ struct RunContext: Sendable {
                 var waited = Duration.zero
                 var seen: [String] = []
                 while true {
-                    switch (try? store.approvalState(runID: runID, stage: stage.name, needed: spec.approvers)) ?? .waiting(approvedBy: seen) {
+                    switch (try? store.approvalState(runID: runID, stage: stage.name, needed: spec.approvers)) ?? .waiting(approvedBy: seen)
+                    {
                     case .approved(let by):
-                        try? store.append(EventRecord(runID: runID, at: Date(), kind: "approval.granted", stage: stage.name,
-                                                      message: "approved by \(by.joined(separator: ", "))"))
+                        try? store.append(
+                            EventRecord(
+                                runID: runID, at: Date(), kind: "approval.granted", stage: stage.name,
+                                message: "approved by \(by.joined(separator: ", "))"))
                         return StageOutcome(outcome: .succeeded, reason: "approved by \(by.joined(separator: ", "))")
                     case .rejected(let by, let comment):
                         try? store.closeApproval(runID: runID, stage: stage.name, why: "rejected by \(by)", at: Date())
@@ -620,8 +645,10 @@ struct RunContext: Sendable {
                     }
                     if engine.now() >= deadline || waited >= timeout {
                         try? store.closeApproval(runID: runID, stage: stage.name, why: "timed out", at: Date())
-                        return StageOutcome(outcome: .timedOut, reason: "the approval timed out after \(DurationParser.format(timeout))"
-                                            + (seen.isEmpty ? ": nobody approved" : ": approved by \(seen.joined(separator: ", ")) only"))
+                        return StageOutcome(
+                            outcome: .timedOut,
+                            reason: "the approval timed out after \(DurationParser.format(timeout))"
+                                + (seen.isEmpty ? ": nobody approved" : ": approved by \(seen.joined(separator: ", ")) only"))
                     }
                     do {
                         try await engine.clock.sleep(for: .milliseconds(250))

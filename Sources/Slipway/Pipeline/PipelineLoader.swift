@@ -86,7 +86,9 @@ private final class Reader {
             return nil
         }
         guard let top = mapping(root, "the pipeline") else { return nil }
-        let allowed = ["app", "image", "secrets", "variables", "environments", "stages", "gates", "hooks", "output_limit", "risk", "notify"]
+        let allowed = [
+            "app", "image", "secrets", "variables", "environments", "stages", "gates", "hooks", "output_limit", "risk", "notify",
+        ]
         checkKeys(top, allowed: allowed, in: "the pipeline")
 
         let app = required(top, "app", in: root, context: "the pipeline", hint: "name the application, e.g. `app: hello`")
@@ -119,7 +121,8 @@ private final class Reader {
         guard let app else { return nil }
         return Pipeline(
             file: file, app: app, image: image, secrets: secrets.map(\.name), variables: variables,
-            environments: environments, stages: stages, gates: gates, hooks: hooks, outputLimit: outputLimit, riskRules: riskRules, webhooks: webhooks)
+            environments: environments, stages: stages, gates: gates, hooks: hooks, outputLimit: outputLimit, riskRules: riskRules,
+            webhooks: webhooks)
     }
 
     func yamlDiagnostic(_ error: any Error) -> Diagnostic {
@@ -199,14 +202,18 @@ private final class Reader {
             guard let pairs = mapping(item, "a webhook", hint: example) else { continue }
             checkKeys(pairs, allowed: ["url_from", "format", "on"], in: "a webhook")
             guard let nameNode = required(pairs, "url_from", in: item, context: "a webhook", hint: "name the secret that holds the URL"),
-                  let name = string(nameNode, "url_from") else { continue }
+                let name = string(nameNode, "url_from")
+            else { continue }
             if !secrets.contains(name) {
-                error(nameNode, "the webhook URL must come from a secret, and '\(name)' is not listed under `secrets:`",
-                      hint: "add it: `secrets: [\(name)]`; a webhook URL carries its own credentials")
+                error(
+                    nameNode, "the webhook URL must come from a secret, and '\(name)' is not listed under `secrets:`",
+                    hint: "add it: `secrets: [\(name)]`; a webhook URL carries its own credentials")
             }
             var format = WebhookSpec.Format.json
             if let formatNode = pairs["format"], let text = string(formatNode, "format") {
-                if let known = WebhookSpec.Format(rawValue: text) { format = known } else {
+                if let known = WebhookSpec.Format(rawValue: text) {
+                    format = known
+                } else {
                     error(formatNode, "unknown webhook format '\(text)'", hint: "use json or slack")
                 }
             }
@@ -215,9 +222,13 @@ private final class Reader {
                 chosen = []
                 for eventNode in sequence(onNode, "on", hint: "a list of: \(events.joined(separator: ", "))") ?? [] {
                     guard let text = string(eventNode, "an event") else { continue }
-                    if let event = NotificationEvent(rawValue: text) { chosen.insert(event) } else {
+                    if let event = NotificationEvent(rawValue: text) {
+                        chosen.insert(event)
+                    } else {
                         let guess = suggestion(for: text, among: events)
-                        error(eventNode, "unknown event '\(text)'", hint: guess.map { "did you mean '\($0)'?" } ?? "events: \(events.joined(separator: ", "))")
+                        error(
+                            eventNode, "unknown event '\(text)'",
+                            hint: guess.map { "did you mean '\($0)'?" } ?? "events: \(events.joined(separator: ", "))")
                     }
                 }
             }
@@ -227,7 +238,8 @@ private final class Reader {
     }
 
     func freezeList(_ node: Node) -> [FreezeWindow] {
-        let example = "e.g. `- { from: \"2026-12-20 00:00\", to: \"2027-01-02 00:00\", zone: Europe/Paris, reason: holidays }` "
+        let example =
+            "e.g. `- { from: \"2026-12-20 00:00\", to: \"2027-01-02 00:00\", zone: Europe/Paris, reason: holidays }` "
             + "or `- { weekly: { from: \"fri 16:00\", to: \"mon 08:00\" }, zone: America/New_York, reason: weekend }`"
         guard let items = sequence(node, "freeze", hint: example) else { return [] }
         var windows: [FreezeWindow] = []
@@ -236,7 +248,9 @@ private final class Reader {
             checkKeys(pairs, allowed: ["from", "to", "weekly", "zone", "reason"], in: "a freeze window")
             var zone = TimeZone(identifier: "UTC")!
             if let zoneNode = pairs["zone"], let name = string(zoneNode, "zone") {
-                if let found = TimeZone(identifier: name) { zone = found } else {
+                if let found = TimeZone(identifier: name) {
+                    zone = found
+                } else {
                     error(zoneNode, "unknown time zone '\(name)'", hint: "use an IANA name such as Europe/Paris, America/New_York or UTC")
                 }
             }
@@ -244,14 +258,20 @@ private final class Reader {
             if let weekly = pairs["weekly"] {
                 guard let w = mapping(weekly, "weekly", hint: "e.g. `weekly: { from: \"fri 16:00\", to: \"mon 08:00\" }`") else { continue }
                 checkKeys(w, allowed: ["from", "to"], in: "weekly")
-                guard let from = required(w, "from", in: weekly, context: "weekly", hint: "a day and time: \"fri 16:00\"").flatMap({ dayTime($0) }),
-                      let to = required(w, "to", in: weekly, context: "weekly", hint: "a day and time: \"mon 08:00\"").flatMap({ dayTime($0) })
+                guard
+                    let from = required(w, "from", in: weekly, context: "weekly", hint: "a day and time: \"fri 16:00\"").flatMap({
+                        dayTime($0)
+                    }),
+                    let to = required(w, "to", in: weekly, context: "weekly", hint: "a day and time: \"mon 08:00\"").flatMap({ dayTime($0) }
+                    )
                 else { continue }
-                windows.append(FreezeWindow(period: .weekly(fromDay: from.0, fromMinute: from.1, toDay: to.0, toMinute: to.1), zone: zone,
-                                            reason: reason, location: location(item)))
+                windows.append(
+                    FreezeWindow(
+                        period: .weekly(fromDay: from.0, fromMinute: from.1, toDay: to.0, toMinute: to.1), zone: zone,
+                        reason: reason, location: location(item)))
             } else {
                 guard let from = required(pairs, "from", in: item, context: "a freeze window", hint: example).flatMap({ localTime($0) }),
-                      let to = required(pairs, "to", in: item, context: "a freeze window", hint: example).flatMap({ localTime($0) })
+                    let to = required(pairs, "to", in: item, context: "a freeze window", hint: example).flatMap({ localTime($0) })
                 else { continue }
                 windows.append(FreezeWindow(period: .dates(from: from, to: to), zone: zone, reason: reason, location: location(item)))
             }
@@ -263,7 +283,9 @@ private final class Reader {
     func dayTime(_ node: Node) -> (Int, Int)? {
         guard let text = string(node, "a day and time") else { return nil }
         let parts = text.lowercased().split(separator: " ")
-        guard parts.count == 2, let day = FreezeWindow.dayNames.firstIndex(of: String(parts[0].prefix(3))), let minute = minuteOfDay(parts[1]) else {
+        guard parts.count == 2, let day = FreezeWindow.dayNames.firstIndex(of: String(parts[0].prefix(3))),
+            let minute = minuteOfDay(parts[1])
+        else {
             error(node, "'\(text)' is not a day and time", hint: "write a day and a 24-hour time, e.g. \"fri 16:00\"")
             return nil
         }
@@ -272,7 +294,9 @@ private final class Reader {
 
     func minuteOfDay(_ text: Substring) -> Int? {
         let hm = text.split(separator: ":")
-        guard hm.count == 2, let h = Int(hm[0]), let m = Int(hm[1]), (0...24).contains(h), (0..<60).contains(m), h * 60 + m <= 1440 else { return nil }
+        guard hm.count == 2, let h = Int(hm[0]), let m = Int(hm[1]), (0...24).contains(h), (0..<60).contains(m), h * 60 + m <= 1440 else {
+            return nil
+        }
         return h * 60 + m
     }
 
@@ -283,7 +307,9 @@ private final class Reader {
         let date = parts.first.map { $0.split(separator: "-").compactMap { Int($0) } } ?? []
         let minute = parts.count > 1 ? minuteOfDay(parts[1]) : 0
         guard date.count == 3, parts.count <= 2, let minute else {
-            error(node, "'\(text)' is not a date and time", hint: "write \"YYYY-MM-DD HH:MM\" in the window's zone, e.g. \"2026-12-20 18:00\"")
+            error(
+                node, "'\(text)' is not a date and time", hint: "write \"YYYY-MM-DD HH:MM\" in the window's zone, e.g. \"2026-12-20 18:00\""
+            )
             return nil
         }
         return DateComponents(year: date[0], month: date[1], day: date[2], hour: minute / 60, minute: minute % 60)
@@ -524,10 +550,11 @@ private final class Reader {
                 command = string(value, "hook \(key)").map { [$0] } ?? []
             } else if case .mapping = value, let settings = mapping(value, "hook \(key)") {
                 checkKeys(settings, allowed: ["run", "timeout"], in: "hook \(key)")
-                command = settings["run"].map { node in
-                    if case .scalar = node { return string(node, "run").map { [$0] } ?? [] }
-                    return stringList(node, "run")
-                } ?? []
+                command =
+                    settings["run"].map { node in
+                        if case .scalar = node { return string(node, "run").map { [$0] } ?? [] }
+                        return stringList(node, "run")
+                    } ?? []
                 timeout = settings["timeout"].flatMap { duration($0, "timeout") } ?? timeout
             } else {
                 command = stringList(value, "hook \(key)")

@@ -76,7 +76,8 @@ public struct Changelog: Sendable, Hashable, Codable {
         text.reserveCapacity(commits.count * 64)
         text += "Since \(base.description): \(commits.count) commit\(commits.count == 1 ? "" : "s").\n"
         if !baseIsAncestor {
-            text += "\n> **Warning:** the base is not an ancestor of this release: deploying it undoes \(undone) commit\(undone == 1 ? "" : "s") that the base has.\n"
+            text +=
+                "\n> **Warning:** the base is not an ancestor of this release: deploying it undoes \(undone) commit\(undone == 1 ? "" : "s") that the base has.\n"
         }
         if !breaking.isEmpty {
             text += "\n### ⚠ Breaking changes\n\n"
@@ -161,10 +162,11 @@ extension Changelog {
         var entries: [Entry] = []
         let ancestor = try repository.forEachCommit(from: chosen.sha, to: head, firstParentOnly: firstParentOnly) { commit in
             let conventional = ConventionalCommit(subject: commit.subject, body: commit.body)
-            entries.append(Entry(
-                sha: commit.sha, subject: commit.subject, summary: conventional?.description ?? commit.subject, body: commit.body,
-                author: commit.author, date: commit.date, type: conventional?.type, scope: conventional?.scope,
-                breaking: conventional?.breaking ?? false, breakingNote: conventional?.breakingNote, flags: []))
+            entries.append(
+                Entry(
+                    sha: commit.sha, subject: commit.subject, summary: conventional?.description ?? commit.subject, body: commit.body,
+                    author: commit.author, date: commit.date, type: conventional?.type, scope: conventional?.scope,
+                    breaking: conventional?.breaking ?? false, breakingNote: conventional?.breakingNote, flags: []))
             return true
         }
         let undone = ancestor ? 0 : try repository.count(from: head, to: chosen.sha!)

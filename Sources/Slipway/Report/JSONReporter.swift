@@ -53,8 +53,10 @@ public struct JSONReporter: Reporting {
         case .hookFinished(let event, let outcome, let detail):
             return ["event": "hook.finished", "hook": event, "outcome": outcome.rawValue, "detail": detail]
         case .approvalWaiting(let runID, let stage, let environment, let needed, let deadline, let details):
-            return ["event": "approval.waiting", "run": runID, "stage": stage, "environment": environment, "needed": needed,
-                    "deadline": deadline.formatted(.iso8601), "details": details]
+            return [
+                "event": "approval.waiting", "run": runID, "stage": stage, "environment": environment, "needed": needed,
+                "deadline": deadline.formatted(.iso8601), "details": details,
+            ]
         case .notice(let text):
             return ["event": "notice", "message": text]
         case .runFinished(let runID, let outcome, let code, let reason, let duration):

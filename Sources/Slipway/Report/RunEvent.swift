@@ -1,5 +1,5 @@
-public import SlipwayProcess
 public import Foundation
+public import SlipwayProcess
 public import SlipwayStore
 
 /// Everything a run tells the person (or program) watching it. The engine sends each event both to

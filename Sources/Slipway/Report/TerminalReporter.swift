@@ -112,7 +112,8 @@ public final class TerminalReporter: Reporting, Sendable {
         case .hookFinished(let event, let outcome, let detail):
             return style.live ? "\(mark(outcome)) hook \(event): \(detail)\n" : "--- hook \(event): \(detail)\n"
         case .approvalWaiting(let runID, let stage, let environment, let needed, let deadline, let details):
-            let header = "waiting for \(needed) approval\(needed == 1 ? "" : "s") before \(environment) (stage \(stage)), until \(deadline.formatted(.iso8601))"
+            let header =
+                "waiting for \(needed) approval\(needed == 1 ? "" : "s") before \(environment) (stage \(stage)), until \(deadline.formatted(.iso8601))"
             var lines = [style.bold(style.yellow("⏸ " + header))]
             lines += details.map { "  " + $0 }
             lines.append("  approve: deploy approve \(runID) [--comment TEXT]    reject: deploy reject \(runID) [--comment TEXT]")
