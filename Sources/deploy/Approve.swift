@@ -8,8 +8,7 @@ struct DecisionOptions: ParsableArguments {
     @Argument(help: "The run waiting for approval (from `deploy history` or the waiting deploy's output).")
     var run: String
 
-    @Option(name: .customLong("as"), help: ArgumentHelp("Who decides (default: $SLIPWAY_USER or the login name).", valueName: "name"))
-    var actor: String?
+    @OptionGroup var actor: ActorOption
 
     @Option(name: .long, help: ArgumentHelp("A comment, recorded with the decision.", valueName: "text"))
     var comment: String?
@@ -19,7 +18,7 @@ struct DecisionOptions: ParsableArguments {
     func decide(approve: Bool) throws {
         let id = try runID(run)
         let store = try location.openStore()
-        let who = actor ?? Trigger.detect(environment: location.environment).user
+        let who = actor.resolve(location.environment)
         do {
             let policy = try store.decide(runID: id, approver: who, approve: approve, comment: comment, now: Date())
             print("\(who) \(approve ? "approved" : "rejected") run \(id) for \(policy.environment)" + (comment.map { ": \($0)" } ?? ""))

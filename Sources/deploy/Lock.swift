@@ -14,15 +14,14 @@ struct Lock: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Why: shown to everyone who tries to deploy.", valueName: "text"))
     var reason: String
 
-    @Option(name: .customLong("as"), help: ArgumentHelp("Who locks (default: $SLIPWAY_USER or the login name).", valueName: "name"))
-    var actor: String?
+    @OptionGroup var actor: ActorOption
 
     @OptionGroup var location: LocationOptions
 
     func run() async throws {
         try await guarded {
             let store = try location.openStore()
-            let who = actor ?? Trigger.detect(environment: location.environment).user
+            let who = actor.resolve(location.environment)
             if let holder = try store.lock(
                 environment: environment, by: who, reason: reason, host: HostName.current, now: Date(),
                 isAlive: ProcessLiveness.isAlive)
@@ -42,15 +41,14 @@ struct Unlock: AsyncParsableCommand {
     @Argument(help: "The environment.")
     var environment: String
 
-    @Option(name: .customLong("as"), help: ArgumentHelp("Who unlocks (default: $SLIPWAY_USER or the login name).", valueName: "name"))
-    var actor: String?
+    @OptionGroup var actor: ActorOption
 
     @OptionGroup var location: LocationOptions
 
     func run() async throws {
         try await guarded {
             let store = try location.openStore()
-            let who = actor ?? Trigger.detect(environment: location.environment).user
+            let who = actor.resolve(location.environment)
             guard let removed = try store.unlock(environment: environment, by: who, now: Date()) else {
                 if let lease = try store.lease(environment: environment) {
                     throw CLIError.failed(

@@ -157,3 +157,11 @@ func encodeJSON(_ value: some Encodable) throws -> String {
     encoder.dateEncodingStrategy = .iso8601
     return String(decoding: try encoder.encode(value), as: UTF8.self)
 }
+
+/// `--as NAME`: who does it, for commands that record a person (lock, unlock, approve, reject).
+struct ActorOption: ParsableArguments {
+    @Option(name: .customLong("as"), help: ArgumentHelp("Who does it (default: $SLIPWAY_USER or the login name).", valueName: "name"))
+    var name: String?
+
+    func resolve(_ environment: [String: String]) -> String { name ?? Trigger.detect(environment: environment).user }
+}
