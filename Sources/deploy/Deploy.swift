@@ -39,7 +39,7 @@ struct Deploy: AsyncParsableCommand {
         commandName: "deploy",
         abstract: "Slipway: run a release through its pipeline, record every run, and roll back when it goes wrong.",
         usage: """
-            deploy <environment> [--pipeline <file>] [--state <path>] [--release <version>] [--json]
+            deploy <environment> [--pipeline <file>] [--release <version>] [--wait <duration>] [--allow-dirty] [--json]
               deploy <subcommand> [<args>]
             """,
         discussion: """
