@@ -16,20 +16,10 @@ public struct Commit: Sendable, Hashable, Codable {
 }
 
 extension Repository {
-    /// The commits reachable from `head` and not from `base` (all of `head`'s history when `base`
-    /// is nil), newest first. `firstParentOnly` follows only the first parent of merges, as the
-    /// history of the branch itself.
-    public func commits(from base: String?, to head: String, firstParentOnly: Bool = false) throws(GitError) -> [Commit] {
-        var commits: [Commit] = []
-        try forEachCommit(from: base, to: head, firstParentOnly: firstParentOnly) { commit in
-            commits.append(commit)
-            return true
-        }
-        return commits
-    }
-
-    /// Hands each commit of the range to `body` as it is read, newest first, until `body` returns
-    /// false: a long range is never held in memory twice. Returns whether `base` is an ancestor of
+    /// Hands each commit reachable from `head` and not from `base` (all of `head`'s history when
+    /// `base` is nil) to `body` as it is read, newest first, until `body` returns false: a long
+    /// range is never held in memory twice. `firstParentOnly` follows only the first parent of
+    /// merges, as the history of the branch itself. Returns whether `base` is an ancestor of
     /// `head`, found on the way: it is exactly when a commit of the range has `base` as a parent.
     @discardableResult
     public func forEachCommit(

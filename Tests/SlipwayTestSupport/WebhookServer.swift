@@ -1,17 +1,19 @@
 import Foundation
 import Synchronization
 
-/// A tiny HTTP server on 127.0.0.1 for webhook tests: it answers each request with the next status
-/// from its script (the last one repeats) and keeps the bodies it was sent.
+/// A tiny HTTP server on 127.0.0.1 for webhook and gate tests: it answers each request with the
+/// next status from its script (the last one repeats) and a fixed body, and keeps the bodies it was sent.
 public final class WebhookServer: Sendable {
     public let port: UInt16
     private let socket: Int32
     private let statuses: [Int]
+    private let responseBody: String
     private let received = Mutex<[Data]>([])
     private let done = DispatchSemaphore(value: 0)
 
-    public init(statuses: [Int]) throws {
+    public init(statuses: [Int], responseBody: String = "") throws {
         self.statuses = statuses
+        self.responseBody = responseBody
         let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw DeployProcessError(message: "socket: \(errno)") }
         var address = sockaddr_in()
@@ -82,7 +84,7 @@ public final class WebhookServer: Sendable {
             return list.count - 1
         }
         let status = statuses[min(index, statuses.count - 1)]
-        let response = "HTTP/1.1 \(status) Status\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        let response = "HTTP/1.1 \(status) Status\r\nContent-Length: \(responseBody.utf8.count)\r\nConnection: close\r\n\r\n\(responseBody)"
         _ = response.withCString { write(client, $0, strlen($0)) }
     }
 }
