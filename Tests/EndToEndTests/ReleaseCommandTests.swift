@@ -47,6 +47,9 @@ struct ReleaseCommandTests {
 
         let production = try await runDeploy(["production"], in: repo.path)
         #expect(production.status == 0)
+        let status = try await runDeploy(["status", "production"], in: repo.path)
+        #expect(status.output.contains("last good   1.0.0-2-g"))
+        #expect(status.output.contains("(run 2)"))
         let show = try await runDeploy(["show", "2"], in: repo.path)
         #expect(show.output.contains("changelog:"))
         #expect(show.output.contains("### Features"))
