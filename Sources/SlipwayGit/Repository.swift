@@ -37,6 +37,14 @@ public final class Repository {
     /// `git_repository_is_empty` answers false when that branch is not called `master`.
     public var isEmpty: Bool { git_repository_head_unborn(handle) == 1 }
 
+    /// The URL of a remote (`origin` by default), for an image's `org.opencontainers.image.source`.
+    public func remoteURL(_ name: String = "origin") -> String? {
+        var remote: OpaquePointer?
+        guard git_remote_lookup(&remote, handle, name) == 0 else { return nil }
+        defer { git_remote_free(remote) }
+        return git_remote_url(remote).map { String(cString: $0) }
+    }
+
     // MARK: - HEAD
 
     public struct Head: Sendable, Hashable {

@@ -67,6 +67,8 @@ public struct RunRecord: Codable, Sendable, Hashable, FetchableRecord, MutablePe
     public var dirty: Bool = false
     /// Overrides the trigger asked for, comma-separated (`allow-dirty`).
     public var overrides: String = ""
+    /// The image the run pushed, by digest (`127.0.0.1:5000/hello@sha256:…`).
+    public var image: String?
 
     public init(
         pipeline: String, app: String, environment: String, trigger: Trigger, sha: String?, version: String?,
@@ -96,7 +98,7 @@ public struct RunRecord: Codable, Sendable, Hashable, FetchableRecord, MutablePe
         case triggerUser = "trigger_user", triggerCI = "trigger_ci", triggerURL = "trigger_url"
         case startedAt = "started_at", endedAt = "ended_at", exitCode = "exit_code"
         case ownerPID = "owner_pid", ownerHost = "owner_host", heartbeatAt = "heartbeat_at"
-        case dirty, overrides
+        case dirty, overrides, image
     }
 }
 

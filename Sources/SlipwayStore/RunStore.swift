@@ -161,6 +161,12 @@ public final class RunStore: Sendable {
             }
         }
         registerControlMigration(&migrator)
+        migrator.registerMigration("v4: pushed images") { db in
+            try db.alter(table: "run") { t in
+                // `registry/app@sha256:…` as pushed: what later deploys of this release run.
+                t.add(column: "image", .text)
+            }
+        }
         return migrator
     }
 
@@ -402,6 +408,15 @@ public final class RunStore: Sendable {
             let steps = try StepRecord.filter(Column("run_id") == runID).order(Column("stage_id"), Column("position")).fetchAll(db)
             let events = try EventRecord.filter(Column("run_id") == runID).order(Column("id")).fetchAll(db)
             return RunDetail(run: run, stages: stages, steps: steps, events: events)
+        }
+    }
+
+    /// Records the image a run pushed, by digest.
+    public func recordImage(runID: Int64, reference: String, at date: Date) throws {
+        try write("recording the pushed image") { db in
+            try db.execute(sql: "UPDATE run SET image = ? WHERE id = ?", arguments: [reference, runID])
+            var event = EventRecord(runID: runID, at: date, kind: "image.pushed", message: reference)
+            try event.insert(db)
         }
     }
 

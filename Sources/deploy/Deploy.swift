@@ -54,7 +54,8 @@ struct Deploy: AsyncParsableCommand {
             """,
         version: SlipwayVersion.current,
         subcommands: [
-            Run.self, PlanCommand.self, Validate.self, Status.self, History.self, Show.self, Logs.self, ChangelogCommand.self, Lock.self, Unlock.self,
+            Run.self, PlanCommand.self, Validate.self, Status.self, History.self, Show.self, Logs.self, ChangelogCommand.self, Lock.self,
+            Unlock.self,
             Audit.self, Approve.self, Reject.self,
         ],
         defaultSubcommand: Run.self

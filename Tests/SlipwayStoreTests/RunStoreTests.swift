@@ -21,6 +21,7 @@ struct RunStoreTests {
         #expect(
             try store.appliedMigrations() == [
                 "v1: runs, stages, steps, events", "v2: changelogs, dirty trees and overrides", "v3: leases, queue, approvals, audit",
+                "v4: pushed images",
             ])
         let mode = try store.writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(mode == "wal")

@@ -20,9 +20,9 @@ public struct GitFixture: Sendable {
         try await Self.run(["git"] + arguments, in: directory ?? path)
     }
 
-    public static func run(_ argv: [String], in directory: String) async throws -> String {
+    public static func run(_ argv: [String], in directory: String, environment extra: [String: String] = [:]) async throws -> String {
         let output = OutputBox()
-        var environment = ProcessInfo.processInfo.environment
+        var environment = ProcessInfo.processInfo.environment.merging(extra) { $1 }
         environment["GIT_CONFIG_NOSYSTEM"] = "1"
         environment["GIT_AUTHOR_DATE"] = environment["GIT_AUTHOR_DATE"] ?? "2026-01-01T00:00:00Z"
         let termination = try await ProcessRunner().run(

@@ -90,9 +90,11 @@ public struct Engine: Sendable {
             case .approval:
                 break
             case .build, .push:
-                throw RunRefused(
-                    message: "stage '\(entry.stage.name)' is a \(entry.stage.kindName) stage, which this version of deploy cannot run yet",
-                    hint: "nothing was run; remove the stage or run an environment whose stages do not include it")
+                guard plan.pipeline.image != nil else {
+                    throw RunRefused(
+                        message: "stage '\(entry.stage.name)' builds or pushes an image, but the pipeline names none",
+                        hint: "add `image: registry.example.com/\(plan.pipeline.app)` to \(plan.pipeline.file)")
+                }
             }
         }
         return SecretMasker(secrets: plan.pipeline.secrets.compactMap { environment[$0] })
@@ -512,7 +514,86 @@ struct RunContext: Sendable {
         var reason: String?
     }
 
+    /// The docker CLI: `$DOCKER`, else the pipeline's `docker:`, else `docker` (DOCKER_HOST is passed on).
+    var dockerCommand: String { engine.environment["DOCKER"] ?? plan.pipeline.docker ?? "docker" }
+
+    /// Image tags for this release: its version (made a valid tag) and its short sha.
+    var imageTags: [String] {
+        var tags: [String] = []
+        if let version = release.version {
+            let tag = String(version.map { $0.isLetter || $0.isNumber || "_.-".contains($0) ? $0 : "-" }.prefix(128))
+            tags.append(tag)
+        }
+        if let short = release.shortSHA, !tags.contains(short) { tags.append(short) }
+        return tags.isEmpty ? ["run-\(runID)"] : tags
+    }
+
+    /// Build and push stages as the steps they run: `docker build` with both tags and the OCI
+    /// labels, and `docker push` of each tag. They are steps like any other: streamed, recorded,
+    /// stopped on cancel.
+    func imageSteps(_ stage: Stage) -> [Step] {
+        guard let image = plan.pipeline.image else { return [] }
+        func step(_ name: String, _ argv: [String]) -> Step {
+            Step(
+                name: name, location: stage.location, action: .run(argv), timeout: .seconds(3600), retries: 0,
+                backoff: Step.defaultBackoff, continueOnError: false, environment: [], workingDirectory: nil)
+        }
+        switch stage.kind {
+        case .build(let context, let file):
+            var argv = [dockerCommand, "build"]
+            if let file { argv += ["-f", context == "." ? file : "\(context)/\(file)"] }
+            for tag in imageTags { argv += ["-t", "\(image):\(tag)"] }
+            var labels = ["org.opencontainers.image.created=\(Date().formatted(.iso8601))"]
+            if let sha = release.sha { labels.append("org.opencontainers.image.revision=\(sha)") }
+            if let version = release.version { labels.append("org.opencontainers.image.version=\(version)") }
+            if let source = release.source { labels.append("org.opencontainers.image.source=\(source)") }
+            for label in labels { argv += ["--label", label] }
+            argv.append(context)
+            return [step(stage.name, argv)]
+        case .push:
+            return imageTags.map { tag in
+                step(imageTags.count == 1 ? stage.name : "push \(tag)", [dockerCommand, "push", "\(image):\(tag)"])
+            }
+        default:
+            return []
+        }
+    }
+
     func runStage(_ stage: Stage, position: Int, index: Int, count: Int) async -> StageOutcome {
+        if case .build = stage.kind {
+            return await runStage(
+                Stage(name: stage.name, location: stage.location, kind: .steps(imageSteps(stage))),
+                position: position, index: index, count: count)
+        }
+        if case .push = stage.kind {
+            let outcome = await runStage(
+                Stage(name: stage.name, location: stage.location, kind: .steps(imageSteps(stage))),
+                position: position, index: index, count: count)
+            if outcome.outcome == .succeeded, let digest = pushedDigest(), let image = plan.pipeline.image {
+                let reference = "\(image)@\(digest)"
+                try? store.recordImage(runID: runID, reference: reference, at: Date())
+                reporter.report(.notice("pushed \(reference)"))
+            }
+            return outcome
+        }
+        return await runStageSteps(stage, position: position, index: index, count: count)
+    }
+
+    /// The digest `docker push` printed (`<tag>: digest: sha256:… size: …`), from the push steps' output.
+    func pushedDigest() -> String? {
+        guard let detail = try? store.detail(runID: runID) else { return nil }
+        for step in detail.steps.reversed() {
+            for line in step.output.split(separator: "\n") {
+                if let range = line.range(of: "digest: sha256:") {
+                    let digest = line[line.index(range.lowerBound, offsetBy: 8)...].prefix { !$0.isWhitespace }
+                    if digest.count == 71 { return String(digest) }
+                }
+            }
+        }
+        return nil
+    }
+
+    func runStageSteps(_ stage: Stage, position: Int, index: Int, count: Int) async -> StageOutcome {
         let started = ContinuousClock.now
         var record = stages[position]
         record.outcome = .running
@@ -562,7 +643,7 @@ struct RunContext: Sendable {
             do { try store.update(record, event: startEvent) } catch { return StageOutcome(outcome: .failed, reason: "\(error)") }
             result = await waitForApproval(stage: stage, environment: environment)
         case .build, .push:
-            result = StageOutcome(outcome: .failed, reason: "stage kind \(stage.kindName) cannot run in this version")
+            result = StageOutcome(outcome: .failed, reason: "internal: \(stage.kindName) stages run as steps")
         }
 
         let (closed, event) = stageClosing(record, outcome: result.outcome, started: started, reason: result.reason)

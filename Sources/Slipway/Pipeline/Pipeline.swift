@@ -34,6 +34,8 @@ public struct Pipeline: Sendable {
     public var riskRules: RiskRules
     /// Webhooks told when runs start, end or wait for approval.
     public var webhooks: [WebhookSpec] = []
+    /// The Docker CLI to build and push with (`docker:` in the file; `$DOCKER` overrides; default `docker`).
+    public var docker: String?
 
     public static let defaultOutputLimit = 1 << 20
 

@@ -105,6 +105,7 @@ private final class Reader {
         let outputLimit = top["output_limit"].flatMap { size($0, "output_limit") } ?? Pipeline.defaultOutputLimit
         let riskRules = RiskRules.defaults.merging(top["risk"].map(riskMap) ?? [])
         let webhooks = top["notify"].map { webhookList($0, secrets: secrets.map(\.name)) } ?? []
+        let docker = top["docker"].flatMap { string($0, "docker", hint: "the Docker CLI to use, e.g. `docker: podman`") }
 
         var stages: [Stage] = []
         if let stagesNode = required(
@@ -122,7 +123,7 @@ private final class Reader {
         return Pipeline(
             file: file, app: app, image: image, secrets: secrets.map(\.name), variables: variables,
             environments: environments, stages: stages, gates: gates, hooks: hooks, outputLimit: outputLimit, riskRules: riskRules,
-            webhooks: webhooks)
+            webhooks: webhooks, docker: docker)
     }
 
     func yamlDiagnostic(_ error: any Error) -> Diagnostic {

@@ -2,10 +2,13 @@
 public struct Release: Sendable, Hashable, Codable {
     public var sha: String?
     public var version: String?
+    /// Where the source lives (the git remote's URL), for image labels.
+    public var source: String?
 
-    public init(sha: String?, version: String?) {
+    public init(sha: String?, version: String?, source: String? = nil) {
         self.sha = sha
         self.version = version
+        self.source = source
     }
 
     public var shortSHA: String? { sha.map { String($0.prefix(7)) } }

@@ -27,7 +27,8 @@ public enum ReleaseResolver {
                         + (git.shallow ? "; fetch tags with `git fetch --tags`" : "; tag a release with `git tag v0.1.0`"))
             }
             return Resolved(
-                release: Release(sha: git.sha, version: override ?? git.version), notes: notes, git: git, repository: repository)
+                release: Release(sha: git.sha, version: override ?? git.version, source: repository.remoteURL()), notes: notes, git: git,
+                repository: repository)
         } catch {
             notes.append("\(error.message); the release is taken from the environment")
         }
