@@ -94,6 +94,34 @@ struct ControlTests {
         #expect(try fixture.detail(after).events.contains { $0.kind == "hook.failed" && $0.message.contains("post-deploy hook exit 9") })
     }
 
+    @Test("a failing pre-build hook stops the run before the build")
+    func preBuildHook() async throws {
+        var fixture = try EngineFixture()
+        defer { fixture.directory.remove() }
+        fixture.environment["DOCKER"] = "echo"  // stands in for the Docker CLI: prints the build it was asked for
+        let pipeline = """
+            app: hello
+            image: 127.0.0.1:5000/hello
+            environments: { staging: {} }
+            stages:
+              - { name: build, build: { context: ., file: Containerfile } }
+            hooks:
+              pre-build: [sh, -c, "exit $FAIL_BUILD"]
+            """
+        fixture.environment["FAIL_BUILD"] = "1"
+        let refused = try await fixture.run(pipeline)
+        #expect(refused.exitStatus == .failed)
+        #expect(refused.reason == "the pre-build hook failed; nothing was built")
+        #expect(try fixture.detail(refused).steps.isEmpty)
+
+        fixture.environment["FAIL_BUILD"] = "0"
+        let built = try await fixture.run(pipeline)
+        #expect(built.exitStatus == .success)
+        let command = try #require(try fixture.detail(built).steps.first?.command)
+        #expect(command.hasPrefix("echo build -f Containerfile -t 127.0.0.1:5000/hello:1.2.3 -t 127.0.0.1:5000/hello:0123456"))
+        #expect(command.contains("--label org.opencontainers.image.revision=0123456789abcdef0123456789abcdef01234567"))
+    }
+
     @Test("an approval that nobody gives times out, fails the run, and can no longer be given")
     func approvalTimesOut() async throws {
         let fixture = try EngineFixture()

@@ -561,6 +561,9 @@ struct RunContext: Sendable {
 
     func runStage(_ stage: Stage, position: Int, index: Int, count: Int) async -> StageOutcome {
         if case .build = stage.kind {
+            if let failed = await runHook(.preBuild), failed {
+                return StageOutcome(outcome: .failed, reason: "the pre-build hook failed; nothing was built")
+            }
             return await runStage(
                 Stage(name: stage.name, location: stage.location, kind: .steps(imageSteps(stage))),
                 position: position, index: index, count: count)
