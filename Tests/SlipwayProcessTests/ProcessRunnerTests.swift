@@ -58,18 +58,21 @@ struct ProcessRunnerTests {
 
     @Test("a timeout stops the child and its background children")
     func timeoutKillsTheGroup() async throws {
-        // Given a script whose background child ignores SIGTERM, and a clock whose timeout passes
+        // Given a script whose background child ignores SIGTERM, and a clock moved past the timeout
         // as soon as the script has said its background child's pid
         let collected = Collected()
-        let gate = GateClock()
+        let clock = ManualClock()
         let script = "trap '' TERM; sleep 300 & echo child $!; wait"
-        let result = try await ProcessRunner(clock: gate).run(
+        let result = try await ProcessRunner(clock: clock).run(
             ProcessSpec(
                 executable: "/bin/sh", arguments: ["-c", script], environment: environment, timeout: .seconds(60), gracePeriod: .seconds(1)),
             masker: .none, onStart: { pid in collected.pid.withLock { $0 = pid } },
             onOutput: { line in
                 collected.lines.withLock { $0.append(line) }
-                if line.text.hasPrefix("child ") { gate.open() }
+                if line.text.hasPrefix("child ") {
+                    await clock.waitForSleeper()
+                    clock.advance(by: .seconds(60))
+                }
             })
         // Then the step timed out and nothing it started is alive
         #expect(result == .timedOut)
@@ -111,33 +114,5 @@ struct ProcessRunnerTests {
         _ = try await run(
             ProcessSpec(executable: "/usr/bin/env", environment: ["ONLY": "this", "PATH": "/usr/bin:/bin"]), collected: collected)
         #expect(Set(collected.texts) == ["ONLY=this", "PATH=/usr/bin:/bin"])
-    }
-}
-
-/// A clock whose sleeps all end when the test opens it: a timeout then passes at a known point.
-final class GateClock: Clock, Sendable {
-    private let state = Mutex<(open: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
-    var now: ContinuousClock.Instant { ContinuousClock.now }
-    var minimumResolution: Duration { .zero }
-
-    func open() {
-        let waiting = state.withLock { state in
-            state.open = true
-            defer { state.waiting.removeAll() }
-            return state.waiting
-        }
-        waiting.forEach { $0.resume() }
-    }
-
-    func sleep(until deadline: ContinuousClock.Instant, tolerance: Duration?) async throws {
-        await withCheckedContinuation { continuation in
-            let resumeNow = state.withLock { state in
-                if state.open { return true }
-                state.waiting.append(continuation)
-                return false
-            }
-            if resumeNow { continuation.resume() }
-        }
-        try Task.checkCancellation()
     }
 }
