@@ -512,6 +512,8 @@ struct RunContext: Sendable {
     struct StageOutcome {
         var outcome: Outcome
         var reason: String?
+        /// The output the stage's last successful step kept (a push reads its digest there).
+        var output: String?
     }
 
     /// The docker CLI: `$DOCKER`, else the pipeline's `docker:`, else `docker` (DOCKER_HOST is passed on).
@@ -572,7 +574,7 @@ struct RunContext: Sendable {
             let outcome = await runStage(
                 Stage(name: stage.name, location: stage.location, kind: .steps(imageSteps(stage))),
                 position: position, index: index, count: count)
-            if outcome.outcome == .succeeded, let digest = pushedDigest(), let image = plan.pipeline.image {
+            if outcome.outcome == .succeeded, let digest = outcome.output.flatMap(Self.pushedDigest), let image = plan.pipeline.image {
                 let reference = "\(image)@\(digest)"
                 try? store.recordImage(runID: runID, reference: reference, at: Date())
                 reporter.report(.notice("pushed \(reference)"))
@@ -582,15 +584,12 @@ struct RunContext: Sendable {
         return await runStageSteps(stage, position: position, index: index, count: count)
     }
 
-    /// The digest `docker push` printed (`<tag>: digest: sha256:… size: …`), from the push steps' output.
-    func pushedDigest() -> String? {
-        guard let detail = try? store.detail(runID: runID) else { return nil }
-        for step in detail.steps.reversed() {
-            for line in step.output.split(separator: "\n") {
-                if let range = line.range(of: "digest: sha256:") {
-                    let digest = line[line.index(range.lowerBound, offsetBy: 8)...].prefix { !$0.isWhitespace }
-                    if digest.count == 71 { return String(digest) }
-                }
+    /// The digest `docker push` printed (`<tag>: digest: sha256:… size: …`) in its output.
+    static func pushedDigest(_ output: String) -> String? {
+        for line in output.split(separator: "\n") {
+            if let range = line.range(of: "digest: sha256:") {
+                let digest = line[line.index(range.lowerBound, offsetBy: 8)...].prefix { !$0.isWhitespace }
+                if digest.count == 71 { return String(digest) }
             }
         }
         return nil
@@ -628,6 +627,7 @@ struct RunContext: Sendable {
                     result = stepResult
                     break
                 }
+                result.output = stepResult.output
             }
             reporter.report(
                 .stageFinished(
@@ -920,7 +920,7 @@ struct RunContext: Sendable {
         let events = (outcome == .succeeded ? [] : [stepEvent]) + (stageEnd.map { [$0.1] } ?? [])
         try? store.finish(record, stage: stageEnd?.0, events: events)
         reporter.report(.stepFinished(stage: stage.name, step: stepName, outcome: outcome, detail: detail, duration: duration))
-        return StageOutcome(outcome: outcome, reason: reason)
+        return StageOutcome(outcome: outcome, reason: reason, output: kept.text)
     }
 
     private func failBeforeStart(step: Step, stage: Stage, stageID: Int64, position: Int, label: String, reason: String) -> StageOutcome {
