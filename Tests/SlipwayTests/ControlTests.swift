@@ -146,23 +146,28 @@ struct ControlTests {
 
 @Suite("Webhooks", .timeLimit(.minutes(1)))
 struct WebhookTests {
+    /// Runs a one-step pipeline whose webhook (`notify` line) posts to `server`.
+    func runNotifying(_ server: WebhookServer, notify: String, fixture: inout EngineFixture) async throws -> RunResult {
+        fixture.environment["HOOK_URL"] = server.url
+        return try await fixture.run(
+            """
+            app: hello
+            secrets: [HOOK_URL]
+            notify:
+              - \(notify)
+            environments: { staging: {} }
+            stages:
+              - { name: build, run: ["true"] }
+            """)
+    }
+
     @Test("a webhook that fails twice is retried with backoff and delivered; the URL never reaches the record")
     func retriesUntilDelivered() async throws {
         let server = try WebhookServer(statuses: [500, 503, 200])
         defer { server.stop() }
         var fixture = try EngineFixture()
         defer { fixture.directory.remove() }
-        fixture.environment["HOOK_URL"] = server.url
-        let result = try await fixture.run(
-            """
-            app: hello
-            secrets: [HOOK_URL]
-            notify:
-              - { url_from: HOOK_URL, format: json, on: [succeeded] }
-            environments: { staging: {} }
-            stages:
-              - { name: build, run: ["true"] }
-            """)
+        let result = try await runNotifying(server, notify: "{ url_from: HOOK_URL, format: json, on: [succeeded] }", fixture: &fixture)
         #expect(result.exitStatus == .success)
         #expect(server.requestCount == 3)
         #expect(server.bodies.last?["event"] as? String == "succeeded")
@@ -180,17 +185,7 @@ struct WebhookTests {
         defer { server.stop() }
         var fixture = try EngineFixture()
         defer { fixture.directory.remove() }
-        fixture.environment["HOOK_URL"] = server.url
-        let result = try await fixture.run(
-            """
-            app: hello
-            secrets: [HOOK_URL]
-            notify:
-              - { url_from: HOOK_URL, format: slack }
-            environments: { staging: {} }
-            stages:
-              - { name: build, run: ["true"] }
-            """)
+        let result = try await runNotifying(server, notify: "{ url_from: HOOK_URL, format: slack }", fixture: &fixture)
         #expect(result.exitStatus == .success)
         #expect(server.bodies.first?["text"] as? String == "tester started deploying hello 1.2.3 to staging (run 1)")
         let failures = try fixture.detail(result).events.filter { $0.kind == "notify.failed" }
