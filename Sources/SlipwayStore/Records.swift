@@ -15,6 +15,8 @@ public enum Outcome: String, Codable, Sendable, DatabaseValueConvertible, CaseIt
     case interrupted
     case timedOut = "timed_out"
     case rolledBack = "rolled_back"
+    /// A rollback was needed and did not restore a verified release: a person must look.
+    case rollbackFailed = "rollback_failed"
 
     /// True once nothing more will happen to the record.
     public var isFinal: Bool { self != .pending && self != .running }
@@ -69,6 +71,17 @@ public struct RunRecord: Codable, Sendable, Hashable, FetchableRecord, MutablePe
     public var overrides: String = ""
     /// The image the run pushed, by digest (`127.0.0.1:5000/hello@sha256:…`).
     public var image: String?
+    /// `deploy` for a release shipped through the pipeline, `rollback` for `deploy rollback`.
+    public var kind: String = "deploy"
+    /// The run whose release this one put back (a rollback, automatic or by hand).
+    public var restoredRunID: Int64?
+    /// How the rollback rehearsal went: `passed`, `failed`, `skipped` (nothing to roll back to), or nil.
+    public var rehearsal: String?
+    /// The rehearsal's measured time to roll back, in milliseconds.
+    public var rehearsalMS: Int?
+    /// For a rolled-back run or a rollback: milliseconds from the decision to the previous release
+    /// serving all traffic.
+    public var rollbackMS: Int?
 
     public init(
         pipeline: String, app: String, environment: String, trigger: Trigger, sha: String?, version: String?,
@@ -98,7 +111,8 @@ public struct RunRecord: Codable, Sendable, Hashable, FetchableRecord, MutablePe
         case triggerUser = "trigger_user", triggerCI = "trigger_ci", triggerURL = "trigger_url"
         case startedAt = "started_at", endedAt = "ended_at", exitCode = "exit_code"
         case ownerPID = "owner_pid", ownerHost = "owner_host", heartbeatAt = "heartbeat_at"
-        case dirty, overrides, image
+        case dirty, overrides, image, kind, rehearsal
+        case restoredRunID = "restored_run_id", rehearsalMS = "rehearsal_ms", rollbackMS = "rollback_ms"
     }
 }
 

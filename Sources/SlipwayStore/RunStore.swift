@@ -167,6 +167,22 @@ public final class RunStore: Sendable {
                 t.add(column: "image", .text)
             }
         }
+        migrator.registerMigration("v5: rollbacks, rehearsals and pins") { db in
+            try db.alter(table: "run") { t in
+                t.add(column: "kind", .text).notNull().defaults(to: "deploy")
+                t.add(column: "restored_run_id", .integer)
+                t.add(column: "rehearsal", .text)
+                t.add(column: "rehearsal_ms", .integer)
+                t.add(column: "rollback_ms", .integer)
+            }
+            try db.create(table: "pin") { t in
+                t.primaryKey("environment", .text)
+                t.column("run_id", .integer)
+                t.column("actor", .text).notNull()
+                t.column("reason", .text).notNull()
+                t.column("at", .double).notNull()
+            }
+        }
         return migrator
     }
 
@@ -449,13 +465,13 @@ public final class RunStore: Sendable {
 
     // MARK: - Plumbing
 
-    private func read<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
+    func read<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
         do { return try writer.read(body) } catch let error as StoreError { throw error } catch {
             throw StoreError(operation: operation, underlying: "\(error)")
         }
     }
 
-    private func write<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
+    func write<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
         do { return try writer.write(body) } catch let error as StoreError { throw error } catch {
             throw StoreError(operation: operation, underlying: "\(error)")
         }

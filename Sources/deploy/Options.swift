@@ -44,6 +44,12 @@ struct LocationOptions: ParsableArguments {
         return ".slipway/state.sqlite"
     }
 
+    /// The directory beside the run store where targets keep their state (nginx configuration).
+    func stateDirectory() -> String {
+        let directory = (statePath() as NSString).deletingLastPathComponent
+        return directory.isEmpty ? "." : directory
+    }
+
     /// Opens the store and marks runs whose `deploy` died as interrupted.
     func openStore() throws -> RunStore {
         let store = try RunStore(path: statePath())

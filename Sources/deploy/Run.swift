@@ -63,7 +63,7 @@ struct Run: AsyncParsableCommand {
             let interactive = style.live && !json && isatty(STDIN_FILENO) == 1
             let engine = Engine(
                 store: store, reporter: reporter, environment: processEnvironment,
-                approvalPrompt: interactive ? TerminalPrompt.ask : nil)
+                approvalPrompt: interactive ? TerminalPrompt.ask : nil, stateDirectory: location.stateDirectory())
             let resolved = ReleaseResolver.resolve(
                 override: release, directory: FileManager.default.currentDirectoryPath, environment: processEnvironment)
             for note in resolved.notes { Console.standardError.write("note: \(note)\n") }
@@ -91,46 +91,54 @@ struct Run: AsyncParsableCommand {
                 }
             }
 
-            let (interrupts, continuation) = AsyncStream.makeStream(of: Int32.self)
-            let sources = [SIGINT, SIGTERM, SIGHUP].map { number in
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler { continuation.yield(number) }
-                source.resume()
-                return source
-            }
-            defer { sources.forEach { $0.cancel() } }
-
             let shipping = changelog
             let waitFor = wait.flatMap(DurationParser.parse)
             let freezeReason = overrideFreeze ? reason : nil
             let overridden = overrides
-            let result = try await withThrowingTaskGroup(of: RunResult?.self) { group in
-                group.addTask {
-                    try await engine.run(
-                        plan, release: releaseInfo, trigger: .detect(environment: processEnvironment),
-                        interrupts: interrupts, changelog: shipping, dirty: dirty, overrides: overridden,
-                        wait: waitFor, freezeOverride: freezeReason)
-                }
-                if style.live && !json {
-                    group.addTask {
-                        // Redraws the live status line until the run ends (and cancels this task).
-                        while (try? await Task.sleep(for: .milliseconds(150))) != nil {
-                            terminal.tick()
-                        }
-                        return nil
-                    }
-                }
-                var result: RunResult?
-                while let next = try await group.next() {
-                    if let next {
-                        result = next
-                        group.cancelAll()
-                    }
-                }
-                return result!
+            let byName = release != nil
+            let result = try await runWithSignals(live: style.live && !json ? terminal : nil) { interrupts in
+                try await engine.run(
+                    plan, release: releaseInfo, trigger: .detect(environment: processEnvironment),
+                    interrupts: interrupts, changelog: shipping, dirty: dirty, overrides: overridden,
+                    wait: waitFor, freezeOverride: freezeReason, explicitRelease: byName)
             }
             if result.exitStatus != .success { throw ExitCode(result.exitStatus.rawValue) }
         }
+    }
+}
+
+/// Runs `body` with Ctrl-C, SIGTERM and SIGHUP turned into a stream of signal numbers (the engine
+/// stops the running step and records the run cancelled), redrawing `live` while it runs.
+func runWithSignals(live terminal: TerminalReporter?, _ body: @escaping @Sendable (AsyncStream<Int32>) async throws -> RunResult)
+    async throws -> RunResult
+{
+    let (interrupts, continuation) = AsyncStream.makeStream(of: Int32.self)
+    let sources = [SIGINT, SIGTERM, SIGHUP].map { number in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler { continuation.yield(number) }
+        source.resume()
+        return source
+    }
+    defer { sources.forEach { $0.cancel() } }
+    return try await withThrowingTaskGroup(of: RunResult?.self) { group in
+        group.addTask { try await body(interrupts) }
+        if let terminal {
+            group.addTask {
+                // Redraws the live status line until the run ends (and cancels this task).
+                while (try? await Task.sleep(for: .milliseconds(150))) != nil {
+                    terminal.tick()
+                }
+                return nil
+            }
+        }
+        var result: RunResult?
+        while let next = try await group.next() {
+            if let next {
+                result = next
+                group.cancelAll()
+            }
+        }
+        return result!
     }
 }

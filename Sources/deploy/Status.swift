@@ -21,9 +21,12 @@ struct Status: AsyncParsableCommand {
         var latest: RunRecord?
         var heldBy: String?
         var frozen: String?
+        var pinned: Pin?
+        /// What the docker target serves now, as nginx and the containers say.
+        var serving: DockerEnvironment.Status?
 
         enum CodingKeys: String, CodingKey {
-            case environment, latest, frozen
+            case environment, latest, frozen, pinned, serving
             case lastGood = "last_good", heldBy = "held_by"
         }
     }
@@ -41,14 +44,22 @@ struct Status: AsyncParsableCommand {
                 names = [environment]
             }
             let now = Date()
-            let statuses = try names.map { name in
-                EnvironmentStatus(
-                    environment: name, lastGood: try store.lastSucceeded(environment: name),
-                    latest: try store.history(environment: name, limit: 1).first,
-                    heldBy: try store.lease(environment: name)?.description,
-                    frozen: pipeline?.environment(named: name)?.freezes.first { $0.contains(now) }.map {
-                        "\($0.reason) (\($0.description))"
-                    })
+            var statuses: [EnvironmentStatus] = []
+            for name in names {
+                var serving: DockerEnvironment.Status?
+                if let pipeline, case .docker(let target) = pipeline.environment(named: name)?.target {
+                    serving = await DockerEnvironment(
+                        pipeline: pipeline, environment: name, target: target, stateDirectory: location.stateDirectory()
+                    ).status()
+                }
+                statuses.append(
+                    EnvironmentStatus(
+                        environment: name, lastGood: try store.lastSucceeded(environment: name),
+                        latest: try store.history(environment: name, limit: 1).first,
+                        heldBy: try store.lease(environment: name)?.description,
+                        frozen: pipeline?.environment(named: name)?.freezes.first { $0.contains(now) }.map {
+                            "\($0.reason) (\($0.description))"
+                        }, pinned: try store.pin(environment: name), serving: serving))
             }
             if json {
                 print(try encodeJSON(statuses))
@@ -72,6 +83,24 @@ struct Status: AsyncParsableCommand {
                 }
                 if let held = status.heldBy { print("  held        \(held)") }
                 if let frozen = status.frozen { print("  frozen      \(frozen)") }
+                if let pin = status.pinned {
+                    print("  pinned      since \(Format.timestamp(pin.at)) by \(pin.actor): \(pin.reason)")
+                    print("              (`deploy unpin \(status.environment)` lets automatic deploys in again)")
+                }
+                if let serving = status.serving {
+                    if serving.backends.isEmpty {
+                        print("  serving     nothing at \(serving.url)")
+                    }
+                    for backend in serving.backends {
+                        print(
+                            "  serving     \(backend.release?.description ?? "?") at \(serving.url), \(backend.weight)% of traffic "
+                                + "(container \(backend.container) on 127.0.0.1:\(backend.port))")
+                    }
+                    if let pid = serving.nginxPID {
+                        print("  nginx       pid \(pid), configuration generation \(serving.generation ?? 0)")
+                    }
+                    if let problem = serving.problem { print("  problem     \(problem)") }
+                }
             }
         }
     }

@@ -41,6 +41,8 @@ public struct Engine: Sendable {
     public let now: @Sendable () -> Date
     /// Asks the person at the terminal to approve (nil when nobody is there: CI, no TTY).
     public let approvalPrompt: (@Sendable (String) async -> Bool)?
+    /// Where targets keep their own state (the docker target's nginx configuration), beside the run store.
+    public let stateDirectory: String
 
     public init(
         store: RunStore,
@@ -53,8 +55,10 @@ public struct Engine: Sendable {
         host: String = HostName.current,
         pid: Int32 = ProcessInfo.processInfo.processIdentifier,
         now: @escaping @Sendable () -> Date = { Date() },
-        approvalPrompt: (@Sendable (String) async -> Bool)? = nil
+        approvalPrompt: (@Sendable (String) async -> Bool)? = nil,
+        stateDirectory: String = ".slipway"
     ) {
+        self.stateDirectory = stateDirectory
         self.now = now
         self.approvalPrompt = approvalPrompt
         self.store = store
@@ -71,7 +75,8 @@ public struct Engine: Sendable {
     /// Checks what can be checked before anything runs: secrets present, every stage runnable.
     public func preflight(_ plan: Plan) throws(RunRefused) -> SecretMasker {
         let missing = plan.pipeline.secrets.filter { (environment[$0] ?? "").isEmpty }
-        if !missing.isEmpty {
+        // An emergency rollback goes ahead without the secrets a deploy needs (webhook URLs).
+        if !missing.isEmpty, !plan.isRollback {
             throw RunRefused(
                 message: "secret\(missing.count == 1 ? "" : "s") \(missing.joined(separator: ", ")) not set in the environment",
                 hint: "export \(missing[0])=… before running deploy, or remove it from `secrets:` in \(plan.pipeline.file)")
@@ -80,12 +85,17 @@ public struct Engine: Sendable {
             switch entry.stage.kind {
             case .steps:
                 break
-            case .deploy(let name):
-                if let target = plan.pipeline.environment(named: name)?.target {
+            case .deploy(let name), .rollback(let name, _):
+                if let target = plan.pipeline.environment(named: name)?.target, case .kubernetes = target {
                     throw RunRefused(
                         message:
                             "stage '\(entry.stage.name)' deploys to a \(target.kind) target, which this version of deploy cannot drive yet",
-                        hint: "remove `target:` from environment '\(name)' to run its stages only")
+                        hint: "remove `target:` from environment '\(name)' to run its stages only, or use a docker target")
+                }
+                if case .rollback = entry.stage.kind, plan.pipeline.environment(named: name)?.target == nil {
+                    throw RunRefused(
+                        message: "\(name) has no target, so there is nothing to roll back",
+                        hint: "give it `target: { docker: { listen: 127.0.0.1:8081 } }` in \(plan.pipeline.file)")
                 }
             case .approval:
                 break
@@ -102,11 +112,17 @@ public struct Engine: Sendable {
 
     /// With `promote_from`, only a release that succeeded in the earlier environment may go on.
     public func checkPromotion(_ plan: Plan, release: Release) throws {
-        guard let from = plan.environment.promoteFrom else { return }
+        guard let from = plan.environment.promoteFrom, !plan.isRollback else { return }
         guard let sha = release.sha else {
             throw RunRefused(
                 message: "\(plan.environment.name) is promoted from \(from), but this release has no git commit to look up",
                 hint: "run deploy inside the git repository of the release, or set SLIPWAY_SHA")
+        }
+        if let latest = try store.latestRun(environment: from, sha: sha), latest.rehearsal == "failed" {
+            throw RunRefused(
+                message:
+                    "release \(release.description) failed its rollback rehearsal in \(from) (run \(latest.id!)): \(plan.environment.name) does not take it",
+                hint: "`deploy show \(latest.id!)` shows what failed; fix it and deploy \(from) again")
         }
         if try store.lastSucceeded(environment: from, sha: sha) == nil {
             throw RunRefused(
@@ -128,13 +144,26 @@ public struct Engine: Sendable {
         _ plan: Plan, release: Release, trigger: Trigger,
         interrupts: AsyncStream<Int32> = AsyncStream { $0.finish() },
         changelog: Changelog? = nil, dirty: Bool = false, overrides: [String] = [],
-        wait: Duration? = nil, freezeOverride: String? = nil
+        wait: Duration? = nil, freezeOverride: String? = nil, explicitRelease: Bool = false
     ) async throws -> RunResult {
         let masker = try preflight(plan)
         try checkPromotion(plan, release: release)
         let environment = plan.environment.name
         var overrides = overrides
-        if let window = plan.environment.freezes.first(where: { $0.contains(now()) }) {
+        if !plan.isRollback, let pin = try store.pin(environment: environment) {
+            guard explicitRelease else {
+                throw EnvironmentUnavailable(
+                    message: "\(environment) is pinned since \(pin.at.formatted(.iso8601)) by \(pin.actor): \(pin.reason)",
+                    hint:
+                        "`deploy unpin \(environment)` once the cause is fixed, or deploy a release by name: `deploy \(environment) --release VERSION`"
+                )
+            }
+            overrides.append("pinned: deployed a release by name")
+        }
+        if plan.isRollback, let window = plan.environment.freezes.first(where: { $0.contains(now()) }) {
+            // A rollback is how a bad change is undone: freezes do not stop it, but the record says so.
+            overrides.append("freeze \(window.description): rollbacks pass freezes")
+        } else if let window = plan.environment.freezes.first(where: { $0.contains(now()) }) {
             guard let reason = freezeOverride, !reason.isEmpty else {
                 throw EnvironmentUnavailable(
                     message: "\(environment) is frozen: \(window.reason) (\(window.description))",
@@ -164,6 +193,11 @@ public struct Engine: Sendable {
                 let result = try await execute(
                     plan, release: release, trigger: trigger, masker: masker, interrupts: forwarded,
                     changelog: changelog, dirty: dirty, overrides: overrides)
+                if result.outcome == .succeeded, explicitRelease, !plan.isRollback, (try? store.pin(environment: environment)) != nil {
+                    _ = try? store.unpin(
+                        environment: environment, actor: trigger.description,
+                        reason: "release \(release.description) deployed by name and passed its gates", at: Date())
+                }
                 try? store.releaseLease(environment: environment, pid: pid, host: host)
                 return result
             } catch {
@@ -293,6 +327,7 @@ public struct Engine: Sendable {
             ownerHost: host)
         record.dirty = dirty
         record.overrides = overrides.joined(separator: ",")
+        record.kind = plan.isRollback ? "rollback" : "deploy"
         let run = try store.insert(record)
         let runID = run.id!
         try store.attachLease(environment: plan.environment.name, pid: pid, host: host, runID: runID)
@@ -370,7 +405,7 @@ public struct Engine: Sendable {
         }
         // Hooks after the stages; they run whatever happened to the stages' task.
         if outcome == .succeeded {
-            await context.runHook(.postDeploy)
+            await context.runHook(plan.isRollback ? .postRollback : .postDeploy)
         } else {
             await context.runHook(.onFailure, outcome: outcome, reason: reason)
         }
@@ -378,13 +413,23 @@ public struct Engine: Sendable {
             switch outcome {
             case .succeeded: .success
             case .cancelled: .cancelled
+            case .rolledBack: .rolledBack
+            case .rollbackFailed: .rollbackFailed
             default: .failed
             }
+
         try store.finish(runID: runID, outcome: outcome, exitCode: Int(status.rawValue), reason: reason, at: Date())
         try store.audit(
             actor: trigger.description, action: "run.finished", environment: plan.environment.name, runID: runID,
             detail: outcome.rawValue + (reason.map { ": \($0)" } ?? ""))
-        message(runID, outcome == .succeeded ? .succeeded : outcome == .cancelled ? .cancelled : .failed, reason)
+        let event: NotificationEvent =
+            switch outcome {
+            case .succeeded: plan.isRollback ? .rolledBack : .succeeded
+            case .cancelled: .cancelled
+            case .rolledBack: .rolledBack
+            default: .failed
+            }
+        message(runID, event, reason)
         reporter.report(
             .runFinished(
                 runID: runID, outcome: outcome, exitCode: status.rawValue, reason: reason,
@@ -467,9 +512,10 @@ struct RunContext: Sendable {
     }
 
     func runStages() async -> Engine.Finish {
-        if let failure = await runHook(.preDeploy), failure {
-            skipRemaining(from: 0, reason: "the pre-deploy hook failed")
-            return Engine.Finish(outcome: .failed, reason: "the pre-deploy hook failed; nothing ran")
+        let preHook: HookEvent = plan.isRollback ? .preRollback : .preDeploy
+        if let failure = await runHook(preHook), failure {
+            skipRemaining(from: 0, reason: "the \(preHook.rawValue) hook failed")
+            return Engine.Finish(outcome: .failed, reason: "the \(preHook.rawValue) hook failed; nothing ran")
         }
         let running = plan.entries.filter(\.runs).count
         var index = 0
@@ -492,6 +538,7 @@ struct RunContext: Sendable {
                 continue
             default:
                 skipRemaining(from: position + 1, reason: "stage '\(stage.name)' \(outcome.outcome.rawValue)")
+                if outcome.outcome == .rolledBack { await runHook(.postRollback, outcome: .rolledBack, reason: outcome.reason) }
                 return Engine.Finish(outcome: outcome.outcome == .timedOut ? .failed : outcome.outcome, reason: outcome.reason)
             }
         }
@@ -541,8 +588,10 @@ struct RunContext: Sendable {
                 backoff: Step.defaultBackoff, continueOnError: false, environment: [], workingDirectory: nil)
         }
         switch stage.kind {
-        case .build(let context, let file):
+        case .build(let context, let file, let arguments):
             var argv = [dockerCommand, "build"]
+            // Values are expanded like any argv element (`${VERSION}`), one argument each: no shell.
+            for (name, value) in arguments { argv += ["--build-arg", "\(name)=\(value)"] }
             if let file { argv += ["-f", context == "." ? file : "\(context)/\(file)"] }
             for tag in imageTags { argv += ["-t", "\(image):\(tag)"] }
             var labels = ["org.opencontainers.image.created=\(Date().formatted(.iso8601))"]
@@ -636,12 +685,25 @@ struct RunContext: Sendable {
             return result
         case .deploy(let environment):
             do { try store.update(record, event: startEvent) } catch { return StageOutcome(outcome: .failed, reason: "\(error)") }
-            // Preflight refused targets; an environment without one has nothing to change yet.
-            reporter.report(.notice("environment \(environment) has no target yet: nothing to deploy"))
-            try? store.append(
-                EventRecord(
-                    runID: runID, at: Date(), kind: "deploy.skipped", stage: stage.name,
-                    message: "environment \(environment) has no target: nothing deployed"))
+            if case .docker(let spec) = plan.pipeline.environment(named: environment)?.target {
+                result = await DockerRollout(context: self, spec: spec, log: StageLog(context: self, stage: stage, stageID: record.id!))
+                    .deploy()
+            } else {
+                // Preflight refused other targets; an environment without one has nothing to change.
+                reporter.report(.notice("environment \(environment) has no target: nothing to deploy"))
+                try? store.append(
+                    EventRecord(
+                        runID: runID, at: Date(), kind: "deploy.skipped", stage: stage.name,
+                        message: "environment \(environment) has no target: nothing deployed"))
+            }
+        case .rollback(let environment, let to):
+            do { try store.update(record, event: startEvent) } catch { return StageOutcome(outcome: .failed, reason: "\(error)") }
+            if case .docker(let spec) = plan.pipeline.environment(named: environment)?.target {
+                result = await DockerRollout(context: self, spec: spec, log: StageLog(context: self, stage: stage, stageID: record.id!))
+                    .emergencyRollback(to: to)
+            } else {
+                result = StageOutcome(outcome: .failed, reason: "\(environment) has no docker target")
+            }
         case .approval(let environment):
             do { try store.update(record, event: startEvent) } catch { return StageOutcome(outcome: .failed, reason: "\(error)") }
             result = await waitForApproval(stage: stage, environment: environment)

@@ -8,6 +8,8 @@ public struct Plan: Sendable {
     public var pipeline: Pipeline
     public var environment: EnvironmentSpec
     public var entries: [Entry]
+    /// An emergency rollback (`deploy rollback`), not a pipeline run.
+    public var isRollback = false
 
     public struct Entry: Sendable {
         public var stage: Stage
@@ -69,6 +71,18 @@ public struct Plan: Sendable {
             entries.append(Entry(stage: stage, skipReason: reason))
         }
         self.entries = entries
+    }
+
+    /// The plan of `deploy rollback <environment> [--to VERSION|RUN]`: one rollback stage.
+    public init(pipeline: Pipeline, rollback name: String, to: String?) throws(UnknownEnvironment) {
+        guard let environment = pipeline.environment(named: name) else {
+            throw UnknownEnvironment(name: name, known: pipeline.environments.map(\.name), file: pipeline.file)
+        }
+        self.pipeline = pipeline
+        self.environment = environment
+        self.isRollback = true
+        let location = environment.location
+        entries = [Entry(stage: Stage(name: "rollback", location: location, kind: .rollback(environment: name, to: to)), skipReason: nil)]
     }
 
     public var running: [Stage] { entries.filter(\.runs).map(\.stage) }

@@ -62,10 +62,14 @@ public struct EnvironmentSpec: Sendable {
     public var requireCleanTree: Bool
     /// Windows when this environment takes no deploys (`--override-freeze --reason` passes one).
     public var freezes: [FreezeWindow] = []
+    /// After its gates pass, roll back to the previous release and forward again, and record how
+    /// long the rollback took; an environment promoted from this one refuses a release whose
+    /// rehearsal failed.
+    public var rehearseRollback = false
 }
 
 public enum TargetSpec: Sendable, Hashable {
-    case docker(proxy: String?, listen: String?)
+    case docker(DockerTargetSpec)
     case kubernetes(context: String?, namespace: String?, manifests: String?)
 
     public var kind: String {
@@ -73,6 +77,23 @@ public enum TargetSpec: Sendable, Hashable {
         case .docker: "docker"
         case .kubernetes: "kubernetes"
         }
+    }
+}
+
+/// One host's containers behind an nginx that Slipway runs: `listen` is where users reach the
+/// environment, `port` the port the app listens on inside its container.
+public struct DockerTargetSpec: Sendable, Hashable {
+    public var proxy: String
+    public var listen: String
+    public var port: Int
+    /// How long a new container may take to accept connections.
+    public var readyTimeout: Duration
+
+    public init(proxy: String = "nginx", listen: String, port: Int = 8080, readyTimeout: Duration = .seconds(30)) {
+        self.proxy = proxy
+        self.listen = listen
+        self.port = port
+        self.readyTimeout = readyTimeout
     }
 }
 
@@ -110,8 +131,10 @@ public struct Stage: Sendable {
         case deploy(environment: String)
         /// Waits for a person's approval before an environment.
         case approval(environment: String)
-        case build(context: String, file: String?)
+        case build(context: String, file: String?, arguments: [(name: String, value: String)])
         case push
+        /// Puts an earlier good release back (`deploy rollback`); never written in a pipeline file.
+        case rollback(environment: String, to: String?)
     }
 
     /// The word for the stage's kind, as records and `deploy plan` show it.
@@ -122,6 +145,7 @@ public struct Stage: Sendable {
         case .approval: "approval"
         case .build: "build"
         case .push: "push"
+        case .rollback: "rollback"
         }
     }
 }

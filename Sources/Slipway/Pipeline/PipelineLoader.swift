@@ -171,6 +171,21 @@ private final class Reader {
         return names
     }
 
+    /// `args:` of a build stage: `--build-arg NAME=VALUE` pairs; values may use `${VERSION}` and the like.
+    func buildArguments(_ node: Node) -> [(name: String, value: String)] {
+        guard let pairs = mapping(node, "build args", hint: "e.g. `args: { VERSION: \"${VERSION}\" }`") else { return [] }
+        var result: [(String, String)] = []
+        for (keyNode, key, valueNode) in pairs.entries {
+            guard Variables.isValidName(key) else {
+                error(keyNode, "build arg name '\(key)' is not valid", hint: "use letters, digits and '_', not starting with a digit")
+                continue
+            }
+            guard let value = string(valueNode, "build arg \(key)") else { continue }
+            result.append((key, value))
+        }
+        return result
+    }
+
     func variableMap(_ node: Node, context: String) -> [(name: String, value: String)] {
         guard let pairs = mapping(node, context) else { return [] }
         var result: [(String, String)] = []
@@ -358,7 +373,10 @@ private final class Reader {
         if isNull(node) { return spec }
         guard let pairs = mapping(node, "environment '\(name)'") else { return spec }
         checkKeys(
-            pairs, allowed: ["target", "strategy", "gates", "promote_from", "approval", "variables", "require_clean_tree", "freeze"],
+            pairs,
+            allowed: [
+                "target", "strategy", "gates", "promote_from", "approval", "variables", "require_clean_tree", "freeze", "rehearse_rollback",
+            ],
             in: "environment '\(name)'")
         spec.target = pairs["target"].flatMap(target)
         spec.strategy = pairs["strategy"].flatMap(strategy)
@@ -368,6 +386,7 @@ private final class Reader {
         spec.variables = pairs["variables"].map { variableMap($0, context: "variables of '\(name)'") } ?? []
         spec.requireCleanTree = pairs["require_clean_tree"].flatMap { bool($0, "require_clean_tree") } ?? (spec.promoteFrom != nil)
         spec.freezes = pairs["freeze"].map(freezeList) ?? []
+        spec.rehearseRollback = pairs["rehearse_rollback"].flatMap { bool($0, "rehearse_rollback") } ?? false
         return spec
     }
 
@@ -391,10 +410,30 @@ private final class Reader {
         guard let settings else { return nil }
         switch kind {
         case "docker":
-            checkKeys(settings, allowed: ["proxy", "listen"], in: "the docker target")
-            return .docker(
-                proxy: settings["proxy"].flatMap { string($0, "proxy") },
-                listen: settings["listen"].flatMap { string($0, "listen") })
+            checkKeys(settings, allowed: ["proxy", "listen", "port", "ready_timeout"], in: "the docker target")
+            var spec = DockerTargetSpec(listen: "")
+            if let proxyNode = settings["proxy"], let proxy = string(proxyNode, "proxy") {
+                if proxy != "nginx" {
+                    error(proxyNode, "proxy '\(proxy)' is not supported", hint: "the docker target runs nginx in front: `proxy: nginx`")
+                }
+                spec.proxy = proxy
+            }
+            if let listenNode = required(
+                settings, "listen", in: body, context: "the docker target", hint: "where users reach it, e.g. `listen: 127.0.0.1:8081`"),
+                let listen = string(listenNode, "listen")
+            {
+                let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
+                if parts.count != 2 || parts[0].isEmpty || Int(parts[1]).map({ !(1...65535).contains($0) }) ?? true {
+                    error(listenNode, "listen '\(listen)' is not HOST:PORT", hint: "e.g. `listen: 127.0.0.1:8081`")
+                }
+                spec.listen = listen
+            }
+            if let portNode = settings["port"], let port = integer(portNode, "port") {
+                if !(1...65535).contains(port) { error(portNode, "port \(port) is not a TCP port (1 to 65535)") }
+                spec.port = port
+            }
+            if let readyNode = settings["ready_timeout"], let ready = duration(readyNode, "ready_timeout") { spec.readyTimeout = ready }
+            return .docker(spec)
         default:
             checkKeys(settings, allowed: ["context", "namespace", "manifests"], in: "the kubernetes target")
             return .kubernetes(
@@ -659,12 +698,13 @@ private final class Reader {
             return Stage(name: name, location: here, kind: .approval(environment: environment))
         case "build":
             guard let settings = isNull(body) ? Mapping(entries: []) : mapping(body, "build") else { return nil }
-            checkKeys(settings, allowed: ["context", "file"], in: "build")
+            checkKeys(settings, allowed: ["context", "file", "args"], in: "build")
             return Stage(
                 name: name, location: here,
                 kind: .build(
                     context: settings["context"].flatMap { string($0, "context") } ?? ".",
-                    file: settings["file"].flatMap { string($0, "file") }))
+                    file: settings["file"].flatMap { string($0, "file") },
+                    arguments: settings["args"].map(buildArguments) ?? []))
         default:
             if !isNull(body), let settings = mapping(body, "push") { checkKeys(settings, allowed: [], in: "push") }
             return Stage(name: name, location: here, kind: .push)
@@ -769,7 +809,7 @@ private final class Reader {
                 if !environmentNames.contains(environment) {
                     unknownEnvironment(environment, at: node(of: stage, key: "approval") ?? root, what: "stage '\(stage.name)'")
                 }
-            case .steps, .build, .push:
+            case .steps, .build, .push, .rollback:
                 break
             }
         }

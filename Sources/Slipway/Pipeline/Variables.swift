@@ -17,8 +17,9 @@ public enum Variables {
         ("STAGE", "the name of the stage running"),
     ]
 
-    /// Names only gates can use.
-    public static let gateOnly = ["TARGET_URL"]
+    /// Names only gates can use: the new release's own address (straight to its container) and
+    /// the environment's address (through the proxy, where users reach it).
+    public static let gateOnly = ["TARGET_URL", "SERVICE_URL"]
 
     /// Every built-in name, also under its `DEPLOY_` spelling (the environment variables steps get).
     public static var builtinNames: [String] {

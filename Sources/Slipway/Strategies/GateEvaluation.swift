@@ -1,0 +1,168 @@
+import Foundation
+import SlipwayProcess
+import Synchronization
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// Where gates look: the release under test (straight to its container) and the environment's
+/// address (through the proxy).
+struct GateTargets: Sendable {
+    var targetURL: String
+    var serviceURL: String
+}
+
+/// The moment the first gate measurement failed, shared by the gates of one rollout.
+final class FirstFailure: Sendable {
+    private let instant = Mutex<ContinuousClock.Instant?>(nil)
+    func mark() { instant.withLock { if $0 == nil { $0 = .now } } }
+    var value: ContinuousClock.Instant? { instant.withLock { $0 } }
+}
+
+/// A command gate: the argv exits 0 (TARGET_URL and SERVICE_URL in its environment).
+struct CommandCheck: GateChecking {
+    var argv: [String]
+    var environment: [String: String]
+    var launcher: any ProcessLaunching
+    var masker: SecretMasker
+
+    func measure() async -> GateMeasurement {
+        let box = OutputBox()
+        do {
+            let termination = try await launcher.run(
+                ProcessSpec(
+                    executable: argv[0], arguments: Array(argv.dropFirst()), environment: environment, timeout: Self.limit,
+                    gracePeriod: .seconds(2)),
+                masker: masker, onStart: { _ in }, onOutput: { box.append($0.text) })
+            let last = box.text.split(separator: "\n").last.map(String.init) ?? ""
+            return GateMeasurement(
+                at: Date(), passed: termination.succeeded, detail: termination.description + (last.isEmpty ? "" : ": \(last)"),
+                value: Double(last.trimmingCharacters(in: .whitespaces)))
+        } catch {
+            return GateMeasurement(at: Date(), passed: false, detail: masker.mask("\(error)"))
+        }
+    }
+
+    static let limit = Duration.seconds(60)
+}
+
+/// A Prometheus gate: an instant query whose first value must lie below `below` and above `above`.
+struct PrometheusCheck: GateChecking {
+    var url: String
+    var query: String
+
+    func measure() async -> GateMeasurement {
+        guard var components = URLComponents(string: url.hasSuffix("/") ? url + "api/v1/query" : url + "/api/v1/query") else {
+            return GateMeasurement(at: Date(), passed: false, detail: "'\(url)' is not a URL")
+        }
+        components.queryItems = [URLQueryItem(name: "query", value: query)]
+        guard let address = components.url else { return GateMeasurement(at: Date(), passed: false, detail: "'\(url)' is not a URL") }
+        do {
+            var request = URLRequest(url: address, cachePolicy: .reloadIgnoringLocalAndRemoteCacheData, timeoutInterval: 10)
+            request.setValue("slipway-gate/\(SlipwayVersion.current)", forHTTPHeaderField: "User-Agent")
+            let (data, response) = try await URLSession.shared.data(for: request)
+            let code = (response as? HTTPURLResponse)?.statusCode ?? 0
+            guard code == 200 else { return GateMeasurement(at: Date(), passed: false, detail: "Prometheus answered \(code)") }
+            struct Answer: Decodable {
+                struct Data: Decodable {
+                    struct Sample: Decodable { var value: [Value] }
+                    var result: [Sample]
+                }
+                enum Value: Decodable {
+                    case number(Double)
+                    case text(String)
+                    init(from decoder: any Decoder) throws {
+                        let container = try decoder.singleValueContainer()
+                        if let number = try? container.decode(Double.self) {
+                            self = .number(number)
+                        } else {
+                            self = .text(try container.decode(String.self))
+                        }
+                    }
+                }
+                var data: Data
+            }
+            let answer = try JSONDecoder().decode(Answer.self, from: data)
+            guard let sample = answer.data.result.first, sample.value.count == 2, case .text(let text) = sample.value[1],
+                let value = Double(text)
+            else {
+                return GateMeasurement(at: Date(), passed: false, detail: "the query returned no sample")
+            }
+            return GateMeasurement(at: Date(), passed: true, detail: "value \(text)", value: value)
+        } catch {
+            return GateMeasurement(at: Date(), passed: false, detail: "no answer from Prometheus: \(error.localizedDescription)")
+        }
+    }
+}
+
+/// Applies a gate's `below`/`above` bounds to what its check measured.
+struct BoundedCheck: GateChecking {
+    var inner: any GateChecking
+    var below: Double?
+    var above: Double?
+
+    func measure() async -> GateMeasurement {
+        var measurement = await inner.measure()
+        guard measurement.passed, below != nil || above != nil else { return measurement }
+        guard let value = measurement.value else {
+            measurement.passed = false
+            measurement.detail += " (no number to compare)"
+            return measurement
+        }
+        if let below, !(value < below) {
+            measurement.passed = false
+            measurement.detail += ", not below \(below)"
+        }
+        if let above, !(value > above) {
+            measurement.passed = false
+            measurement.detail += ", not above \(above)"
+        }
+        return measurement
+    }
+}
+
+extension RunContext {
+    /// The check a gate runs against `targets`; `${TARGET_URL}`, `${SERVICE_URL}` and the run's
+    /// variables are expanded in its settings.
+    func check(for gate: GateSpec, targets: GateTargets) throws -> any GateChecking {
+        var values = variables(stage: "gate")
+        values["TARGET_URL"] = targets.targetURL
+        values["SERVICE_URL"] = targets.serviceURL
+        let inner: any GateChecking
+        switch gate.check {
+        case .http(let url, let status, let body, let within):
+            let expanded = try Variables.expand(url, with: values)
+            guard let address = URL(string: expanded), address.scheme != nil else {
+                throw GateSetupError(description: "gate \(gate.name): '\(masker.mask(expanded))' is not a URL")
+            }
+            inner = HTTPCheck(url: address, status: status, body: body, within: within)
+        case .prometheus(let url, let query):
+            inner = PrometheusCheck(url: try Variables.expand(url, with: values), query: try Variables.expand(query, with: values))
+        case .command(let argv):
+            var env = try childEnvironment(stage: "gate", values: values)
+            env["TARGET_URL"] = targets.targetURL
+            env["SERVICE_URL"] = targets.serviceURL
+            inner = CommandCheck(
+                argv: try argv.map { try Variables.expand($0, with: values) }, environment: env, launcher: engine.launcher, masker: masker)
+        }
+        return BoundedCheck(inner: inner, below: gate.below, above: gate.above)
+    }
+
+    /// The longest one pass of `names` can take.
+    func gatesWorstCase(_ names: [String]) -> Duration {
+        names.compactMap { name in plan.pipeline.gates.first { $0.name == name } }.reduce(Duration.zero) { total, gate in
+            let limit: Duration =
+                switch gate.check {
+                case .http(_, _, _, let within): (within ?? HTTPCheck.defaultLimit) + .seconds(1)
+                case .prometheus: .seconds(11)
+                case .command: CommandCheck.limit
+                }
+            return total + GateRunner.worstCase(gate, measurementLimit: limit)
+        }
+    }
+}
+
+struct GateSetupError: Error, CustomStringConvertible {
+    var description: String
+}

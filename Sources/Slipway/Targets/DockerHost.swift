@@ -1,0 +1,208 @@
+import Foundation
+public import SlipwayProcess
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A release as the docker target knows it: the run that shipped it and its image by digest.
+public struct ReleaseReference: Sendable, Hashable, Codable {
+    public var run: Int64
+    public var version: String?
+    public var sha: String?
+    public var image: String
+
+    public init(run: Int64, version: String?, sha: String?, image: String) {
+        self.run = run
+        self.version = version
+        self.sha = sha
+        self.image = image
+    }
+
+    /// `1.4.2 (run 12)`.
+    public var description: String { "\(version ?? sha.map { String($0.prefix(7)) } ?? "unknown release") (run \(run))" }
+}
+
+/// A container Slipway started for an environment, as `docker inspect` describes it.
+public struct DeployedContainer: Sendable, Hashable {
+    public var id: String
+    public var name: String
+    public var running: Bool
+    public var labels: [String: String]
+
+    /// The host port on 127.0.0.1 it answers on.
+    public var port: Int? { labels[DockerHost.Label.port].flatMap { Int($0) } }
+    public var release: ReleaseReference? {
+        guard let run = labels[DockerHost.Label.run].flatMap({ Int64($0) }), let image = labels[DockerHost.Label.image] else { return nil }
+        return ReleaseReference(run: run, version: labels[DockerHost.Label.version], sha: labels[DockerHost.Label.sha], image: image)
+    }
+    /// Earlier releases that passed their gates and bake here, newest first, as the container was
+    /// told when it started: what `deploy rollback` falls back on when the run store is gone.
+    public var goodHistory: [ReleaseReference] {
+        guard let text = labels[DockerHost.Label.history] else { return [] }
+        return (try? JSONDecoder().decode([ReleaseReference].self, from: Data(text.utf8))) ?? []
+    }
+}
+
+/// One host's containers, driven through the docker CLI (Docker Engine, or podman's Docker API):
+/// every command an argv, never a shell.
+public struct DockerHost: Sendable {
+    public let command: String
+    public let environment: [String: String]
+    public let launcher: any ProcessLaunching
+    public let app: String
+    public let environmentName: String
+
+    public enum Label {
+        public static let app = "io.slipway.app"
+        public static let environment = "io.slipway.environment"
+        public static let run = "io.slipway.run"
+        public static let version = "io.slipway.version"
+        public static let sha = "io.slipway.sha"
+        public static let image = "io.slipway.image"
+        public static let port = "io.slipway.port"
+        public static let startedBy = "io.slipway.started-by"
+        public static let history = "io.slipway.good-history"
+    }
+
+    public init(command: String, environment: [String: String], launcher: any ProcessLaunching, app: String, environmentName: String) {
+        self.command = command
+        self.environment = environment
+        self.launcher = launcher
+        self.app = app
+        self.environmentName = environmentName
+    }
+
+    public struct CommandFailed: Error, Sendable, CustomStringConvertible {
+        public var command: String
+        public var termination: String
+        public var output: String
+        public var description: String {
+            let tail = output.split(separator: "\n").suffix(5).joined(separator: "\n    ")
+            return "`\(command)` \(termination)" + (tail.isEmpty ? "" : ":\n    \(tail)")
+        }
+    }
+
+    /// Runs `docker <arguments>` and returns what it printed; a non-zero exit throws with its output.
+    @discardableResult
+    public func run(_ arguments: [String], timeout: Duration = .seconds(300), onLine: @escaping @Sendable (String) -> Void = { _ in })
+        async throws -> String
+    {
+        let spec = ProcessSpec(
+            executable: command, arguments: arguments, environment: environment, timeout: timeout, gracePeriod: .seconds(2))
+        let collected = OutputBox()
+        let termination = try await launcher.run(
+            spec, masker: .none, onStart: { _ in },
+            onOutput: { line in
+                collected.append(line.text)
+                onLine(line.text)
+            })
+        guard termination.succeeded else {
+            throw CommandFailed(command: spec.displayCommand, termination: termination.description, output: collected.text)
+        }
+        return collected.text
+    }
+
+    /// A name for a new container of this environment (`hello-staging-r12`).
+    public func containerName(run: Int64) -> String {
+        let safe = "\(app)-\(environmentName)".map { $0.isLetter || $0.isNumber || "_.-".contains($0) ? $0 : "-" }
+        return String(safe) + "-r\(run)"
+    }
+
+    /// Every container of this app and environment that Slipway started, running or not.
+    public func containers() async throws -> [DeployedContainer] {
+        let ids = try await run([
+            "ps", "-aq", "--no-trunc", "--filter", "label=\(Label.app)=\(app)", "--filter", "label=\(Label.environment)=\(environmentName)",
+        ])
+        .split(whereSeparator: \.isNewline).map(String.init).filter { !$0.isEmpty }
+        guard !ids.isEmpty else { return [] }
+        let text = try await run(["inspect", "--type", "container"] + ids)
+        struct Inspected: Decodable {
+            struct State: Decodable { var Running: Bool }
+            struct Config: Decodable { var Labels: [String: String]? }
+            var Id: String
+            var Name: String
+            var State: State
+            var Config: Config
+        }
+        let inspected = try JSONDecoder().decode([Inspected].self, from: Data(text.utf8))
+        return inspected.map {
+            DeployedContainer(
+                id: $0.Id, name: $0.Name.hasPrefix("/") ? String($0.Name.dropFirst()) : $0.Name, running: $0.State.Running,
+                labels: $0.Config.Labels ?? [:])
+        }
+    }
+
+    /// Starts `release` as a new container answering on 127.0.0.1:`hostPort`. `history` (the good
+    /// releases before it) goes into a label, so the host itself can say what to roll back to.
+    public func start(
+        _ release: ReleaseReference, name: String, hostPort: Int, containerPort: Int, history: [ReleaseReference], startedBy: Int64,
+        onLine: @escaping @Sendable (String) -> Void
+    ) async throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let historyText = String(decoding: try encoder.encode(Array(history.prefix(5))), as: UTF8.self)
+        var labels = [
+            (Label.app, app), (Label.environment, environmentName), (Label.run, String(release.run)), (Label.image, release.image),
+            (Label.port, String(hostPort)), (Label.startedBy, String(startedBy)), (Label.history, historyText),
+        ]
+        if let version = release.version { labels.append((Label.version, version)) }
+        if let sha = release.sha { labels.append((Label.sha, sha)) }
+        var arguments = ["run", "--detach", "--name", name, "--publish", "127.0.0.1:\(hostPort):\(containerPort)"]
+        arguments += ["--env", "PORT=\(containerPort)"]
+        for (key, value) in labels { arguments += ["--label", "\(key)=\(value)"] }
+        arguments.append(release.image)
+        // The id is the last line (a pull's progress may come first).
+        let output = try await run(arguments, onLine: onLine)
+        return output.split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
+    }
+
+    /// Stops and removes a container at once (`docker rm --force`).
+    public func remove(_ name: String) async throws {
+        try await run(["rm", "--force", name], timeout: .seconds(60))
+    }
+
+    /// Whether `image` can be run here: present locally, or pulled now from its registry.
+    public func imageAvailable(_ image: String, onLine: @escaping @Sendable (String) -> Void = { _ in }) async -> Bool {
+        if (try? await run(["image", "inspect", "--format", "{{.Id}}", image], timeout: .seconds(60))) != nil { return true }
+        return (try? await run(["pull", image], timeout: .seconds(600), onLine: onLine)) != nil
+    }
+
+    /// Waits until something accepts TCP connections on 127.0.0.1:`port`.
+    public static func waitUntilListening(port: Int, timeout: Duration, clock: ContinuousClock = ContinuousClock()) async -> Bool {
+        let deadline = clock.now + timeout
+        while clock.now < deadline {
+            if Task.isCancelled { return false }
+            if await HTTPProbe.get(host: "127.0.0.1", port: port, path: "/", timeout: .seconds(2)) != nil { return true }
+            try? await Task.sleep(for: .milliseconds(25))
+        }
+        return false
+    }
+
+    /// A port on 127.0.0.1 nobody listens on now (bound, read and released).
+    public static func freePort() -> Int? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { return nil }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// Lines a child printed, collected across its output callbacks.
+final class OutputBox: Sendable {
+    private let lines = Mutex<[String]>([])
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+    var text: String { lines.withLock { $0.joined(separator: "\n") } }
+}

@@ -1,0 +1,201 @@
+public import Foundation
+public import SlipwayProcess
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The nginx in front of one environment's containers. Slipway writes its whole configuration,
+/// and switches traffic by rewriting the upstream and reloading (`nginx -s reload`: new workers
+/// take new connections, old ones finish what they hold, so nothing is dropped).
+///
+/// Everything lives in one directory (`<state dir>/proxy/<environment>/`): `nginx.conf`,
+/// `state.json` (what serves, with which weight, at which generation), the pid file, the error
+/// log, and `control.sock`, a Unix socket where nginx itself answers `/generation`: once it says
+/// the new number, new connections get the new upstream.
+public struct NginxProxy: Sendable {
+    public let directory: String
+    public let listen: String
+    public let executable: String
+    public let environment: [String: String]
+    public let launcher: any ProcessLaunching
+
+    public struct Backend: Sendable, Hashable, Codable {
+        public var port: Int
+        public var weight: Int
+        public var container: String
+        public var release: ReleaseReference?
+
+        public init(port: Int, weight: Int, container: String, release: ReleaseReference?) {
+            self.port = port
+            self.weight = weight
+            self.container = container
+            self.release = release
+        }
+    }
+
+    public struct State: Sendable, Hashable, Codable {
+        public var generation: Int
+        public var listen: String
+        public var backends: [Backend]
+        public var at: Date
+
+        /// The backend with the most traffic.
+        public var primary: Backend? { backends.max { $0.weight < $1.weight } }
+    }
+
+    public struct ProxyError: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    public init(
+        directory: String, listen: String, executable: String = "nginx", environment: [String: String], launcher: any ProcessLaunching
+    ) {
+        // nginx resolves relative paths against its prefix, so everything here is absolute.
+        self.directory = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
+        self.listen = listen
+        self.executable = executable
+        self.environment = environment
+        self.launcher = launcher
+    }
+
+    var configPath: String { directory + "/nginx.conf" }
+    var statePath: String { directory + "/state.json" }
+    var pidPath: String { directory + "/nginx.pid" }
+    var controlSocket: String { directory + "/control.sock" }
+    var errorLog: String { directory + "/error.log" }
+
+    /// What was last applied, if anything.
+    public func state() -> State? {
+        guard let data = FileManager.default.contents(atPath: statePath) else { return nil }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try? decoder.decode(State.self, from: data)
+    }
+
+    /// The nginx master's pid, when one is running from this directory.
+    public func masterPID() -> Int32? {
+        guard let text = try? String(contentsOfFile: pidPath, encoding: .utf8),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0
+        else { return nil }
+        let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+        return cmdline.contains("nginx") ? pid : nil
+    }
+
+    /// Sends traffic to `backends` (by weight) and returns once nginx answers with the new
+    /// generation: from then on new connections go where they say. Starts nginx if it is not running.
+    @discardableResult
+    public func apply(_ backends: [Backend]) async throws -> State {
+        try FileManager.default.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)
+        let generation = (state()?.generation ?? 0) + 1
+        let state = State(generation: generation, listen: listen, backends: backends.filter { $0.weight > 0 }, at: Date())
+        let staged = configPath + ".next"
+        try Data(configuration(state).utf8).write(to: URL(fileURLWithPath: staged))
+        // Check the new file before it replaces the one nginx runs, so a bad one never half-applies.
+        let check = try await nginx(["-t", "-q", "-c", staged])
+        guard check.termination.succeeded else {
+            throw ProxyError(description: "nginx rejected the configuration for \(listen): \(check.output)")
+        }
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(state).write(to: URL(fileURLWithPath: statePath + ".next"))
+        guard rename(staged, configPath) == 0, rename(statePath + ".next", statePath) == 0 else {
+            throw ProxyError(description: "cannot replace \(configPath): \(String(cString: strerror(errno)))")
+        }
+        if let pid = masterPID() {
+            // What `nginx -s reload` sends, without another process.
+            kill(pid, SIGHUP)
+        } else {
+            unlink(controlSocket)
+            let started = try await nginx(["-c", configPath])
+            guard started.termination.succeeded else {
+                throw ProxyError(description: "nginx did not start on \(listen): \(started.output)")
+            }
+        }
+        try await waitForGeneration(generation)
+        return state
+    }
+
+    /// Waits (up to 10 seconds) until nginx's control socket reports `generation`.
+    func waitForGeneration(_ generation: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        var last = "no answer"
+        while ContinuousClock.now < deadline {
+            if let answer = HTTPProbe.get(unixSocket: controlSocket, path: "/generation", timeout: .seconds(1)) {
+                let seen = Int(answer.body.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+                if seen >= generation { return }
+                last = "generation \(seen)"
+            }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        let log =
+            (try? String(contentsOfFile: errorLog, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: "\n    ") ?? ""
+        throw ProxyError(
+            description: "nginx did not take generation \(generation) within 10s (\(last))" + (log.isEmpty ? "" : ":\n    \(log)"))
+    }
+
+    /// Stops nginx (gracefully: it finishes the requests it holds) and waits for it to exit.
+    public func stop() async {
+        guard let pid = masterPID() else { return }
+        kill(pid, SIGQUIT)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while kill(pid, 0) == 0, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+        if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+    }
+
+    func nginx(_ arguments: [String]) async throws -> (termination: ProcessTermination, output: String) {
+        let box = OutputBox()
+        let termination = try await launcher.run(
+            ProcessSpec(
+                executable: executable, arguments: ["-p", directory, "-e", errorLog] + arguments, environment: environment,
+                timeout: .seconds(30), gracePeriod: .seconds(2)),
+            masker: .none, onStart: { _ in }, onOutput: { box.append($0.text) })
+        return (termination, box.text)
+    }
+
+    func configuration(_ state: State) -> String {
+        let servers =
+            state.backends.isEmpty
+            ? "        server 127.0.0.1:9 down;  # nothing deployed\n"
+            : state.backends.map { backend in
+                "        server 127.0.0.1:\(backend.port) weight=\(backend.weight);  # \(backend.container)"
+                    + (backend.release.map { " \($0.description)" } ?? "") + "\n"
+            }.joined()
+        let temp = directory + "/tmp"
+        return """
+            # Written by Slipway (generation \(state.generation)); `deploy status` reads state.json beside it.
+            # Do not edit: the next deploy replaces it.
+            pid \(directory)/nginx.pid;
+            worker_processes 1;
+            events { worker_connections 1024; }
+            http {
+                access_log off;
+                client_body_temp_path \(temp)/client_body;
+                proxy_temp_path \(temp)/proxy;
+                fastcgi_temp_path \(temp)/fastcgi;
+                uwsgi_temp_path \(temp)/uwsgi;
+                scgi_temp_path \(temp)/scgi;
+                upstream slipway_backend {
+            \(servers)    }
+                server {
+                    listen \(state.listen);
+                    location / {
+                        proxy_pass http://slipway_backend;
+                        proxy_set_header Host $host;
+                        proxy_set_header X-Forwarded-For $remote_addr;
+                        proxy_connect_timeout 2s;
+                        proxy_next_upstream error timeout http_502;
+                        add_header X-Slipway-Generation \(state.generation) always;
+                    }
+                }
+                server {
+                    listen unix:\(controlSocket);
+                    location = /generation { return 200 "\(state.generation)\\n"; }
+                    location / { return 404; }
+                }
+            }
+
+            """
+    }
+}
