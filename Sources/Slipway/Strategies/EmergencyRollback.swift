@@ -43,7 +43,7 @@ extension DockerRollout {
             return .init(
                 outcome: .failed,
                 reason:
-                    "nothing to roll back to: according to \(source), no release that passed its gates in \(environment.name) before \(serving?.description ?? "the current one")"
+                    "nothing to roll back to: according to \(source), no release passed its gates in \(environment.name) before \(serving?.description ?? "the current one")"
             )
         }
         context.reporter.report(

@@ -1,0 +1,289 @@
+import Foundation
+import SlipwayProcess
+import SlipwayTestSupport
+import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// Real deploys of the example app: podman behind the docker CLI, a registry, nginx in front,
+/// HTTP gates, on this machine. Each test has its own podman service, registry, ports, nginx and
+/// containers, and takes them all down at the end.
+@Suite("deploy to a docker target behind nginx", .timeLimit(.minutes(8)))
+struct DockerTargetTests {
+    /// A git repository holding the example app and a pipeline with two docker environments.
+    struct Project {
+        let repo: GitFixture
+        let services: ContainerServices
+        let app: String
+        let staging: UInt16
+        let production: UInt16
+        let environment: [String: String]
+
+        static func make(_ services: ContainerServices, strategy production: String, stagingGates: String = "[health]") async throws
+            -> Project
+        {
+            let repo = try await GitFixture("docker-target")
+            let app = "hello\(UUID().uuidString.prefix(6).lowercased())"
+            let staging = try ContainerServices.freePort()
+            let productionPort = try ContainerServices.freePort()
+            let example = packageRoot + "/Examples/hello"
+            for file in ["Containerfile", ".dockerignore", "prepare", "break", "app/start", "app/handler"] {
+                let contents = try String(contentsOfFile: "\(example)/\(file)", encoding: .utf8)
+                let executable = FileManager.default.isExecutableFile(atPath: "\(example)/\(file)")
+                try repo.directory.write("Examples/hello/\(file)", contents, executable: executable)
+            }
+            try repo.directory.write(".gitignore", ".slipway/\nExamples/hello/busybox\n")
+            try repo.directory.write(
+                "slipway.yml",
+                """
+                app: \(app)
+                image: \(services.registry)/\(app)
+                environments:
+                  staging:
+                    target: { docker: { listen: "127.0.0.1:\(staging)" } }
+                    strategy: { blue_green: { bake: 1s } }
+                    gates: \(stagingGates)
+                  production:
+                    target: { docker: { listen: "127.0.0.1:\(productionPort)" } }
+                    promote_from: staging
+                    require_clean_tree: false
+                    strategy: \(production)
+                    gates: [health]
+                stages:
+                  - { name: prepare, run: [Examples/hello/prepare] }
+                  - { name: build, build: { context: Examples/hello, file: Containerfile, args: { VERSION: "${VERSION}" } } }
+                  - { name: push, push: {} }
+                  - { name: staging, deploy: staging }
+                  - { name: production, deploy: production }
+                gates:
+                  health: { http: { url: "${TARGET_URL}/health", status: 200, within: 2s }, every: 100ms, times: 3 }
+
+                """)
+            try await repo.git("add", ".")
+            try await repo.git("commit", "-q", "-m", "feat: hello")
+            try await repo.git("tag", "v1.0.0")
+            let docker =
+                FileManager.default.isExecutableFile(atPath: "/usr/local/bin/docker")
+                    || FileManager.default.isExecutableFile(atPath: "/usr/bin/docker") ? "docker" : "podman"
+            var environment = services.environment
+            environment["DOCKER"] = docker
+            environment["CI"] = "true"
+            return Project(repo: repo, services: services, app: app, staging: staging, production: productionPort, environment: environment)
+        }
+
+        func deploy(_ arguments: String...) async throws -> (status: Int32, output: String) {
+            try await runDeploy(arguments, in: repo.path, environment: environment)
+        }
+
+        func release(_ version: String, broken: Bool = false) async throws {
+            if broken {
+                try repo.directory.write("Examples/hello/app/broken", "deliberately broken\n")
+            } else {
+                try? FileManager.default.removeItem(atPath: repo.directory.file("Examples/hello/app/broken"))
+            }
+            try repo.directory.write("CHANGES", version + "\n")
+            try await repo.git("add", "-A")
+            try await repo.git("commit", "-q", "-m", broken ? "feat: \(version), broken" : "feat: \(version)")
+            try await repo.git("tag", "v\(version)")
+        }
+
+        /// Everything this project started: containers (by label), nginx (by pid), images.
+        func tearDown() async {
+            for environment in ["staging", "production"] {
+                _ = try? await deploy("teardown", environment)
+                let pidFile = repo.directory.file(".slipway/proxy/\(environment)/nginx.pid")
+                if let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+                    let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+                {
+                    kill(pid, SIGKILL)
+                }
+            }
+            let docker = environment["DOCKER"] ?? "docker"
+            if let ids = try? await GitFixture.run(
+                [docker, "ps", "-aq", "--filter", "label=io.slipway.app=\(app)"], in: repo.path, environment: environment), !ids.isEmpty
+            {
+                _ = try? await GitFixture.run(
+                    [docker, "rm", "-f"] + ids.split(separator: "\n").map(String.init), in: repo.path, environment: environment)
+            }
+            repo.remove()
+        }
+
+        func containers() async throws -> [String] {
+            let docker = environment["DOCKER"] ?? "docker"
+            let names = try await GitFixture.run(
+                [docker, "ps", "-a", "--format", "{{.Names}}", "--filter", "label=io.slipway.app=\(app)"], in: repo.path,
+                environment: environment)
+            return names.split(separator: "\n").map(String.init)
+        }
+    }
+
+    /// GET over a fresh connection each time, as a simple client would.
+    static func get(_ port: UInt16, _ path: String) async -> (status: Int, body: String)? {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!, cachePolicy: .reloadIgnoringLocalAndRemoteCacheData)
+        request.timeoutInterval = 5
+        request.setValue("close", forHTTPHeaderField: "Connection")
+        guard let (data, response) = try? await URLSession.shared.data(for: request) else { return nil }
+        return (
+            (response as? HTTPURLResponse)?.statusCode ?? 0,
+            String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        )
+    }
+
+    /// Requests through nginx until `stop` says so (at most `limit` of them); counts the failures.
+    final class RequestLoop: Sendable {
+        let stopped = MutexBox(false)
+        let results = MutexBox<(ok: Int, failed: Int, versions: [String])>((0, 0, []))
+
+        func run(port: UInt16, limit: Int) async {
+            for _ in 0..<limit {
+                if stopped.with({ $0 }) { return }
+                let answer = await DockerTargetTests.get(port, "/version")
+                results.with { results in
+                    if let answer, answer.status == 200 {
+                        results.ok += 1
+                        if results.versions.last != answer.body { results.versions.append(answer.body) }
+                    } else {
+                        results.failed += 1
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("blue-green: no failed request during the switch; a broken release is rolled back; deploy rollback; status")
+    func blueGreen() async throws {
+        try await ContainerServices.with { services in
+            let project = try await Project.make(services, strategy: "{ blue_green: { preview_gates: [health], bake: 1s } }")
+            do {
+                try await Self.blueGreen(project)
+            } catch {
+                await project.tearDown()
+                throw error
+            }
+            await project.tearDown()
+        }
+    }
+
+    static func blueGreen(_ project: Project) async throws {
+        var result = try await project.deploy("staging")
+        try #require(result.status == 0, "\(result.output)")
+        result = try await project.deploy("production")
+        try #require(result.status == 0, "\(result.output)")
+        #expect(await get(project.production, "/version")?.body == "1.0.0")
+
+        // A second release goes to production while a client keeps asking.
+        try await project.release("1.1.0")
+        result = try await project.deploy("staging")
+        try #require(result.status == 0, "\(result.output)")
+        let loop = RequestLoop()
+        let port = project.production
+        let requests = Task { await loop.run(port: port, limit: 5000) }
+        // The loop is running before the deploy starts: wait for its first answer.
+        while loop.results.with({ $0.ok + $0.failed }) == 0 { await Task.yield() }
+        result = try await project.deploy("production")
+        loop.stopped.with { $0 = true }
+        await requests.value
+        try #require(result.status == 0, "\(result.output)")
+        let seen = loop.results.with { $0 }
+        #expect(seen.failed == 0, "\(seen.failed) of \(seen.ok + seen.failed) requests failed during the switch")
+        #expect(seen.versions.first == "1.0.0" && seen.versions.last == "1.1.0", "versions seen: \(seen.versions)")
+        #expect(await get(project.production, "/version")?.body == "1.1.0")
+
+        // A broken release: its gate fails after the switch, traffic goes back, the run says so.
+        try await project.release("1.2.0", broken: true)
+        result = try await project.deploy("staging")
+        #expect(result.status == 3, "\(result.output)")
+        #expect(result.output.contains("rolled back to 1.1.0"), "\(result.output)")
+        #expect(await get(project.staging, "/version")?.body == "1.1.0")
+        let history = try await project.deploy("history", "staging", "--json")
+        let runs = try #require(try JSONSerialization.jsonObject(with: Data(history.output.utf8)) as? [[String: Any]])
+        #expect(runs.first?["outcome"] as? String == "rolled_back")
+        #expect(runs.first?["rollback_ms"] as? Int != nil)
+
+        // Pinned: an automatic deploy refuses (exit 4) until unpinned.
+        result = try await project.deploy("staging")
+        #expect(result.status == 4, "\(result.output)")
+        #expect(result.output.contains("pinned"))
+        result = try await project.deploy("unpin", "staging", "--reason", "fix coming")
+        #expect(result.status == 0, "\(result.output)")
+
+        // Emergency rollback of production: back to 1.0.0, the release before 1.1.0.
+        result = try await project.deploy("rollback", "production", "--reason", "customers report errors")
+        #expect(result.status == 0, "\(result.output)")
+        #expect(await get(project.production, "/version")?.body == "1.0.0")
+        let status = try await project.deploy("status", "production")
+        #expect(status.output.contains("serving     1.0.0"), "\(status.output)")
+        #expect(status.output.contains("pinned"), "\(status.output)")
+        let audit = try await project.deploy("audit", "--env", "production")
+        #expect(audit.output.contains("pin"), "\(audit.output)")
+
+        // One container per environment is left, and teardown removes those and nginx.
+        #expect(try await project.containers().count == 2)
+        for environment in ["staging", "production"] {
+            result = try await project.deploy("teardown", environment)
+            #expect(result.status == 0, "\(result.output)")
+        }
+        #expect(try await project.containers().isEmpty)
+        #expect(await get(project.production, "/version") == nil)
+    }
+
+    @Test(
+        "canary: weighted steps; a failing canary goes back; a deploy killed mid-rollout leaves a record that deploy rollback restores from"
+    )
+    func canaryAndCrash() async throws {
+        try await ContainerServices.with { services in
+            // Staging has no gates here, so a broken release reaches production's canary.
+            let project = try await Project.make(services, strategy: "{ canary: { steps: [25, 50, 100] } }", stagingGates: "[]")
+            do {
+                try await Self.canaryAndCrash(project)
+            } catch {
+                await project.tearDown()
+                throw error
+            }
+            await project.tearDown()
+        }
+    }
+
+    static func canaryAndCrash(_ project: Project) async throws {
+        var result = try await project.deploy("staging")
+        try #require(result.status == 0, "\(result.output)")
+        result = try await project.deploy("production")
+        try #require(result.status == 0, "\(result.output)")
+        try await project.release("1.1.0")
+        result = try await project.deploy("staging")
+        try #require(result.status == 0, "\(result.output)")
+        result = try await project.deploy("production", "--json")
+        try #require(result.status == 0, "\(result.output)")
+        // Traffic moved in the steps the pipeline names, the old release beside the new one.
+        for share in ["1.1.0 25%, 1.0.0 75%", "1.1.0 50%, 1.0.0 50%", "1.1.0 100%"] {
+            #expect(result.output.contains(share), "no step '\(share)' in \(result.output)")
+        }
+
+        try await project.release("1.2.0", broken: true)
+        result = try await project.deploy("staging")
+        try #require(result.status == 0, "\(result.output)")
+        result = try await project.deploy("production")
+        #expect(result.status == 3, "\(result.output)")
+        #expect(result.output.contains("canary 25%"), "\(result.output)")
+        #expect(!result.output.contains("canary 50%"), "the canary went on after its gate failed: \(result.output)")
+        #expect(await get(project.production, "/version")?.body == "1.1.0")
+
+        // A deploy killed with SIGKILL while it moves traffic: the next command records it as
+        // interrupted, and deploy rollback puts back the last release that passed here.
+        try await project.release("1.3.0")
+        let child = try DeployProcess(arguments: ["staging"], directory: project.repo.path, environment: project.environment)
+        // Killed once nginx sends traffic to 1.3.0, which has not passed its bake.
+        #expect(await child.waitForLine(containing: ": 1.3.0 100% (took"))
+        child.signal(SIGKILL)
+        _ = try await child.wait()
+        let status = try await project.deploy("status", "staging")
+        #expect(status.output.contains("interrupted"), "\(status.output)")
+        result = try await project.deploy("rollback", "staging", "--reason", "deploy died")
+        #expect(result.status == 0, "\(result.output)")
+        #expect(await get(project.staging, "/version")?.body == "1.2.0")
+        let left = try await project.containers()
+        #expect(left.count == 2, "leftover containers: \(left)")
+    }
+}
