@@ -50,6 +50,10 @@ struct PlanView: Encodable {
     var stages: [StageView]
     var worstCaseSeconds: Double?
     var unboundedSteps: [String]
+    /// On a docker target: the longest the deploy stage takes to abort and restore the previous release.
+    var abortWorstCaseSeconds: Double?
+    var abortWorstCaseParts: [String]?
+    var strategy: String?
 
     init(_ plan: Plan) {
         pipeline = plan.pipeline.file
@@ -77,6 +81,13 @@ struct PlanView: Encodable {
         }
         worstCaseSeconds = plan.worstCase.map(seconds)
         unboundedSteps = plan.unboundedSteps
+        if plan.entries.contains(where: { if case .deploy = $0.stage.kind { $0.runs } else { false } }),
+            let abort = plan.worstCaseToAbort
+        {
+            abortWorstCaseSeconds = seconds(abort.total)
+            abortWorstCaseParts = abort.parts
+            strategy = (plan.environment.strategy ?? .blueGreen(previewGates: [], bake: nil)).name
+        }
     }
 
     var text: String {
@@ -106,6 +117,12 @@ struct PlanView: Encodable {
             lines.append("worst case: \(DurationParser.format(.milliseconds(Int64(worst * 1000)))) if every attempt runs to its timeout")
         } else if !unboundedSteps.isEmpty {
             lines.append("worst case: unbounded: no timeout on \(unboundedSteps.joined(separator: ", "))")
+        }
+        if let abort = abortWorstCaseSeconds, let strategy {
+            lines.append(
+                "deploy of \(environment) (\(strategy)): worst-case time to abort and restore the previous release "
+                    + "\(DurationParser.format(.milliseconds(Int64(abort * 1000)))) (\((abortWorstCaseParts ?? []).joined(separator: ", ")))"
+            )
         }
         return lines.joined(separator: "\n")
     }

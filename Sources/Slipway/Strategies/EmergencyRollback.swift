@@ -1,5 +1,6 @@
 import Foundation
 import SlipwayStore
+import Synchronization
 
 extension DockerRollout {
     /// `deploy rollback`: puts back the last release that passed its gates and bake here (or the
@@ -77,6 +78,7 @@ extension DockerRollout {
             try? await discard(name)
             return .init(outcome: .rollbackFailed, reason: "\(error)")
         }
+        let switched = SwitchTime()
         let outcome = await Task { () -> RunContext.StageOutcome in
             do {
                 _ = try await move(
@@ -85,6 +87,7 @@ extension DockerRollout {
                 try? await discard(name)
                 return .init(outcome: .rollbackFailed, reason: "moving traffic to \(target.description) failed: \(error)")
             }
+            switched.set(ContinuousClock.now)
             for container in now.containers where container.name != name {
                 try? await log.step(
                     "remove \(container.release?.version ?? container.name)", command: "docker rm --force \(container.name)"
@@ -95,7 +98,7 @@ extension DockerRollout {
             return .init(outcome: .succeeded)
         }.value
         guard outcome.outcome == .succeeded else { return outcome }
-        let ms = Int((ContinuousClock.now - started) / .milliseconds(1))
+        let ms = Int(((switched.value ?? .now) - started) / .milliseconds(1))
         try? store.recordRollback(runID: context.runID, restoredRunID: target.run, milliseconds: ms)
         try? store.pin(
             environment: environment.name, runID: context.runID, actor: context.trigger.description,
@@ -103,4 +106,11 @@ extension DockerRollout {
         context.reporter.report(.notice("\(environment.name) serves \(target.description) at \(serviceURL) (rolled back in \(ms) ms)"))
         return .init(outcome: .succeeded)
     }
+}
+
+/// When traffic moved, as seen from inside the task that moved it.
+final class SwitchTime: Sendable {
+    private let instant = Mutex<ContinuousClock.Instant?>(nil)
+    func set(_ value: ContinuousClock.Instant) { instant.withLock { $0 = value } }
+    var value: ContinuousClock.Instant? { instant.withLock { $0 } }
 }

@@ -136,7 +136,7 @@ extension RunContext {
             guard let address = URL(string: expanded), address.scheme != nil else {
                 throw GateSetupError(description: "gate \(gate.name): '\(masker.mask(expanded))' is not a URL")
             }
-            inner = HTTPCheck(url: address, status: status, body: body, within: within)
+            inner = HTTPCheck(url: address, status: status, body: try body.map { try Variables.expand($0, with: values) }, within: within)
         case .prometheus(let url, let query):
             inner = PrometheusCheck(url: try Variables.expand(url, with: values), query: try Variables.expand(query, with: values))
         case .command(let argv):
@@ -149,9 +149,16 @@ extension RunContext {
         return BoundedCheck(inner: inner, below: gate.below, above: gate.above)
     }
 
-    /// The longest one pass of `names` can take.
-    func gatesWorstCase(_ names: [String]) -> Duration {
-        names.compactMap { name in plan.pipeline.gates.first { $0.name == name } }.reduce(Duration.zero) { total, gate in
+}
+
+struct GateSetupError: Error, CustomStringConvertible {
+    var description: String
+}
+
+extension Plan {
+    /// The longest one pass of the gates `names` can take.
+    public func gatesWorstCase(_ names: [String]) -> Duration {
+        names.compactMap { name in pipeline.gates.first { $0.name == name } }.reduce(Duration.zero) { total, gate in
             let limit: Duration =
                 switch gate.check {
                 case .http(_, _, _, let within): (within ?? HTTPCheck.defaultLimit) + .seconds(1)
@@ -161,8 +168,27 @@ extension RunContext {
             return total + GateRunner.worstCase(gate, measurementLimit: limit)
         }
     }
-}
 
-struct GateSetupError: Error, CustomStringConvertible {
-    var description: String
+    /// For an environment on a docker target: the longest a deploy can take to decide to abort and
+    /// to put the previous release back, with what it is made of.
+    public var worstCaseToAbort: (total: Duration, parts: [String])? {
+        guard case .docker(let spec) = environment.target else { return nil }
+        var parts: [(String, Duration)] = [("start", spec.readyTimeout + .seconds(30))]
+        let switchTime = Duration.seconds(10)
+        let envGates = gatesWorstCase(environment.gates)
+        switch environment.strategy ?? .blueGreen(previewGates: [], bake: nil) {
+        case .rolling:
+            parts += [("switch", switchTime), ("gates", envGates)]
+        case .blueGreen(let preview, let bake):
+            parts += [("preview gates", gatesWorstCase(preview)), ("switch", switchTime), ("gates", envGates)]
+            if let bake { parts.append(("bake", bake + envGates)) }
+        case .canary(let steps, let pause, let analysis):
+            let perStep = switchTime + envGates + gatesWorstCase(analysis)
+            parts.append(("\(steps.count) canary steps", perStep * steps.count + (pause ?? .zero) * max(steps.count - 1, 0)))
+        }
+        if environment.rehearseRollback { parts.append(("rehearsal", switchTime * 2 + envGates * 2)) }
+        parts.append(("rollback and verify", switchTime + envGates))
+        let total = parts.reduce(Duration.zero) { $0 + $1.1 }
+        return (total, parts.filter { $0.1 > .zero }.map { "\($0.0) \(DurationParser.format($0.1))" })
+    }
 }

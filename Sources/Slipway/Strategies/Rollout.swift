@@ -221,31 +221,12 @@ struct DockerRollout: Sendable {
         return try store.image(sha: context.release.sha, version: context.release.version)?.image
     }
 
-    /// The longest a deploy here can take to decide to abort and to put the previous release back.
-    func worstCaseToAbort() -> (total: Duration, parts: [String]) {
-        var parts: [(String, Duration)] = [("start", spec.readyTimeout + .seconds(30))]
-        let switchTime = Duration.seconds(10)
-        let envGates = context.gatesWorstCase(environment.gates)
-        switch environment.strategy ?? .blueGreen(previewGates: [], bake: nil) {
-        case .rolling:
-            parts += [("switch", switchTime), ("gates", envGates)]
-        case .blueGreen(let preview, let bake):
-            parts += [("preview gates", context.gatesWorstCase(preview)), ("switch", switchTime), ("gates", envGates)]
-            if let bake { parts.append(("bake", bake + envGates)) }
-        case .canary(let steps, let pause, let analysis):
-            let perStep = switchTime + envGates + context.gatesWorstCase(analysis)
-            parts.append(("\(steps.count) canary steps", perStep * steps.count + (pause ?? .zero) * max(steps.count - 1, 0)))
-        }
-        if environment.rehearseRollback { parts.append(("rehearsal", switchTime * 2 + envGates * 2)) }
-        parts.append(("rollback and verify", switchTime + envGates))
-        let total = parts.reduce(Duration.zero) { $0 + $1.1 }
-        return (total, parts.filter { $0.1 > .zero }.map { "\($0.0) \(DurationParser.format($0.1))" })
-    }
-
     func deploy() async -> RunContext.StageOutcome {
-        let worst = worstCaseToAbort()
-        context.reporter.report(
-            .notice("worst-case time to abort and restore: \(DurationParser.format(worst.total)) (\(worst.parts.joined(separator: ", ")))"))
+        if let worst = context.plan.worstCaseToAbort {
+            context.reporter.report(
+                .notice(
+                    "worst-case time to abort and restore: \(DurationParser.format(worst.total)) (\(worst.parts.joined(separator: ", ")))"))
+        }
         let imageReference: String
         do {
             guard let found = try image() else {

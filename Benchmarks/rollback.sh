@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# How fast does a bad release go away? On this machine, with the example app, a podman API
+# service and a registry of the benchmark's own, and nginx in front:
+#   - blue-green and canary: a broken release (its /health answers 503) is deployed after a good
+#     one; deploy records the time from the first failed gate measurement to nginx confirming the
+#     previous release takes all traffic (`rollback_ms`, read from `deploy history --json`);
+#   - `deploy rollback`: the wall-clock time of the whole command, and the time it records.
+# ROUNDS (default 5) broken deploys per strategy; medians. Target: blue-green under 1 second.
+# The last line is the headline: the blue-green switch-back median in seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${ROUNDS:-5}
+root=$PWD
+
+swift build >/dev/null
+deploy=$root/.build/debug/deploy
+work=$(mktemp -d)
+services=$work/services
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+registry_port=$(free_port)
+repo=$work/repo
+cleanup() {
+  if [ -d "$repo" ]; then
+    (cd "$repo" && for e in bluegreen canary; do "$deploy" teardown "$e" >/dev/null 2>&1 || true; done)
+  fi
+  SLIPWAY_SERVICES=$services REGISTRY_PORT=$registry_port scripts/services stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+SLIPWAY_SERVICES=$services REGISTRY_PORT=$registry_port scripts/services start >/dev/null
+eval "$(SLIPWAY_SERVICES=$services REGISTRY_PORT=$registry_port scripts/services env)"
+command -v docker >/dev/null || export DOCKER=podman
+export CI=true
+
+mkdir -p "$repo/Examples"
+cp -r Examples/hello "$repo/Examples/hello"
+rm -f "$repo/Examples/hello/busybox" "$repo/Examples/hello/app/broken"
+cd "$repo"
+git init -q -b main
+git config user.name bench && git config user.email bench@example.com
+printf '.slipway/\nExamples/hello/busybox\n' > .gitignore
+cat > slipway.yml <<YAML
+app: rollbackbench
+image: 127.0.0.1:$registry_port/rollbackbench
+environments:
+  bluegreen:
+    target: { docker: { listen: "127.0.0.1:$(free_port)" } }
+    strategy: { blue_green: { bake: 1s } }
+    gates: [health]
+  canary:
+    target: { docker: { listen: "127.0.0.1:$(free_port)" } }
+    strategy: { canary: { steps: [5, 25, 50, 100] } }
+    gates: [health]
+stages:
+  - { name: prepare, run: [Examples/hello/prepare] }
+  - { name: build, build: { context: Examples/hello, file: Containerfile, args: { VERSION: "\${VERSION}" } } }
+  - { name: push, push: {} }
+  - { name: bluegreen, deploy: bluegreen }
+  - { name: canary, deploy: canary }
+gates:
+  health: { http: { url: "\${TARGET_URL}/health", status: 200, within: 2s }, every: 100ms, times: 3 }
+YAML
+git add -A && git commit -qm "feat: hello" && git tag v1.0.0
+
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+last_ms() { "$deploy" history "$1" --limit 1 --json | python3 -c 'import json,sys; r=json.load(sys.stdin)[0]; print(r["rollback_ms"] if r.get("rollback_ms") is not None else "")'; }
+
+"$deploy" bluegreen >/dev/null
+"$deploy" canary >/dev/null
+bluegreen=() canary=() command_s=() recorded=()
+for round in $(seq "$rounds"); do
+  Examples/hello/break >/dev/null
+  git add -A && git commit -qm "feat: broken $round" && git tag "v1.$round.1"
+  for environment in bluegreen canary; do
+    status=0
+    "$deploy" "$environment" >/dev/null || status=$?
+    [ "$status" -eq 3 ] || { echo "rollback.sh: deploy $environment exited $status, not 3 (rolled back)" >&2; exit 1; }
+    ms=$(last_ms "$environment")
+    "$deploy" unpin "$environment" --reason benchmark >/dev/null
+    if [ "$environment" = bluegreen ]; then bluegreen+=("$ms"); else canary+=("$ms"); fi
+  done
+  git rm -q Examples/hello/app/broken && git commit -qm "fix: mended $round" && git tag "v1.$round.2"
+  "$deploy" bluegreen >/dev/null
+  # deploy rollback: back to the release before the one just deployed.
+  started=$(date +%s.%N)
+  "$deploy" rollback bluegreen --reason "benchmark round $round" >/dev/null
+  ended=$(date +%s.%N)
+  command_s+=("$(echo "$ended - $started" | bc -l)")
+  recorded+=("$(last_ms bluegreen)")
+  "$deploy" unpin bluegreen --reason benchmark >/dev/null
+  "$deploy" bluegreen --release "1.$round.2" >/dev/null
+  echo "round $round: blue-green ${bluegreen[-1]} ms, canary ${canary[-1]} ms, deploy rollback $(printf '%.3f' "${command_s[-1]}") s (${recorded[-1]} ms recorded)"
+done
+
+bg=$(printf '%s\n' "${bluegreen[@]}" | median)
+cn=$(printf '%s\n' "${canary[@]}" | median)
+cmd=$(printf '%s\n' "${command_s[@]}" | median)
+rec=$(printf '%s\n' "${recorded[@]}" | median)
+echo "first failed gate measurement → previous release serving all traffic (median of $rounds):"
+echo "  blue-green  $bg ms"
+echo "  canary      $cn ms"
+printf 'deploy rollback, whole command (median of %s): %.3f s (%s ms from start to switch, as recorded)\n' "$rounds" "$cmd" "$rec"
+printf 'blue-green switch back %.3f s\n' "$(echo "$bg / 1000" | bc -l)"
