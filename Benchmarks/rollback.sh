@@ -34,11 +34,11 @@ export CI=true
 
 mkdir -p "$repo/Examples"
 cp -r Examples/hello "$repo/Examples/hello"
-rm -f "$repo/Examples/hello/busybox" "$repo/Examples/hello/app/broken"
+rm -f "$repo/Examples/hello/busybox" "$repo/Examples/hello/app/broken" "$repo/Examples/hello/app/version"
 cd "$repo"
 git init -q -b main
 git config user.name bench && git config user.email bench@example.com
-printf '.slipway/\nExamples/hello/busybox\n' > .gitignore
+printf '.slipway/\nExamples/hello/busybox\nExamples/hello/app/version\n' > .gitignore
 cat > slipway.yml <<YAML
 app: rollbackbench
 image: 127.0.0.1:$registry_port/rollbackbench

@@ -21,9 +21,9 @@ struct DockerTargetTests {
         let production: UInt16
         let environment: [String: String]
 
-        static func make(_ services: ContainerServices, strategy production: String, stagingGates: String = "[health]") async throws
-            -> Project
-        {
+        static func make(
+            _ services: ContainerServices, strategy production: String, stagingGates: String = "[health]", rehearse: Bool = false
+        ) async throws -> Project {
             let repo = try await GitFixture("docker-target")
             let app = "hello\(UUID().uuidString.prefix(6).lowercased())"
             let staging = try ContainerServices.freePort()
@@ -34,7 +34,7 @@ struct DockerTargetTests {
                 let executable = FileManager.default.isExecutableFile(atPath: "\(example)/\(file)")
                 try repo.directory.write("Examples/hello/\(file)", contents, executable: executable)
             }
-            try repo.directory.write(".gitignore", ".slipway/\nExamples/hello/busybox\n")
+            try repo.directory.write(".gitignore", ".slipway/\nExamples/hello/busybox\nExamples/hello/app/version\n")
             try repo.directory.write(
                 "slipway.yml",
                 """
@@ -45,6 +45,7 @@ struct DockerTargetTests {
                     target: { docker: { listen: "127.0.0.1:\(staging)" } }
                     strategy: { blue_green: { bake: 1s } }
                     gates: \(stagingGates)
+                    rehearse_rollback: \(rehearse)
                   production:
                     target: { docker: { listen: "127.0.0.1:\(productionPort)" } }
                     promote_from: staging
@@ -59,6 +60,8 @@ struct DockerTargetTests {
                   - { name: production, deploy: production }
                 gates:
                   health: { http: { url: "${TARGET_URL}/health", status: 200, within: 2s }, every: 100ms, times: 3 }
+                  # Fails for a release the test marks bad after the fact (a file in .slipway/).
+                  marker: { command: [test, "!", -e, ".slipway/${VERSION}.bad"] }
 
                 """)
             try await repo.git("add", ".")
@@ -285,5 +288,47 @@ struct DockerTargetTests {
         #expect(await get(project.staging, "/version")?.body == "1.2.0")
         let left = try await project.containers()
         #expect(left.count == 2, "leftover containers: \(left)")
+    }
+
+    @Test("rollback rehearsal: measured when it passes; a failed one fails the run and production refuses the release")
+    func rehearsal() async throws {
+        try await ContainerServices.with { services in
+            let project = try await Project.make(
+                services, strategy: "{ blue_green: { bake: 1s } }", stagingGates: "[health, marker]", rehearse: true)
+            do {
+                try await Self.rehearsal(project)
+            } catch {
+                await project.tearDown()
+                throw error
+            }
+            await project.tearDown()
+        }
+    }
+
+    static func rehearsal(_ project: Project) async throws {
+        var result = try await project.deploy("staging")
+        try #require(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("rollback rehearsal skipped"), "\(result.output)")
+        try await project.release("1.1.0")
+        result = try await project.deploy("staging")
+        try #require(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("rollback rehearsal passed"), "\(result.output)")
+        let history = try await project.deploy("history", "staging", "--json")
+        let runs = try #require(try JSONSerialization.jsonObject(with: Data(history.output.utf8)) as? [[String: Any]])
+        #expect(runs.first?["rehearsal"] as? String == "passed")
+        #expect(runs.first?["rehearsal_ms"] as? Int != nil)
+
+        // 1.1.0 turns out bad after the fact: rolling back to it from 1.2.0 would not work.
+        try await project.release("1.2.0")
+        try project.repo.directory.write(".slipway/1.1.0.bad", "found wanting\n")
+        result = try await project.deploy("staging")
+        #expect(result.status == 1, "\(result.output)")
+        #expect(result.output.contains("rollback rehearsal failed"), "\(result.output)")
+        let serving = await get(project.staging, "/version")
+        let state = (try? String(contentsOfFile: project.repo.directory.file(".slipway/proxy/staging/nginx.conf"), encoding: .utf8)) ?? ""
+        #expect(serving?.body == "1.2.0", "serving \(String(describing: serving)); nginx: \(state)")
+        result = try await project.deploy("production")
+        #expect(result.status == 1, "\(result.output)")
+        #expect(result.output.contains("failed its rollback rehearsal"), "\(result.output)")
     }
 }

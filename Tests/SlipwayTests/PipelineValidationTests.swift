@@ -162,6 +162,33 @@ let brokenPipelines: [BrokenPipeline] = [
         yaml:
             "app: hello\nenvironments:\n  production:\n    freeze: [{ weekly: { from: \"fri 16:00\", to: \"mon 08:00\" }, zone: Mars/Olympus }]\nstages:\n  - { name: a, run: [true] }\n",
         line: 4, column: 70, message: "unknown time zone 'Mars/Olympus'"),
+    BrokenPipeline(
+        name: "docker target without listen",
+        yaml: "app: hello\nenvironments:\n  staging: { target: { docker: { port: 8080 } } }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 32, message: "the docker target has no 'listen'", hint: "where users reach it, e.g. `listen: 127.0.0.1:8081`"),
+    BrokenPipeline(
+        name: "docker listen not HOST:PORT",
+        yaml: "app: hello\nenvironments:\n  staging: { target: { docker: { listen: \"8081\" } } }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 42, message: "listen '8081' is not HOST:PORT", hint: "e.g. `listen: 127.0.0.1:8081`"),
+    BrokenPipeline(
+        name: "docker proxy other than nginx",
+        yaml:
+            "app: hello\nenvironments:\n  staging: { target: { docker: { listen: \"127.0.0.1:8081\", proxy: haproxy } } }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 67, message: "proxy 'haproxy' is not supported",
+        hint: "the docker target runs nginx in front: `proxy: nginx`"),
+    BrokenPipeline(
+        name: "docker port out of range",
+        yaml:
+            "app: hello\nenvironments:\n  staging: { target: { docker: { listen: \"127.0.0.1:8081\", port: 70000 } } }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 66, message: "port 70000 is not a TCP port (1 to 65535)"),
+    BrokenPipeline(
+        name: "rehearse_rollback not a boolean",
+        yaml: "app: hello\nenvironments:\n  staging: { rehearse_rollback: often }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 33, message: "rehearse_rollback must be true or false"),
+    BrokenPipeline(
+        name: "misspelt build key",
+        yaml: "app: hello\nimage: x\nstages:\n  - { name: b, build: { context: ., argz: { A: b } } }\n",
+        line: 4, column: 37, message: "unknown key 'argz' in build", hint: "did you mean 'args'?"),
 ]
 
 @Suite("Pipeline validation")

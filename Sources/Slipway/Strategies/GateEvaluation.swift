@@ -11,6 +11,9 @@ import Synchronization
 struct GateTargets: Sendable {
     var targetURL: String
     var serviceURL: String
+    /// The release being checked, when it is not this run's (a rollback verifying the previous
+    /// one): `${VERSION}`, `${SHA}` and `${SHORT_SHA}` then name it.
+    var release: ReleaseReference? = nil
 }
 
 /// The moment the first gate measurement failed, shared by the gates of one rollout.
@@ -129,6 +132,13 @@ extension RunContext {
         var values = variables(stage: "gate")
         values["TARGET_URL"] = targets.targetURL
         values["SERVICE_URL"] = targets.serviceURL
+        if let release = targets.release {
+            for prefix in ["", "DEPLOY_"] {
+                values[prefix + "VERSION"] = release.version ?? ""
+                values[prefix + "SHA"] = release.sha ?? ""
+                values[prefix + "SHORT_SHA"] = release.sha.map { String($0.prefix(7)) } ?? ""
+            }
+        }
         let inner: any GateChecking
         switch gate.check {
         case .http(let url, let status, let body, let within):
@@ -141,6 +151,7 @@ extension RunContext {
             inner = PrometheusCheck(url: try Variables.expand(url, with: values), query: try Variables.expand(query, with: values))
         case .command(let argv):
             var env = try childEnvironment(stage: "gate", values: values)
+            for (name, value) in values where name.hasPrefix("DEPLOY_") { env[name] = value }
             env["TARGET_URL"] = targets.targetURL
             env["SERVICE_URL"] = targets.serviceURL
             inner = CommandCheck(

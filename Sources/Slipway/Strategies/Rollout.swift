@@ -109,7 +109,9 @@ struct DockerRollout: Sendable {
     var store: RunStore { context.store }
     var serviceURL: String { "http://\(spec.listen)" }
 
-    func targets(port: Int) -> GateTargets { GateTargets(targetURL: "http://127.0.0.1:\(port)", serviceURL: serviceURL) }
+    func targets(port: Int, release: ReleaseReference? = nil) -> GateTargets {
+        GateTargets(targetURL: "http://127.0.0.1:\(port)", serviceURL: serviceURL, release: release)
+    }
 
     /// What serves now: the proxy's state, checked against the containers that really run.
     struct Current {
@@ -243,10 +245,11 @@ struct DockerRollout: Sendable {
         }
         let release = ReleaseReference(
             run: context.runID, version: context.release.version, sha: context.release.sha, image: imageReference)
-        let now: Current
+        var now: Current
         do {
             now = try await current()
-            try await cleanUp(now)
+            let removed = try await cleanUp(now)
+            now.containers.removeAll { removed.contains($0.name) }
         } catch {
             return .init(outcome: .failed, reason: "cannot read what runs in \(environment.name): \(error)")
         }
@@ -309,7 +312,20 @@ struct DockerRollout: Sendable {
         }
         if Task.isCancelled { return await cancelled(candidate: name, stable: now, moved: true) }
         if failure == nil, environment.rehearseRollback {
-            failure = await rehearse(candidate: candidate, stable: now)
+            switch await rehearse(candidate: candidate, stable: now) {
+            case nil:
+                break
+            case .forward(let reason):
+                failure = reason
+            case .previous(let reason):
+                // The new release passed; the one a rollback would return to did not. Traffic
+                // stays on the new one, the run fails, and promotion refuses this release.
+                return .init(
+                    outcome: .failed,
+                    reason:
+                        "\(reason); \(environment.name) keeps serving \(release.version ?? name), which passed its gates, but a rollback from it would not work"
+                )
+            }
         }
         if let failure {
             return await rollBack(from: name, to: now, reason: failure, firstFailure: firstFailure)
@@ -341,14 +357,17 @@ struct DockerRollout: Sendable {
     }
 
     /// Removes containers a crashed deploy left behind: not serving and not the stable release.
-    func cleanUp(_ now: Current) async throws {
+    func cleanUp(_ now: Current) async throws -> Set<String> {
         let serving = Set(now.state?.backends.map(\.container) ?? [])
+        var removed = Set<String>()
         for container in now.containers where !serving.contains(container.name) {
+            removed.insert(container.name)
             try await log.step("clean up \(container.name)", command: "docker rm --force \(container.name)") { say in
                 try await host.remove(container.name)
                 say("removed \(container.name), left by run \(container.labels[DockerHost.Label.startedBy] ?? "?") (not serving)")
             }
         }
+        return removed
     }
 
     func startContainer(_ release: ReleaseReference, name: String, port: Int, history: [ReleaseReference]) async throws {
@@ -397,38 +416,54 @@ struct DockerRollout: Sendable {
         return nil
     }
 
+    enum RehearsalFailure {
+        /// The previous release failed its gates once traffic was back on it.
+        case previous(String)
+        /// Going forward again failed.
+        case forward(String)
+    }
+
     /// Rolls back to the stable release and forward again, timing the rollback.
-    func rehearse(candidate: NginxProxy.Backend, stable now: Current) async -> String? {
+    func rehearse(candidate: NginxProxy.Backend, stable now: Current) async -> RehearsalFailure? {
         guard let stable = now.stable else {
             try? store.recordRehearsal(runID: context.runID, outcome: "skipped", milliseconds: nil, at: Date())
             context.reporter.report(.notice("rollback rehearsal skipped: nothing ran here before this release"))
             return nil
         }
         let firstFailure = FirstFailure()
-        do {
-            let took = try await move(to: [stable], label: "rehearsal: back to \(stable.release?.version ?? stable.container)")
-            if let failure = await gatesVerdict(
-                environment.gates, targets: targets(port: stable.port), label: " (rehearsal, previous)", firstFailure: firstFailure)
-            {
-                try? store.recordRehearsal(runID: context.runID, outcome: "failed", milliseconds: Int(took / .milliseconds(1)), at: Date())
-                _ = try? await move(to: [candidate], label: "rehearsal: forward again")
-                return "rollback rehearsal failed: \(failure)"
-            }
-            _ = try await move(to: [candidate], label: "rehearsal: forward to \(candidate.release?.version ?? candidate.container)")
-            if let failure = await gatesVerdict(
-                environment.gates, targets: targets(port: candidate.port), label: " (rehearsal, forward)", firstFailure: firstFailure)
-            {
-                try? store.recordRehearsal(runID: context.runID, outcome: "failed", milliseconds: Int(took / .milliseconds(1)), at: Date())
-                return "rollback rehearsal failed going forward again: \(failure)"
-            }
-            let ms = Int(took / .milliseconds(1))
-            try? store.recordRehearsal(runID: context.runID, outcome: "passed", milliseconds: ms, at: Date())
-            context.reporter.report(.notice("rollback rehearsal passed: traffic was back on the previous release in \(ms) ms"))
-            return nil
-        } catch {
-            try? store.recordRehearsal(runID: context.runID, outcome: "failed", milliseconds: nil, at: Date())
-            return "rollback rehearsal failed: \(error)"
+        var took: Duration?
+        func failed(_ failure: RehearsalFailure) -> RehearsalFailure {
+            try? store.recordRehearsal(
+                runID: context.runID, outcome: "failed", milliseconds: took.map { Int($0 / .milliseconds(1)) }, at: Date())
+            return failure
         }
+        do {
+            took = try await move(to: [stable], label: "rehearsal: back to \(stable.release?.version ?? stable.container)")
+            if let failure = await gatesVerdict(
+                environment.gates, targets: targets(port: stable.port, release: stable.release), label: " (rehearsal, previous)",
+                firstFailure: firstFailure)
+            {
+                _ = try? await move(to: [candidate], label: "rehearsal: forward again")
+                return failed(.previous("rollback rehearsal failed: the previous release failed its gates: \(failure)"))
+            }
+        } catch {
+            _ = try? await move(to: [candidate], label: "rehearsal: forward again")
+            return failed(.previous("rollback rehearsal failed: \(error)"))
+        }
+        do {
+            _ = try await move(to: [candidate], label: "rehearsal: forward to \(candidate.release?.version ?? candidate.container)")
+        } catch {
+            return failed(.forward("rollback rehearsal failed going forward again: \(error)"))
+        }
+        if let failure = await gatesVerdict(
+            environment.gates, targets: targets(port: candidate.port), label: " (rehearsal, forward)", firstFailure: firstFailure)
+        {
+            return failed(.forward("rollback rehearsal failed going forward again: \(failure)"))
+        }
+        let ms = Int((took ?? .zero) / .milliseconds(1))
+        try? store.recordRehearsal(runID: context.runID, outcome: "passed", milliseconds: ms, at: Date())
+        context.reporter.report(.notice("rollback rehearsal passed: traffic was back on the previous release in \(ms) ms"))
+        return nil
     }
 
     /// Sends all traffic back to what served before, verifies it with the same gates, removes the
@@ -464,7 +499,8 @@ struct DockerRollout: Sendable {
                 message: "\(version) serves all traffic again, \(ms) ms after the first failed measurement"))
         context.reporter.report(.notice("\(version) serves all traffic again, \(ms) ms after the first failed measurement"))
         let verification = await gatesVerdict(
-            environment.gates, targets: targets(port: stable.port), label: " (verify \(version))", firstFailure: FirstFailure())
+            environment.gates, targets: targets(port: stable.port, release: stable.release), label: " (verify \(version))",
+            firstFailure: FirstFailure())
         try? await discard(candidate)
         let pinReason = "rolled back from \(context.release.description) to \(version): \(reason)"
         try? store.pin(
