@@ -21,10 +21,41 @@ struct RunStoreTests {
         #expect(
             try store.appliedMigrations() == [
                 "v1: runs, stages, steps, events", "v2: changelogs, dirty trees and overrides", "v3: leases, queue, approvals, audit",
-                "v4: pushed images",
+                "v4: pushed images", "v5: rollbacks, rehearsals and pins",
             ])
         let mode = try store.writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(mode == "wal")
+    }
+
+    @Test("good releases are the succeeded deploys with an image, newest first; pins are audited")
+    func goodReleasesAndPins() throws {
+        let store = try RunStore.inMemory()
+        func run(_ version: String, _ outcome: Outcome, image: String?, kind: String = "deploy") throws -> Int64 {
+            var record = RunRecord(
+                pipeline: "p.yml", app: "hello", environment: "production", trigger: Trigger(user: "ann"), sha: "s-\(version)",
+                version: version, startedAt: Date(), ownerPID: 1, ownerHost: "h")
+            record.kind = kind
+            record.image = image
+            let id = try store.insert(record).id!
+            try store.finish(runID: id, outcome: outcome, exitCode: 0, reason: nil, at: Date())
+            return id
+        }
+        let first = try run("1.0.0", .succeeded, image: "r/hello@sha256:1")
+        _ = try run("1.1.0", .rolledBack, image: "r/hello@sha256:2")
+        _ = try run("1.1.1", .succeeded, image: nil)
+        let third = try run("1.2.0", .succeeded, image: "r/hello@sha256:3")
+        _ = try run("1.0.0", .succeeded, image: "r/hello@sha256:1", kind: "rollback")
+        #expect(try store.goodReleases(environment: "production").map(\.id) == [third, first])
+        #expect(try store.goodReleases(environment: "production", before: third).map(\.id) == [first])
+
+        #expect(try store.pin(environment: "production") == nil)
+        try store.pin(environment: "production", runID: third, actor: "ann", reason: "rolled back", at: Date())
+        #expect(try store.pin(environment: "production")?.reason == "rolled back")
+        let removed = try store.unpin(environment: "production", actor: "bob", reason: "fixed", at: Date())
+        #expect(removed?.actor == "ann")
+        #expect(try store.pin(environment: "production") == nil)
+        #expect(try store.auditLog(environment: "production").map(\.action) == ["pin", "unpin"])
+        #expect(try store.verifyAudit().isIntact)
     }
 
     @Test("reopening a store keeps every record and applies nothing twice")
