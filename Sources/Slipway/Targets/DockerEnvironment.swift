@@ -50,14 +50,21 @@ public struct DockerEnvironment: Sendable {
     }
 
     /// Removes every container of the environment and stops its nginx; returns the names removed.
+    /// nginx is stopped even when docker cannot be reached; that error is then thrown.
     public func teardown() async throws -> [String] {
         var removed: [String] = []
-        for container in try await host.containers() {
-            try await host.remove(container.name)
-            removed.append(container.name)
+        var failure: (any Error)?
+        do {
+            for container in try await host.containers() {
+                try await host.remove(container.name)
+                removed.append(container.name)
+            }
+        } catch {
+            failure = error
         }
         await proxy.stop()
         try? FileManager.default.removeItem(atPath: proxy.directory + "/state.json")
+        if let failure { throw failure }
         return removed
     }
 }
