@@ -53,7 +53,7 @@ environments:
     gates: [health]
 stages:
   - { name: prepare, run: [Examples/hello/prepare] }
-  - { name: build, build: { context: Examples/hello, file: Containerfile, args: { VERSION: "\${VERSION}" } } }
+  - { name: build, build: { context: Examples/hello, file: Containerfile, args: { VERSION: "\${VERSION}" }, no_cache: true } }
   - { name: push, push: {} }
   - { name: bluegreen, deploy: bluegreen }
   - { name: canary, deploy: canary }

@@ -588,8 +588,9 @@ struct RunContext: Sendable {
                 backoff: Step.defaultBackoff, continueOnError: false, environment: [], workingDirectory: nil)
         }
         switch stage.kind {
-        case .build(let context, let file, let arguments):
+        case .build(let context, let file, let arguments, let noCache):
             var argv = [dockerCommand, "build"]
+            if noCache { argv.append("--no-cache") }
             // Values are expanded like any argv element (`${VERSION}`), one argument each: no shell.
             for (name, value) in arguments { argv += ["--build-arg", "\(name)=\(value)"] }
             if let file { argv += ["-f", context == "." ? file : "\(context)/\(file)"] }

@@ -131,7 +131,7 @@ public struct Stage: Sendable {
         case deploy(environment: String)
         /// Waits for a person's approval before an environment.
         case approval(environment: String)
-        case build(context: String, file: String?, arguments: [(name: String, value: String)])
+        case build(context: String, file: String?, arguments: [(name: String, value: String)], noCache: Bool = false)
         case push
         /// Puts an earlier good release back (`deploy rollback`); never written in a pipeline file.
         case rollback(environment: String, to: String?)

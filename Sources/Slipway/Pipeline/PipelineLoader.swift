@@ -698,13 +698,14 @@ private final class Reader {
             return Stage(name: name, location: here, kind: .approval(environment: environment))
         case "build":
             guard let settings = isNull(body) ? Mapping(entries: []) : mapping(body, "build") else { return nil }
-            checkKeys(settings, allowed: ["context", "file", "args"], in: "build")
+            checkKeys(settings, allowed: ["context", "file", "args", "no_cache"], in: "build")
             return Stage(
                 name: name, location: here,
                 kind: .build(
                     context: settings["context"].flatMap { string($0, "context") } ?? ".",
                     file: settings["file"].flatMap { string($0, "file") },
-                    arguments: settings["args"].map(buildArguments) ?? []))
+                    arguments: settings["args"].map(buildArguments) ?? [],
+                    noCache: settings["no_cache"].flatMap { bool($0, "no_cache") } ?? false))
         default:
             if !isNull(body), let settings = mapping(body, "push") { checkKeys(settings, allowed: [], in: "push") }
             return Stage(name: name, location: here, kind: .push)
