@@ -23,7 +23,7 @@ cleanup() {
   if [ -d "$repo" ]; then
     (cd "$repo" && for e in bluegreen canary; do "$deploy" teardown "$e" >/dev/null 2>&1 || true; done)
   fi
-  SLIPWAY_SERVICES=$services REGISTRY_PORT=$registry_port scripts/services stop >/dev/null 2>&1 || true
+  SLIPWAY_SERVICES=$services REGISTRY_PORT=$registry_port "$root/scripts/services" stop >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
