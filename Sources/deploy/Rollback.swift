@@ -117,11 +117,17 @@ struct Teardown: AsyncParsableCommand {
                 throw CLIError.failed("\(environment) has no docker target: nothing to take down")
             }
             let store = try location.openStore()
-            if let lease = try store.lease(environment: environment), lease.kind == .run,
-                lease.host != HostName.current || ProcessLiveness.isAlive(lease.pid)
-            {
-                throw EnvironmentUnavailable(message: "\(environment) is being deployed (\(lease.description))", hint: "wait for it to end")
+            // Hold the environment like a deploy does, so that none starts while it goes down.
+            let pid = ProcessInfo.processInfo.processIdentifier
+            let attempt = try store.acquireLease(
+                environment: environment, holder: actor.resolve(location.environment), host: HostName.current, pid: pid, now: Date(),
+                isAlive: ProcessLiveness.isAlive)
+            if case .held(let lease) = attempt {
+                throw EnvironmentUnavailable(
+                    message: "\(environment) is held: \(lease.description)",
+                    hint: lease.kind == .manual ? "`deploy unlock \(environment)` first" : "wait for the deploy to end")
             }
+            defer { try? store.releaseLease(environment: environment, pid: pid, host: HostName.current) }
             let removed = try await DockerEnvironment(
                 pipeline: pipeline, environment: environment, target: target, stateDirectory: location.stateDirectory()
             ).teardown()

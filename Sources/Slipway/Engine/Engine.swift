@@ -160,19 +160,21 @@ public struct Engine: Sendable {
             }
             overrides.append("pinned: deployed a release by name")
         }
-        if plan.isRollback, let window = plan.environment.freezes.first(where: { $0.contains(now()) }) {
+        if let window = plan.environment.freezes.first(where: { $0.contains(now()) }) {
             // A rollback is how a bad change is undone: freezes do not stop it, but the record says so.
-            overrides.append("freeze \(window.description): rollbacks pass freezes")
-        } else if let window = plan.environment.freezes.first(where: { $0.contains(now()) }) {
-            guard let reason = freezeOverride, !reason.isEmpty else {
-                throw EnvironmentUnavailable(
-                    message: "\(environment) is frozen: \(window.reason) (\(window.description))",
-                    hint: "deploy after the window, or pass --override-freeze --reason TEXT (recorded in the audit log)")
+            if plan.isRollback {
+                overrides.append("freeze \(window.description): rollbacks pass freezes")
+            } else {
+                guard let reason = freezeOverride, !reason.isEmpty else {
+                    throw EnvironmentUnavailable(
+                        message: "\(environment) is frozen: \(window.reason) (\(window.description))",
+                        hint: "deploy after the window, or pass --override-freeze --reason TEXT (recorded in the audit log)")
+                }
+                overrides.append("freeze \(window.description): \(reason)")
+                try store.audit(
+                    actor: trigger.description, action: "freeze.override", environment: environment,
+                    detail: "\(window.reason) (\(window.description)): \(reason)", at: now())
             }
-            overrides.append("freeze \(window.description): \(reason)")
-            try store.audit(
-                actor: trigger.description, action: "freeze.override", environment: environment,
-                detail: "\(window.reason) (\(window.description)): \(reason)", at: now())
         }
         // One listener takes the interrupts for the whole run: while queueing for the lease a
         // signal ends the wait; once the run has started it is forwarded to the stages.
@@ -193,7 +195,8 @@ public struct Engine: Sendable {
                 let result = try await execute(
                     plan, release: release, trigger: trigger, masker: masker, interrupts: forwarded,
                     changelog: changelog, dirty: dirty, overrides: overrides)
-                if result.outcome == .succeeded, explicitRelease, !plan.isRollback, (try? store.pin(environment: environment)) != nil {
+                if result.outcome == .succeeded, explicitRelease, !plan.isRollback {
+                    // Writes nothing when the environment was not pinned.
                     _ = try? store.unpin(
                         environment: environment, actor: trigger.description,
                         reason: "release \(release.description) deployed by name and passed its gates", at: Date())
@@ -563,8 +566,7 @@ struct RunContext: Sendable {
         var output: String?
     }
 
-    /// The docker CLI: `$DOCKER`, else the pipeline's `docker:`, else `docker` (DOCKER_HOST is passed on).
-    var dockerCommand: String { engine.environment["DOCKER"] ?? plan.pipeline.docker ?? "docker" }
+    var dockerCommand: String { plan.pipeline.dockerCommand(environment: engine.environment) }
 
     /// Image tags for this release: its version (made a valid tag) and its short sha.
     var imageTags: [String] {

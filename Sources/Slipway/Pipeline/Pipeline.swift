@@ -46,6 +46,11 @@ public struct Pipeline: Sendable {
     public func hook(_ event: HookEvent) -> HookSpec? {
         hooks.first { $0.event == event }
     }
+
+    /// The docker CLI: `$DOCKER`, else the file's `docker:`, else `docker` (DOCKER_HOST is passed on).
+    public func dockerCommand(environment: [String: String]) -> String {
+        environment["DOCKER"] ?? docker ?? "docker"
+    }
 }
 
 public struct EnvironmentSpec: Sendable {

@@ -1,6 +1,6 @@
 import Foundation
+import SlipwayProcess
 import SlipwayStore
-import Synchronization
 
 extension DockerRollout {
     /// `deploy rollback`: puts back the last release that passed its gates and bake here (or the
@@ -69,34 +69,30 @@ extension DockerRollout {
         try? store.setRelease(runID: context.runID, version: target.version, sha: target.sha, image: target.image)
 
         let name = host.containerName(run: context.runID)
-        guard let port = DockerHost.freePort() else { return .init(outcome: .rollbackFailed, reason: "no free port on 127.0.0.1") }
+        guard let port = LoopbackPort.free() else { return .init(outcome: .rollbackFailed, reason: "no free port on 127.0.0.1") }
         // The restored release's history: the good ones before it.
         let history = candidates.drop { $0.run != target.run }.dropFirst()
         do {
             try await startContainer(target, name: name, port: port, history: Array(history))
         } catch {
-            try? await discard(name)
+            try? await remove(name)
             return .init(outcome: .rollbackFailed, reason: "\(error)")
         }
-        let switched = SwitchTime()
-        let outcome = await Task { () -> RunContext.StageOutcome in
+        let switched = Moment()
+        let outcome = await uncancelled { () -> RunContext.StageOutcome in
             do {
                 _ = try await move(
                     to: [Self.backend(name, port: port, weight: 100, release: target)], label: "switch to \(target.version ?? name)")
             } catch {
-                try? await discard(name)
+                try? await remove(name)
                 return .init(outcome: .rollbackFailed, reason: "moving traffic to \(target.description) failed: \(error)")
             }
-            switched.set(ContinuousClock.now)
+            switched.mark()
             for container in now.containers where container.name != name {
-                try? await log.step(
-                    "remove \(container.release?.version ?? container.name)", command: "docker rm --force \(container.name)"
-                ) {
-                    _ in try await host.remove(container.name)
-                }
+                try? await remove(container.name, step: "remove \(container.release?.version ?? container.name)")
             }
             return .init(outcome: .succeeded)
-        }.value
+        }
         guard outcome.outcome == .succeeded else { return outcome }
         let ms = Int(((switched.value ?? .now) - started) / .milliseconds(1))
         try? store.recordRollback(runID: context.runID, restoredRunID: target.run, milliseconds: ms)
@@ -106,11 +102,4 @@ extension DockerRollout {
         context.reporter.report(.notice("\(environment.name) serves \(target.description) at \(serviceURL) (rolled back in \(ms) ms)"))
         return .init(outcome: .succeeded)
     }
-}
-
-/// When traffic moved, as seen from inside the task that moved it.
-final class SwitchTime: Sendable {
-    private let instant = Mutex<ContinuousClock.Instant?>(nil)
-    func set(_ value: ContinuousClock.Instant) { instant.withLock { $0 = value } }
-    var value: ContinuousClock.Instant? { instant.withLock { $0 } }
 }

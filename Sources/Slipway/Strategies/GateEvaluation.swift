@@ -16,8 +16,9 @@ struct GateTargets: Sendable {
     var release: ReleaseReference? = nil
 }
 
-/// The moment the first gate measurement failed, shared by the gates of one rollout.
-final class FirstFailure: Sendable {
+/// A moment, noted once (later marks keep the first): when the first gate measurement failed,
+/// when traffic moved. Shared between the tasks of one rollout.
+final class Moment: Sendable {
     private let instant = Mutex<ContinuousClock.Instant?>(nil)
     func mark() { instant.withLock { if $0 == nil { $0 = .now } } }
     var value: ContinuousClock.Instant? { instant.withLock { $0 } }
@@ -31,14 +32,13 @@ struct CommandCheck: GateChecking {
     var masker: SecretMasker
 
     func measure() async -> GateMeasurement {
-        let box = OutputBox()
         do {
-            let termination = try await launcher.run(
+            let (termination, output) = try await launcher.capture(
                 ProcessSpec(
                     executable: argv[0], arguments: Array(argv.dropFirst()), environment: environment, timeout: Self.limit,
                     gracePeriod: .seconds(2)),
-                masker: masker, onStart: { _ in }, onOutput: { box.append($0.text) })
-            let last = box.text.split(separator: "\n").last.map(String.init) ?? ""
+                masker: masker)
+            let last = output.split(separator: "\n").last.map(String.init) ?? ""
             return GateMeasurement(
                 at: Date(), passed: termination.succeeded, detail: termination.description + (last.isEmpty ? "" : ": \(last)"),
                 value: Double(last.trimmingCharacters(in: .whitespaces)))

@@ -94,15 +94,12 @@ struct DockerRollout: Sendable {
         self.context = context
         self.spec = spec
         self.log = log
-        let engine = context.engine
-        var environment = engine.environment
-        if environment["PATH"] == nil { environment["PATH"] = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" }
-        host = DockerHost(
-            command: context.dockerCommand, environment: environment, launcher: engine.launcher, app: context.plan.pipeline.app,
-            environmentName: context.plan.environment.name)
-        proxy = NginxProxy(
-            directory: engine.stateDirectory + "/proxy/" + context.plan.environment.name, listen: spec.listen,
-            executable: environment["SLIPWAY_NGINX"] ?? "nginx", environment: environment, launcher: engine.launcher)
+        let target = DockerEnvironment(
+            pipeline: context.plan.pipeline, environment: context.plan.environment.name, target: spec,
+            stateDirectory: context.engine.stateDirectory, processEnvironment: context.engine.environment, launcher: context.engine.launcher
+        )
+        host = target.host
+        proxy = target.proxy
     }
 
     var environment: EnvironmentSpec { context.plan.environment }
@@ -135,15 +132,13 @@ struct DockerRollout: Sendable {
 
     // MARK: - Gates
 
-    /// Runs the named gates in order against `targets`; returns the first failure's reason.
-    func gates(_ names: [String], targets: GateTargets, label: String, firstFailure: FirstFailure) async throws -> String? {
+    /// Runs the named gates in order against `targets`, each as a recorded step; throws at the first failure.
+    func gates(_ names: [String], targets: GateTargets, label: String, firstFailure: Moment) async throws {
         let runner = GateRunner(clock: context.engine.clock)
         for name in names {
             guard let gate = context.plan.pipeline.gates.first(where: { $0.name == name }) else { continue }
             let check = try context.check(for: gate, targets: targets)
-            let result = try await log.step(
-                "gate \(name)\(label)", command: gateDescription(gate, targets: targets)
-            ) { say -> GateResult in
+            try await log.step("gate \(name)\(label)", command: gateDescription(gate, targets: targets)) { say in
                 let counter = Mutex(0)
                 let result = await runner.run(gate, check: check) { measurement in
                     if !measurement.passed { firstFailure.mark() }
@@ -155,11 +150,8 @@ struct DockerRollout: Sendable {
                 }
                 if Task.isCancelled { throw CancellationError() }
                 if !result.passed { throw StageLog.Failed(description: result.reason ?? "gate \(name) failed") }
-                return result
             }
-            _ = result
         }
-        return nil
     }
 
     func gateDescription(_ gate: GateSpec, targets: GateTargets) -> String {
@@ -178,9 +170,10 @@ struct DockerRollout: Sendable {
     }
 
     /// Runs gates and turns a failure into its reason (nil: they passed).
-    func gatesVerdict(_ names: [String], targets: GateTargets, label: String, firstFailure: FirstFailure) async -> String? {
+    func gatesVerdict(_ names: [String], targets: GateTargets, label: String, firstFailure: Moment) async -> String? {
         do {
-            return try await gates(names, targets: targets, label: label, firstFailure: firstFailure)
+            try await gates(names, targets: targets, label: label, firstFailure: firstFailure)
+            return nil
         } catch {
             return "\(error)"
         }
@@ -254,16 +247,16 @@ struct DockerRollout: Sendable {
             return .init(outcome: .failed, reason: "cannot read what runs in \(environment.name): \(error)")
         }
         let name = host.containerName(run: context.runID)
-        guard let port = DockerHost.freePort() else { return .init(outcome: .failed, reason: "no free port on 127.0.0.1") }
+        guard let port = LoopbackPort.free() else { return .init(outcome: .failed, reason: "no free port on 127.0.0.1") }
         do {
             try await startContainer(release, name: name, port: port, history: goodHistory(now))
         } catch {
-            try? await discard(name)
+            try? await remove(name)
             return .init(outcome: .failed, reason: "\(error)")
         }
         if Task.isCancelled { return await cancelled(candidate: name, stable: now, moved: false) }
         let candidate = Self.backend(name, port: port, weight: 100, release: release)
-        let firstFailure = FirstFailure()
+        let firstFailure = Moment()
         let strategy = environment.strategy ?? .blueGreen(previewGates: [], bake: nil)
 
         // Gates on the new release alone, before it takes any traffic.
@@ -271,7 +264,7 @@ struct DockerRollout: Sendable {
             let failure = await gatesVerdict(preview, targets: targets(port: port), label: " (preview)", firstFailure: firstFailure)
         {
             if Task.isCancelled { return await cancelled(candidate: name, stable: now, moved: false) }
-            try? await discard(name)
+            try? await remove(name)
             return .init(outcome: .failed, reason: "\(failure); the release never took traffic and was removed")
         }
 
@@ -333,11 +326,7 @@ struct DockerRollout: Sendable {
 
         // Every gate held: the old release goes, and this one is the environment's good release.
         for container in now.containers where container.name != name {
-            try? await log.step("retire \(container.release?.version ?? container.name)", command: "docker rm --force \(container.name)") {
-                say in
-                try await host.remove(container.name)
-                say("removed \(container.name)")
-            }
+            try? await remove(container.name, step: "retire \(container.release?.version ?? container.name)")
         }
         context.reporter.report(.notice("\(environment.name) serves \(release.version ?? name) at \(serviceURL)"))
         return .init(outcome: .succeeded)
@@ -347,9 +336,9 @@ struct DockerRollout: Sendable {
     func goodHistory(_ now: Current) -> [ReleaseReference] {
         var history: [ReleaseReference] = []
         if let stable = now.stableContainer, let release = stable.release {
-            if (try? store.run(id: release.run))?.outcome == .succeeded || (try? store.run(id: release.run)) == nil {
-                history.append(release)
-            }
+            // Good unless the run store says otherwise (it may not know the run at all).
+            let recorded = try? store.run(id: release.run)
+            if recorded == nil || recorded?.outcome == .succeeded { history.append(release) }
             history += stable.goodHistory
         }
         var seen = Set<Int64>()
@@ -362,10 +351,9 @@ struct DockerRollout: Sendable {
         var removed = Set<String>()
         for container in now.containers where !serving.contains(container.name) {
             removed.insert(container.name)
-            try await log.step("clean up \(container.name)", command: "docker rm --force \(container.name)") { say in
-                try await host.remove(container.name)
-                say("removed \(container.name), left by run \(container.labels[DockerHost.Label.startedBy] ?? "?") (not serving)")
-            }
+            try await remove(
+                container.name, step: "clean up \(container.name)",
+                why: "left by run \(container.labels[DockerHost.Label.startedBy] ?? "?"), not serving")
         }
         return removed
     }
@@ -386,12 +374,16 @@ struct DockerRollout: Sendable {
         }
     }
 
-    func discard(_ name: String) async throws {
-        try await log.step("remove \(name)", command: "docker rm --force \(name)") { _ in try await host.remove(name) }
+    /// Removes a container (`docker rm --force`) as a recorded step.
+    func remove(_ name: String, step: String? = nil, why: String? = nil) async throws {
+        try await log.step(step ?? "remove \(name)", command: "docker rm --force \(name)") { say in
+            try await host.remove(name)
+            say("removed \(name)" + (why.map { " (\($0))" } ?? ""))
+        }
     }
 
     /// Keeps checking the gates until the bake period is over.
-    func bake(_ period: Duration, port: Int, firstFailure: FirstFailure) async -> String? {
+    func bake(_ period: Duration, port: Int, firstFailure: Moment) async -> String? {
         if environment.gates.isEmpty {
             do {
                 try await log.step("bake", command: "wait \(DurationParser.format(period))") { _ in
@@ -430,7 +422,7 @@ struct DockerRollout: Sendable {
             context.reporter.report(.notice("rollback rehearsal skipped: nothing ran here before this release"))
             return nil
         }
-        let firstFailure = FirstFailure()
+        let firstFailure = Moment()
         var took: Duration?
         func failed(_ failure: RehearsalFailure) -> RehearsalFailure {
             try? store.recordRehearsal(
@@ -468,21 +460,19 @@ struct DockerRollout: Sendable {
 
     /// Sends all traffic back to what served before, verifies it with the same gates, removes the
     /// failed release and pins the environment.
-    func rollBack(from candidate: String, to now: Current, reason: String, firstFailure: FirstFailure) async -> RunContext.StageOutcome {
+    func rollBack(from candidate: String, to now: Current, reason: String, firstFailure: Moment) async -> RunContext.StageOutcome {
         // However the run is being stopped, the rollback itself must finish.
-        await Task {
-            await rollBackUncancelled(from: candidate, to: now, reason: reason, firstFailure: firstFailure)
-        }.value
+        await uncancelled { await rollBackUncancelled(from: candidate, to: now, reason: reason, firstFailure: firstFailure) }
     }
 
-    func rollBackUncancelled(from candidate: String, to now: Current, reason: String, firstFailure: FirstFailure) async
+    func rollBackUncancelled(from candidate: String, to now: Current, reason: String, firstFailure: Moment) async
         -> RunContext.StageOutcome
     {
         let decided = firstFailure.value ?? .now
         context.reporter.report(.notice("rolling back: \(reason)"))
         guard let stable = now.stable else {
             _ = try? await move(to: [], label: "stop serving \(candidate)")
-            try? await discard(candidate)
+            try? await remove(candidate)
             return .init(outcome: .failed, reason: "\(reason); nothing served \(environment.name) before, so nothing was rolled back to")
         }
         let version = stable.release?.version ?? stable.container
@@ -500,8 +490,8 @@ struct DockerRollout: Sendable {
         context.reporter.report(.notice("\(version) serves all traffic again, \(ms) ms after the first failed measurement"))
         let verification = await gatesVerdict(
             environment.gates, targets: targets(port: stable.port, release: stable.release), label: " (verify \(version))",
-            firstFailure: FirstFailure())
-        try? await discard(candidate)
+            firstFailure: Moment())
+        try? await remove(candidate)
         let pinReason = "rolled back from \(context.release.description) to \(version): \(reason)"
         try? store.pin(
             environment: environment.name, runID: context.runID, actor: context.trigger.description, reason: pinReason, at: Date())
@@ -514,12 +504,18 @@ struct DockerRollout: Sendable {
 
     /// The run was stopped: traffic goes back where it was, and the new container goes.
     func cancelled(candidate: String, stable now: Current, moved: Bool) async -> RunContext.StageOutcome {
-        await Task {
+        await uncancelled {
             if moved, let stable = now.stable {
                 _ = try? await move(to: [stable], label: "restore \(stable.release?.version ?? stable.container)")
             }
-            try? await discard(candidate)
-        }.value
+            try? await remove(candidate)
+        }
         return .init(outcome: .cancelled, reason: moved ? "traffic was put back on the release that served before" : nil)
     }
+}
+
+/// Runs `body` in a task of its own, which the caller's cancellation does not reach: what puts
+/// traffic back must finish even while the run is being stopped.
+func uncancelled<T: Sendable>(_ body: @escaping @Sendable () async -> T) async -> T {
+    await Task { await body() }.value
 }

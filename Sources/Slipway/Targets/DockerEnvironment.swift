@@ -1,7 +1,9 @@
 public import Foundation
-import SlipwayProcess
+public import SlipwayProcess
 
-/// An environment on a docker target as its host sees it, for `deploy status` and `deploy teardown`.
+/// An environment on a docker target: its containers (through the docker CLI) and the nginx in
+/// front of them (its files in `<state directory>/proxy/<environment>/`). Deploys, rollbacks,
+/// `deploy status` and `deploy teardown` all reach the environment through this.
 public struct DockerEnvironment: Sendable {
     public let host: DockerHost
     public let proxy: NginxProxy
@@ -9,13 +11,14 @@ public struct DockerEnvironment: Sendable {
 
     public init(
         pipeline: Pipeline, environment: String, target: DockerTargetSpec, stateDirectory: String,
-        processEnvironment: [String: String] = ProcessInfo.processInfo.environment
+        processEnvironment: [String: String] = ProcessInfo.processInfo.environment, launcher: any ProcessLaunching = ProcessRunner()
     ) {
-        let launcher = ProcessRunner()
-        let docker = processEnvironment["DOCKER"] ?? pipeline.docker ?? "docker"
+        var processEnvironment = processEnvironment
+        if processEnvironment["PATH"] == nil { processEnvironment["PATH"] = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" }
         self.target = target
         host = DockerHost(
-            command: docker, environment: processEnvironment, launcher: launcher, app: pipeline.app, environmentName: environment)
+            command: pipeline.dockerCommand(environment: processEnvironment), environment: processEnvironment, launcher: launcher,
+            app: pipeline.app, environmentName: environment)
         proxy = NginxProxy(
             directory: stateDirectory + "/proxy/" + environment, listen: target.listen,
             executable: processEnvironment["SLIPWAY_NGINX"] ?? "nginx", environment: processEnvironment, launcher: launcher)

@@ -1,10 +1,5 @@
 import Foundation
 public import SlipwayProcess
-import Synchronization
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// A release as the docker target knows it: the run that shipped it and its image by digest.
 public struct ReleaseReference: Sendable, Hashable, Codable {
@@ -91,17 +86,11 @@ public struct DockerHost: Sendable {
     {
         let spec = ProcessSpec(
             executable: command, arguments: arguments, environment: environment, timeout: timeout, gracePeriod: .seconds(2))
-        let collected = OutputBox()
-        let termination = try await launcher.run(
-            spec, masker: .none, onStart: { _ in },
-            onOutput: { line in
-                collected.append(line.text)
-                onLine(line.text)
-            })
+        let (termination, output) = try await launcher.capture(spec, onLine: onLine)
         guard termination.succeeded else {
-            throw CommandFailed(command: spec.displayCommand, termination: termination.description, output: collected.text)
+            throw CommandFailed(command: spec.displayCommand, termination: termination.description, output: output)
         }
-        return collected.text
+        return output
     }
 
     /// A name for a new container of this environment (`hello-staging-r12`).
@@ -169,40 +158,14 @@ public struct DockerHost: Sendable {
         return (try? await run(["pull", image], timeout: .seconds(600), onLine: onLine)) != nil
     }
 
-    /// Waits until something accepts TCP connections on 127.0.0.1:`port`.
-    public static func waitUntilListening(port: Int, timeout: Duration, clock: ContinuousClock = ContinuousClock()) async -> Bool {
-        let deadline = clock.now + timeout
-        while clock.now < deadline {
+    /// Waits until something answers HTTP (any status) on 127.0.0.1:`port`.
+    public static func waitUntilListening(port: Int, timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
             if Task.isCancelled { return false }
-            if await HTTPProbe.get(host: "127.0.0.1", port: port, path: "/", timeout: .seconds(2)) != nil { return true }
+            if HTTPProbe.get(host: "127.0.0.1", port: port, path: "/", timeout: .seconds(2)) != nil { return true }
             try? await Task.sleep(for: .milliseconds(25))
         }
         return false
     }
-
-    /// A port on 127.0.0.1 nobody listens on now (bound, read and released).
-    public static func freePort() -> Int? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { return nil }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-}
-
-/// Lines a child printed, collected across its output callbacks.
-final class OutputBox: Sendable {
-    private let lines = Mutex<[String]>([])
-    func append(_ line: String) { lines.withLock { $0.append(line) } }
-    var text: String { lines.withLock { $0.joined(separator: "\n") } }
 }

@@ -13,7 +13,7 @@ enum HTTPProbe {
     }
 
     /// GET http://host:port/path; nil when nothing answers.
-    static func get(host: String, port: Int, path: String, timeout: Duration) async -> Response? {
+    static func get(host: String, port: Int, path: String, timeout: Duration) -> Response? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

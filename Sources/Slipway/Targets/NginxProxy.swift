@@ -103,7 +103,9 @@ public struct NginxProxy: Sendable {
         guard rename(staged, configPath) == 0, rename(statePath + ".next", statePath) == 0 else {
             throw ProxyError(description: "cannot replace \(configPath): \(String(cString: strerror(errno)))")
         }
+        var previousWorkers: Set<Int32> = []
         if let pid = masterPID() {
+            previousWorkers = Self.children(of: pid)
             // What `nginx -s reload` sends, without another process.
             kill(pid, SIGHUP)
         } else {
@@ -114,7 +116,40 @@ public struct NginxProxy: Sendable {
             }
         }
         try await waitForGeneration(generation)
+        await waitForExit(previousWorkers)
         return state
+    }
+
+    /// Waits (up to 10 seconds) until the workers of the configuration before are gone. A new
+    /// worker answering proves the new configuration is live, but until an old worker has taken
+    /// its stop signal it may still accept a connection and send it the old way; once it has, it
+    /// only finishes the requests it holds, and then exits. A worker still finishing a long
+    /// request after 10 seconds is left to finish it.
+    func waitForExit(_ workers: Set<Int32>) async {
+        let deadline = ContinuousClock.now + .seconds(10)
+        var remaining = workers
+        while !remaining.isEmpty, ContinuousClock.now < deadline {
+            remaining = remaining.filter { kill($0, 0) == 0 && Self.parent(of: $0) != nil }
+            if remaining.isEmpty { return }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
+    /// The processes whose parent is `pid` (nginx's workers, for its master), from /proc.
+    static func children(of pid: Int32) -> Set<Int32> {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return Set(entries.compactMap { Int32($0) }.filter { parent(of: $0) == pid })
+    }
+
+    /// A process's parent pid, from /proc/<pid>/stat (nil once it is gone or a zombie).
+    static func parent(of pid: Int32) -> Int32? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        // After the command name in parentheses: state, then the parent's pid.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 1, fields[0] != "Z" else { return nil }
+        return Int32(fields[1])
     }
 
     /// Waits (up to 10 seconds) until nginx's control socket reports `generation`.
@@ -145,13 +180,10 @@ public struct NginxProxy: Sendable {
     }
 
     func nginx(_ arguments: [String]) async throws -> (termination: ProcessTermination, output: String) {
-        let box = OutputBox()
-        let termination = try await launcher.run(
+        try await launcher.capture(
             ProcessSpec(
                 executable: executable, arguments: ["-p", directory, "-e", errorLog] + arguments, environment: environment,
-                timeout: .seconds(30), gracePeriod: .seconds(2)),
-            masker: .none, onStart: { _ in }, onOutput: { box.append($0.text) })
-        return (termination, box.text)
+                timeout: .seconds(30), gracePeriod: .seconds(2)))
     }
 
     func configuration(_ state: State) -> String {
