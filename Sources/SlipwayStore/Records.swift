@@ -22,6 +22,14 @@ public enum Outcome: String, Codable, Sendable, DatabaseValueConvertible, CaseIt
     public var isFinal: Bool { self != .pending && self != .running }
 }
 
+/// How a run's rollback rehearsal went.
+public enum RehearsalOutcome: String, Codable, Sendable, DatabaseValueConvertible, CaseIterable {
+    case passed
+    case failed
+    /// Nothing served before this release, so there was nothing to roll back to.
+    case skipped
+}
+
 /// Who started a run: a person, or a CI job.
 public struct Trigger: Codable, Sendable, Hashable {
     public var user: String
@@ -75,8 +83,8 @@ public struct RunRecord: Codable, Sendable, Hashable, FetchableRecord, MutablePe
     public var kind: String = "deploy"
     /// The run whose release this one put back (a rollback, automatic or by hand).
     public var restoredRunID: Int64?
-    /// How the rollback rehearsal went: `passed`, `failed`, `skipped` (nothing to roll back to), or nil.
-    public var rehearsal: String?
+    /// How the rollback rehearsal went, or nil when the environment has none.
+    public var rehearsal: RehearsalOutcome?
     /// The rehearsal's measured time to roll back, in milliseconds.
     public var rehearsalMS: Int?
     /// For a rolled-back run or a rollback: milliseconds from the decision to the previous release

@@ -60,13 +60,13 @@ extension RunStore {
     }
 
     /// Records how a run's rollback rehearsal went.
-    public func recordRehearsal(runID: Int64, outcome: String, milliseconds: Int?, at date: Date) throws {
+    public func recordRehearsal(runID: Int64, outcome: RehearsalOutcome, milliseconds: Int?, at date: Date) throws {
         try write("recording the rollback rehearsal") { db in
             try db.execute(
                 sql: "UPDATE run SET rehearsal = ?, rehearsal_ms = ? WHERE id = ?", arguments: [outcome, milliseconds, runID])
             var event = EventRecord(
                 runID: runID, at: date, kind: "rehearsal",
-                message: "rollback rehearsal \(outcome)" + (milliseconds.map { ": rolled back in \($0) ms" } ?? ""))
+                message: "rollback rehearsal \(outcome.rawValue)" + (milliseconds.map { ": rolled back in \($0) ms" } ?? ""))
             try event.insert(db)
         }
     }

@@ -113,9 +113,11 @@ struct Teardown: AsyncParsableCommand {
             guard let spec = pipeline.environment(named: environment) else {
                 throw Plan.UnknownEnvironment(name: environment, known: pipeline.environments.map(\.name), file: pipeline.file)
             }
-            guard case .docker(let target) = spec.target else {
-                throw CLIError.failed("\(environment) has no docker target: nothing to take down")
+            guard let targetSpec = spec.target else {
+                throw CLIError.failed("\(environment) has no target: nothing to take down")
             }
+            let target = try targetSpec.makeTarget(
+                TargetSetting(pipeline: pipeline, environment: environment, stateDirectory: location.stateDirectory()))
             let store = try location.openStore()
             // Hold the environment like a deploy does, so that none starts while it goes down.
             let pid = ProcessInfo.processInfo.processIdentifier
@@ -128,14 +130,11 @@ struct Teardown: AsyncParsableCommand {
                     hint: lease.kind == .manual ? "`deploy unlock \(environment)` first" : "wait for the deploy to end")
             }
             defer { try? store.releaseLease(environment: environment, pid: pid, host: HostName.current) }
-            let removed = try await DockerEnvironment(
-                pipeline: pipeline, environment: environment, target: target, stateDirectory: location.stateDirectory()
-            ).teardown()
+            let done = try await target.teardown()
             try store.audit(
                 actor: actor.resolve(location.environment), action: "teardown", environment: environment,
-                detail: "removed \(removed.count) container\(removed.count == 1 ? "" : "s"), stopped nginx on \(target.listen)")
-            for name in removed { print("removed \(name)") }
-            print("stopped nginx on \(target.listen)")
+                detail: done.joined(separator: "; "))
+            for line in done { print(line) }
         }
     }
 }

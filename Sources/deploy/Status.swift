@@ -22,8 +22,8 @@ struct Status: AsyncParsableCommand {
         var heldBy: String?
         var frozen: String?
         var pinned: Pin?
-        /// What the docker target serves now, as nginx and the containers say.
-        var serving: DockerEnvironment.Status?
+        /// What the target serves now, as the target itself says (nginx and the containers, for docker).
+        var serving: TargetStatus?
 
         enum CodingKeys: String, CodingKey {
             case environment, latest, frozen, pinned, serving
@@ -46,11 +46,11 @@ struct Status: AsyncParsableCommand {
             let now = Date()
             var statuses: [EnvironmentStatus] = []
             for name in names {
-                var serving: DockerEnvironment.Status?
-                if let pipeline, case .docker(let target) = pipeline.environment(named: name)?.target {
-                    serving = await DockerEnvironment(
-                        pipeline: pipeline, environment: name, target: target, stateDirectory: location.stateDirectory()
-                    ).status()
+                var serving: TargetStatus?
+                if let pipeline, let target = try? pipeline.environment(named: name)?.target?.makeTarget(
+                    TargetSetting(pipeline: pipeline, environment: name, stateDirectory: location.stateDirectory()))
+                {
+                    serving = await target.status()
                 }
                 statuses.append(
                     EnvironmentStatus(
@@ -88,17 +88,15 @@ struct Status: AsyncParsableCommand {
                     print("              (`deploy unpin \(status.environment)` lets automatic deploys in again)")
                 }
                 if let serving = status.serving {
-                    if serving.backends.isEmpty {
+                    if serving.routes.isEmpty {
                         print("  serving     nothing at \(serving.url)")
                     }
-                    for backend in serving.backends {
+                    for route in serving.routes {
                         print(
-                            "  serving     \(backend.release?.description ?? "?") at \(serving.url), \(backend.weight)% of traffic "
-                                + "(container \(backend.container) on 127.0.0.1:\(backend.port))")
+                            "  serving     \(route.release) at \(serving.url), \(route.weight)% of traffic "
+                                + "(\(route.instance) at \(route.url))")
                     }
-                    if let pid = serving.nginxPID {
-                        print("  nginx       pid \(pid), configuration generation \(serving.generation ?? 0)")
-                    }
+                    for detail in serving.details { print("  \(serving.kind.padding(toLength: 10, withPad: " ", startingAt: 0))  \(detail)") }
                     if let problem = serving.problem { print("  problem     \(problem)") }
                 }
             }

@@ -11,6 +11,9 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case locked = 4
     /// Rollback failed: the environment needs a person.
     case rollbackFailed = 5
+    /// Failed after changing an environment, which was not rolled back: the new release serves
+    /// (its rollback rehearsal found the previous release broken), and the reason says what to do.
+    case failedAfterChange = 6
     /// Cancelled (Ctrl-C, SIGTERM).
     case cancelled = 130
 
@@ -22,6 +25,7 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
         case .rolledBack: "deploy failed and was rolled back"
         case .locked: "environment locked or frozen"
         case .rollbackFailed: "rollback failed"
+        case .failedAfterChange: "failed after changing an environment, which keeps the new release"
         case .cancelled: "cancelled (Ctrl-C or SIGTERM)"
         }
     }

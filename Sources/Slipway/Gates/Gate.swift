@@ -76,7 +76,8 @@ public struct GateRunner: Sendable {
     /// measurement's own time limit.
     public static func worstCase(_ spec: GateSpec, measurementLimit: Duration) -> Duration {
         let times = spec.times ?? 1
-        return (spec.initialDelay ?? .zero) + (spec.every ?? .zero) * (times - 1) + measurementLimit * times
+        return [spec.initialDelay ?? .zero, (spec.every ?? .zero).saturatingTimes(times - 1), measurementLimit.saturatingTimes(times)]
+            .saturatingSum()
     }
 }
 

@@ -68,3 +68,25 @@ public enum SizeParser {
         return value * multiplier
     }
 }
+
+extension Duration {
+    /// Longer than anything a deploy can wait for (about 34,000 years): sums of user-written
+    /// durations stop here instead of overflowing.
+    public static let saturated = Duration.seconds(Int64(1) << 40)
+
+    /// `self * count`, stopping at ``saturated``.
+    public func saturatingTimes(_ count: Int) -> Duration {
+        guard count > 0, self > .zero else { return .zero }
+        return (self / .seconds(1)) * Double(count) >= Double(Int64(1) << 40) ? .saturated : self * count
+    }
+
+    /// `self + other`, stopping at ``saturated``.
+    public func saturatingPlus(_ other: Duration) -> Duration {
+        (self / .seconds(1)) + (other / .seconds(1)) >= Double(Int64(1) << 40) ? .saturated : self + other
+    }
+}
+
+extension Sequence<Duration> {
+    /// The sum, stopping at ``Duration/saturated``.
+    public func saturatingSum() -> Duration { reduce(.zero) { $0.saturatingPlus($1) } }
+}

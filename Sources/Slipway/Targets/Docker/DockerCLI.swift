@@ -1,24 +1,6 @@
 import Foundation
 public import SlipwayProcess
 
-/// A release as the docker target knows it: the run that shipped it and its image by digest.
-public struct ReleaseReference: Sendable, Hashable, Codable {
-    public var run: Int64
-    public var version: String?
-    public var sha: String?
-    public var image: String
-
-    public init(run: Int64, version: String?, sha: String?, image: String) {
-        self.run = run
-        self.version = version
-        self.sha = sha
-        self.image = image
-    }
-
-    /// `1.4.2 (run 12)`.
-    public var description: String { "\(version ?? sha.map { String($0.prefix(7)) } ?? "unknown release") (run \(run))" }
-}
-
 /// A container Slipway started for an environment, as `docker inspect` describes it.
 public struct DeployedContainer: Sendable, Hashable {
     public var id: String
@@ -26,23 +8,24 @@ public struct DeployedContainer: Sendable, Hashable {
     public var running: Bool
     public var labels: [String: String]
 
-    /// The host port on 127.0.0.1 it answers on.
-    public var port: Int? { labels[DockerHost.Label.port].flatMap { Int($0) } }
+    /// The host port on 127.0.0.1 that docker published it on (older releases named it in a label).
+    public var publishedPort: Int?
+    public var port: Int? { publishedPort ?? labels[DockerCLI.Label.port].flatMap { Int($0) } }
     public var release: ReleaseReference? {
-        guard let run = labels[DockerHost.Label.run].flatMap({ Int64($0) }), let image = labels[DockerHost.Label.image] else { return nil }
-        return ReleaseReference(run: run, version: labels[DockerHost.Label.version], sha: labels[DockerHost.Label.sha], image: image)
+        guard let run = labels[DockerCLI.Label.run].flatMap({ Int64($0) }), let image = labels[DockerCLI.Label.image] else { return nil }
+        return ReleaseReference(run: run, version: labels[DockerCLI.Label.version], sha: labels[DockerCLI.Label.sha], image: image)
     }
     /// Earlier releases that passed their gates and bake here, newest first, as the container was
     /// told when it started: what `deploy rollback` falls back on when the run store is gone.
     public var goodHistory: [ReleaseReference] {
-        guard let text = labels[DockerHost.Label.history] else { return [] }
+        guard let text = labels[DockerCLI.Label.history] else { return [] }
         return (try? JSONDecoder().decode([ReleaseReference].self, from: Data(text.utf8))) ?? []
     }
 }
 
 /// One host's containers, driven through the docker CLI (Docker Engine, or podman's Docker API):
 /// every command an argv, never a shell.
-public struct DockerHost: Sendable {
+public struct DockerCLI: Sendable {
     public let command: String
     public let environment: [String: String]
     public let launcher: any ProcessLaunching
@@ -110,41 +93,59 @@ public struct DockerHost: Sendable {
         struct Inspected: Decodable {
             struct State: Decodable { var Running: Bool }
             struct Config: Decodable { var Labels: [String: String]? }
+            struct Binding: Decodable { var HostPort: String? }
+            struct Network: Decodable { var Ports: [String: [Binding]?]? }
             var Id: String
             var Name: String
             var State: State
             var Config: Config
+            var NetworkSettings: Network?
         }
         let inspected = try JSONDecoder().decode([Inspected].self, from: Data(text.utf8))
         return inspected.map {
-            DeployedContainer(
+            let published = $0.NetworkSettings?.Ports?.values.compactMap { $0?.first?.HostPort.flatMap { Int($0) } }.first
+            return DeployedContainer(
                 id: $0.Id, name: $0.Name.hasPrefix("/") ? String($0.Name.dropFirst()) : $0.Name, running: $0.State.Running,
-                labels: $0.Config.Labels ?? [:])
+                labels: $0.Config.Labels ?? [:], publishedPort: published)
         }
     }
 
-    /// Starts `release` as a new container answering on 127.0.0.1:`hostPort`. `history` (the good
-    /// releases before it) goes into a label, so the host itself can say what to roll back to.
+    /// A container that started but never answered.
+    public struct NotReady: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Starts `release` as a new container on a loopback port that docker picks (`--publish
+    /// 127.0.0.1::PORT`: no other process can take it between a check and the use), and returns
+    /// the container's id and that port. `history` (the good releases before it) goes into a
+    /// label, so the host itself can say what to roll back to.
     public func start(
-        _ release: ReleaseReference, name: String, hostPort: Int, containerPort: Int, history: [ReleaseReference], startedBy: Int64,
+        _ release: ReleaseReference, name: String, containerPort: Int, history: [ReleaseReference], startedBy: Int64,
         onLine: @escaping @Sendable (String) -> Void
-    ) async throws -> String {
+    ) async throws -> (id: String, port: Int) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let historyText = String(decoding: try encoder.encode(Array(history.prefix(5))), as: UTF8.self)
         var labels = [
             (Label.app, app), (Label.environment, environmentName), (Label.run, String(release.run)), (Label.image, release.image),
-            (Label.port, String(hostPort)), (Label.startedBy, String(startedBy)), (Label.history, historyText),
+            (Label.startedBy, String(startedBy)), (Label.history, historyText),
         ]
         if let version = release.version { labels.append((Label.version, version)) }
         if let sha = release.sha { labels.append((Label.sha, sha)) }
-        var arguments = ["run", "--detach", "--name", name, "--publish", "127.0.0.1:\(hostPort):\(containerPort)"]
+        var arguments = ["run", "--detach", "--name", name, "--publish", "127.0.0.1::\(containerPort)"]
         arguments += ["--env", "PORT=\(containerPort)"]
         for (key, value) in labels { arguments += ["--label", "\(key)=\(value)"] }
         arguments.append(release.image)
         // The id is the last line (a pull's progress may come first).
         let output = try await run(arguments, onLine: onLine)
-        return output.split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
+        let id = output.split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
+        // `127.0.0.1:41234` (podman and Docker print one line per address).
+        let published = try await run(["port", name, "\(containerPort)/tcp"], timeout: .seconds(60))
+        guard let port = published.split(whereSeparator: \.isNewline).lazy.compactMap({ $0.split(separator: ":").last.flatMap { Int($0) } }).first
+        else {
+            throw CommandFailed(command: "\(command) port \(name)", termination: "named no port", output: published)
+        }
+        return (id, port)
     }
 
     /// Stops and removes a container at once (`docker rm --force`).

@@ -2,29 +2,30 @@ import Foundation
 import SlipwayProcess
 import SlipwayStore
 
-extension DockerRollout {
+extension Rollout {
     /// `deploy rollback`: puts back the last release that passed its gates and bake here (or the
     /// one named by `--to`, a version or a run id), with no analysis, after checking that its image
     /// can still be run. The run store says which releases were good; when it has nothing (missing
-    /// or replaced), the serving container's own labels do.
+    /// or replaced), the serving instance's own record (labels, annotations) does.
     func emergencyRollback(to wanted: String?) async -> RunContext.StageOutcome {
         let started = ContinuousClock.now
-        let now: Current
+        let now: TargetObservation
         do {
-            now = try await current()
+            now = try await target.observe()
         } catch {
             return .init(outcome: .rollbackFailed, reason: "cannot read what runs in \(environment.name): \(error)")
         }
-        let serving = now.stableContainer?.release
+        let stable = now.stable
+        let serving = stable?.release
         var candidates: [ReleaseReference] = []
         let recorded = (try? store.goodReleases(environment: environment.name, before: wanted == nil ? serving?.run : nil, limit: 50)) ?? []
         candidates = recorded.compactMap { run in
             run.image.map { ReleaseReference(run: run.id!, version: run.version, sha: run.sha, image: $0) }
         }
         var source = "the run store"
-        if candidates.isEmpty, let container = now.stableContainer {
-            candidates = container.goodHistory
-            source = "the labels of container \(container.name)"
+        if candidates.isEmpty, let stable {
+            candidates = stable.goodHistory
+            source = "the record kept by \(stable.name)"
         }
         if let wanted {
             let run = Int64(wanted.hasPrefix("#") ? String(wanted.dropFirst()) : wanted)
@@ -50,56 +51,53 @@ extension DockerRollout {
         context.reporter.report(
             .notice("choosing from \(candidates.count) good release\(candidates.count == 1 ? "" : "s") known to \(source)"))
 
-        var chosen: ReleaseReference?
+        let chosen: ReleaseReference
         do {
-            chosen = try await log.step("find image", command: "docker image inspect / docker pull") { say -> ReleaseReference? in
+            chosen = try await log.step("find image", command: target.describe(.findImage)) { say -> ReleaseReference in
                 for candidate in candidates {
-                    if await host.imageAvailable(candidate.image) {
+                    if await target.imageAvailable(candidate.image, say: say) {
                         say("\(candidate.description): \(candidate.image) is available")
                         return candidate
                     }
                     say("\(candidate.description): image \(candidate.image) is gone; trying an older release")
                 }
-                throw StageLog.Failed(description: "none of the good releases' images can be found any more")
+                throw StepRecorder.Failed(description: "none of the good releases' images can be found any more")
             }
         } catch {
             return .init(outcome: .rollbackFailed, reason: "\(error)")
         }
-        guard let target = chosen else { return .init(outcome: .rollbackFailed, reason: "no release to roll back to") }
-        try? store.setRelease(runID: context.runID, version: target.version, sha: target.sha, image: target.image)
+        try? store.setRelease(runID: context.runID, version: chosen.version, sha: chosen.sha, image: chosen.image)
 
-        let name = host.containerName(run: context.runID)
-        guard let port = LoopbackPort.free() else { return .init(outcome: .rollbackFailed, reason: "no free port on 127.0.0.1") }
         // The restored release's history: the good ones before it.
-        let history = candidates.drop { $0.run != target.run }.dropFirst()
+        let history = candidates.drop { $0.run != chosen.run }.dropFirst()
+        let restored: TargetInstance
         do {
-            try await startContainer(target, name: name, port: port, history: Array(history))
+            restored = try await startCandidate(chosen, history: Array(history))
         } catch {
-            try? await remove(name)
             return .init(outcome: .rollbackFailed, reason: "\(error)")
         }
         let switched = Moment()
         let outcome = await uncancelled { () -> RunContext.StageOutcome in
             do {
-                _ = try await move(
-                    to: [Self.backend(name, port: port, weight: 100, release: target)], label: "switch to \(target.version ?? name)")
+                try await move(to: [TrafficShare(restored, weight: 100)], label: "switch to \(restored.label)")
             } catch {
-                try? await remove(name)
-                return .init(outcome: .rollbackFailed, reason: "moving traffic to \(target.description) failed: \(error)")
+                try? await retire(restored)
+                return .init(outcome: .rollbackFailed, reason: "moving traffic to \(chosen.description) failed: \(error)")
             }
             switched.mark()
-            for container in now.containers where container.name != name {
-                try? await remove(container.name, step: "remove \(container.release?.version ?? container.name)")
+            for instance in now.instances where instance.name != restored.name {
+                try? await retire(instance, step: "remove \(instance.label)")
             }
             return .init(outcome: .succeeded)
         }
         guard outcome.outcome == .succeeded else { return outcome }
         let ms = Int(((switched.value ?? .now) - started) / .milliseconds(1))
-        try? store.recordRollback(runID: context.runID, restoredRunID: target.run, milliseconds: ms)
+        try? store.recordRollback(runID: context.runID, restoredRunID: chosen.run, milliseconds: ms)
         try? store.pin(
             environment: environment.name, runID: context.runID, actor: context.trigger.description,
-            reason: "rolled back by hand to \(target.description)", at: Date())
-        context.reporter.report(.notice("\(environment.name) serves \(target.description) at \(serviceURL) (rolled back in \(ms) ms)"))
+            reason: "rolled back by hand to \(chosen.description)", at: Date())
+        context.reporter.report(
+            .notice("\(environment.name) serves \(chosen.description) at \(target.serviceURL) (rolled back in \(ms) ms)"))
         return .init(outcome: .succeeded)
     }
 }

@@ -176,30 +176,40 @@ extension Plan {
                 case .prometheus: .seconds(11)
                 case .command: CommandCheck.limit
                 }
-            return total + GateRunner.worstCase(gate, measurementLimit: limit)
+            return total.saturatingPlus(GateRunner.worstCase(gate, measurementLimit: limit))
         }
     }
 
-    /// For an environment on a docker target: the longest a deploy can take to decide to abort and
-    /// to put the previous release back, with what it is made of.
+    /// For an environment with a target: the longest a deploy can take to decide to abort and to
+    /// put the previous release back, with what it is made of. The target says how long its own
+    /// operations take; the strategy, what it does with them.
     public var worstCaseToAbort: (total: Duration, parts: [String])? {
-        guard case .docker(let spec) = environment.target else { return nil }
-        var parts: [(String, Duration)] = [("start", spec.readyTimeout + .seconds(30))]
-        let switchTime = Duration.seconds(10)
+        guard let budget = environment.target?.budget else { return nil }
+        let strategy = (environment.strategy ?? .blueGreen(previewGates: [], bake: nil)).strategy
+        var parts: [(String, Duration)] = [("start", budget.stage)]
+        parts += strategy.worstCase(self, budget: budget)
         let envGates = gatesWorstCase(environment.gates)
-        switch environment.strategy ?? .blueGreen(previewGates: [], bake: nil) {
-        case .rolling:
-            parts += [("switch", switchTime), ("gates", envGates)]
-        case .blueGreen(let preview, let bake):
-            parts += [("preview gates", gatesWorstCase(preview)), ("switch", switchTime), ("gates", envGates)]
-            if let bake { parts.append(("bake", bake + envGates)) }
-        case .canary(let steps, let pause, let analysis):
-            let perStep = switchTime + envGates + gatesWorstCase(analysis)
-            parts.append(("\(steps.count) canary steps", perStep * steps.count + (pause ?? .zero) * max(steps.count - 1, 0)))
-        }
-        if environment.rehearseRollback { parts.append(("rehearsal", switchTime * 2 + envGates * 2)) }
-        parts.append(("rollback and verify", switchTime + envGates))
-        let total = parts.reduce(Duration.zero) { $0 + $1.1 }
+        if environment.rehearseRollback { parts.append(("rehearsal", (budget.route * 2).saturatingPlus(envGates.saturatingTimes(2)))) }
+        parts.append(("rollback and verify", budget.route.saturatingPlus(envGates)))
+        let total = parts.map(\.1).saturatingSum()
         return (total, parts.filter { $0.1 > .zero }.map { "\($0.0) \(DurationParser.format($0.1))" })
+    }
+}
+
+extension GateSpec {
+    /// What the gate checks, as the run record shows it.
+    func description(targets: GateTargets) -> String {
+        let times = times ?? 1
+        let cadence = times > 1 ? ", \(times) times" + (every.map { " every \(DurationParser.format($0))" } ?? "") : ""
+        switch check {
+        case .http(let url, let status, _, _):
+            let shown = url.replacingOccurrences(of: "${TARGET_URL}", with: targets.targetURL)
+                .replacingOccurrences(of: "${SERVICE_URL}", with: targets.serviceURL)
+            return "GET \(shown)" + (status.map { " expecting \($0)" } ?? "") + cadence
+        case .prometheus(let url, let query):
+            return "prometheus \(url): \(query)" + cadence
+        case .command(let argv):
+            return argv.joined(separator: " ") + cadence
+        }
     }
 }

@@ -13,7 +13,7 @@ public import SlipwayProcess
 /// `state.json` (what serves, with which weight, at which generation), the pid file, the error
 /// log, and `control.sock`, a Unix socket where nginx itself answers `/generation`: once it says
 /// the new number, new connections get the new upstream.
-public struct NginxProxy: Sendable {
+public struct NginxRouter: Sendable {
     public let directory: String
     public let listen: String
     public let executable: String

@@ -1,0 +1,179 @@
+import Foundation
+import Logging
+import SlipwayProcess
+import SlipwayStore
+import Synchronization
+
+extension Engine {
+    /// Runs the plan with the pipeline's webhooks told as it goes. Deliveries run beside the run;
+    /// once it ends they get up to 15 seconds more, so that a dead webhook never holds a deploy.
+    func execute(
+        _ plan: Plan, release: Release, trigger: Trigger, masker: SecretMasker, interrupts: AsyncStream<Int32>,
+        changelog: Changelog?, dirty: Bool, overrides: [String]
+    ) async throws -> RunResult {
+        let notifier = Notifier(pipeline: plan.pipeline, environment: environment, store: store, clock: clock, masker: masker)
+        let (notifications, continuation) = AsyncStream.makeStream(of: Notification.self)
+        let notify: @Sendable (Notification) -> Void = { continuation.yield($0) }
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await notifier.deliver(notifications) }
+            let result: RunResult
+            do {
+                result = try await executeRun(
+                    plan, release: release, trigger: trigger, masker: masker, interrupts: interrupts,
+                    changelog: changelog, dirty: dirty, overrides: overrides,
+                    notify: notifier.isEmpty ? nil : notify)
+            } catch {
+                continuation.finish()
+                group.cancelAll()
+                throw error
+            }
+            continuation.finish()
+            group.addTask { try? await Task.sleep(for: .seconds(15)) }
+            _ = try await group.next()
+            group.cancelAll()
+            return result
+        }
+    }
+
+    func executeRun(
+        _ plan: Plan, release: Release, trigger: Trigger, masker: SecretMasker, interrupts: AsyncStream<Int32>,
+        changelog: Changelog?, dirty: Bool, overrides: [String], notify: (@Sendable (Notification) -> Void)?
+    ) async throws -> RunResult {
+        let started = ContinuousClock.now
+        let message: @Sendable (Int64, NotificationEvent, String?) -> Void = { runID, event, reason in
+            notify?(
+                Notification(
+                    event: event, runID: runID, app: plan.pipeline.app, environment: plan.environment.name,
+                    version: release.version, sha: release.sha, trigger: trigger.description, reason: reason))
+        }
+        var record = RunRecord(
+            pipeline: plan.pipeline.file, app: plan.pipeline.app, environment: plan.environment.name,
+            trigger: trigger, sha: release.sha, version: release.version, startedAt: Date(), ownerPID: pid,
+            ownerHost: host)
+        record.dirty = dirty
+        record.overrides = overrides.joined(separator: ",")
+        record.kind = plan.isRollback ? "rollback" : "deploy"
+        let run = try store.insert(record)
+        let runID = run.id!
+        try store.attachLease(environment: plan.environment.name, pid: pid, host: host, runID: runID)
+        try store.audit(
+            actor: trigger.description, action: "run.started", environment: plan.environment.name, runID: runID,
+            detail: "release \(release.description)" + (overrides.isEmpty ? "" : "; overrides: " + overrides.joined(separator: "; ")))
+        for override in overrides {
+            try store.append(EventRecord(runID: runID, at: Date(), kind: "run.override", message: "\(trigger.user) overrode: \(override)"))
+        }
+        if let changelog {
+            let encoder = JSONEncoder()
+            encoder.dateEncodingStrategy = .iso8601
+            encoder.outputFormatting = [.sortedKeys]
+            try store.saveChangelog(
+                runID: runID, baseKind: changelog.base.kind.rawValue, baseSHA: changelog.base.sha, commitCount: changelog.commits.count,
+                markdown: changelog.markdown, json: String(decoding: try encoder.encode(changelog), as: UTF8.self))
+            try store.append(EventRecord(runID: runID, at: Date(), kind: "run.changelog", message: changelog.summary))
+        }
+        log.debug("run \(runID) started", metadata: ["environment": "\(plan.environment.name)", "pid": "\(pid)", "host": "\(host)"])
+        let stages = try store.insert(
+            plan.entries.enumerated().map { position, entry in
+                entry.runs
+                    ? StageRecord(runID: runID, position: position, name: entry.stage.name, kind: entry.stage.kindName)
+                    : StageRecord.skipped(runID: runID, position: position, stage: entry.stage, reason: entry.skipReason)
+            })
+        reporter.report(
+            .runStarted(
+                runID: runID, app: plan.pipeline.app, environment: plan.environment.name, release: release,
+                trigger: trigger, stages: plan.entries.map { ($0.stage.name, $0.runs, $0.skipReason) }))
+        if let changelog { reporter.report(.notice(changelog.summary)) }
+
+        message(runID, .started, changelog?.summary)
+        let context = RunContext(
+            engine: self, plan: plan, runID: runID, stages: stages, release: release, masker: masker,
+            trigger: trigger, changelog: changelog, notify: { event, reason in message(runID, event, reason) })
+        enum Child: Sendable {
+            case stages(Finish)
+            case interrupted(Int32)
+            case idle
+        }
+        let (finish, signal) = await withTaskGroup(of: Child.self) { group -> (Finish, Int32?) in
+            group.addTask { .stages(await context.runStages()) }
+            group.addTask {
+                for await number in interrupts { return .interrupted(number) }
+                return .idle
+            }
+            group.addTask {
+                await context.heartbeat()
+                return .idle
+            }
+            var finish: Finish?
+            var signal: Int32?
+            while finish == nil, let next = await group.next() {
+                switch next {
+                case .stages(let result):
+                    finish = result
+                case .interrupted(let number):
+                    // Cancel the stages (tearing down the running step's process group) and keep
+                    // waiting for them to record how far they got.
+                    signal = number
+                    group.cancelAll()
+                case .idle:
+                    break
+                }
+            }
+            group.cancelAll()
+            return (finish ?? Finish(outcome: .cancelled, reason: nil), signal)
+        }
+
+        var outcome = finish.outcome
+        var reason = finish.reason
+        if let signal, outcome != .succeeded {
+            outcome = .cancelled
+            reason = "cancelled by \(Self.signalName(signal))" + (finish.reason.map { " (\($0))" } ?? "")
+        }
+        // Hooks after the stages; they run whatever happened to the stages' task.
+        if outcome == .succeeded {
+            await context.runHook(plan.isRollback ? .postRollback : .postDeploy)
+        } else {
+            await context.runHook(.onFailure, outcome: outcome, reason: reason)
+        }
+        let status: ExitStatus =
+            switch outcome {
+            case .succeeded: .success
+            case .cancelled: .cancelled
+            case .rolledBack: .rolledBack
+            case .rollbackFailed: .rollbackFailed
+            default: finish.environmentChanged ? .failedAfterChange : .failed
+            }
+
+        try store.finish(runID: runID, outcome: outcome, exitCode: Int(status.rawValue), reason: reason, at: Date())
+        try store.audit(
+            actor: trigger.description, action: "run.finished", environment: plan.environment.name, runID: runID,
+            detail: outcome.rawValue + (reason.map { ": \($0)" } ?? ""))
+        let event: NotificationEvent =
+            switch outcome {
+            case .succeeded: plan.isRollback ? .rolledBack : .succeeded
+            case .cancelled: .cancelled
+            case .rolledBack: .rolledBack
+            default: .failed
+            }
+        message(runID, event, reason)
+        reporter.report(
+            .runFinished(
+                runID: runID, outcome: outcome, exitCode: status.rawValue, reason: reason,
+                duration: ContinuousClock.now - started))
+        return RunResult(runID: runID, outcome: outcome, exitStatus: status, reason: reason)
+    }
+
+    static func signalName(_ number: Int32) -> String {
+        switch number {
+        case SIGINT: "SIGINT (Ctrl-C)"
+        case SIGTERM: "SIGTERM"
+        case SIGHUP: "SIGHUP"
+        default: "signal \(number)"
+        }
+    }
+
+    struct Finish: Sendable {
+        var outcome: Outcome
+        var reason: String?
+        var environmentChanged = false
+    }
+}
