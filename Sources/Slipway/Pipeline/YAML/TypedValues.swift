@@ -1,0 +1,152 @@
+import Foundation
+import Yams
+
+// Reading typed values from YAML nodes, each with a diagnostic at the node when it is not what
+// it should be.
+extension PipelineReader {
+    // MARK: Typed values
+
+    struct Mapping {
+        var entries: [(keyNode: Node, key: String, value: Node)]
+
+        init(entries: [(keyNode: Node, key: String, value: Node)]) { self.entries = entries }
+
+        init(_ mapping: Node.Mapping) {
+            entries = mapping.map { (keyNode: $0.key, key: $0.key.string ?? "", value: $0.value) }
+        }
+
+        subscript(key: String) -> Node? { entries.first { $0.key == key }?.value }
+    }
+
+    func describe(_ node: Node) -> String {
+        switch node {
+        case .scalar(let scalar):
+            if isNull(node) { return "nothing" }
+            if scalar.style == .plain, Int(scalar.string) != nil || Double(scalar.string) != nil { return "the number \(scalar.string)" }
+            return "the string '\(scalar.string)'"
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        }
+    }
+
+    func isNull(_ node: Node) -> Bool {
+        guard case .scalar(let scalar) = node, scalar.style == .plain else { return false }
+        return ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+    }
+
+    func mapping(_ node: Node, _ what: String, hint: String? = nil) -> Mapping? {
+        guard case .mapping(let mapping) = node else {
+            error(node, "\(what) must be a mapping of keys to values, found \(describe(node))", hint: hint)
+            return nil
+        }
+        let result = Mapping(mapping)
+        for entry in result.entries where entry.keyNode.string == nil || { if case .scalar = entry.keyNode { false } else { true } }() {
+            error(entry.keyNode, "a key in \(what) must be a plain word")
+        }
+        return result
+    }
+
+    func sequence(_ node: Node, _ what: String, hint: String? = nil) -> [Node]? {
+        guard case .sequence(let sequence) = node else {
+            error(node, "\(what) must be a list, found \(describe(node))", hint: hint)
+            return nil
+        }
+        return Array(sequence)
+    }
+
+    func string(_ node: Node, _ what: String, hint: String? = nil) -> String? {
+        guard case .scalar(let scalar) = node, !isNull(node) else {
+            error(node, "\(what) must be a string, found \(describe(node))", hint: hint)
+            return nil
+        }
+        return scalar.string
+    }
+
+    func stringList(_ node: Node, _ what: String, hint: String? = nil) -> [String] {
+        guard let items = sequence(node, what, hint: hint) else { return [] }
+        return items.compactMap { string($0, "each item of \(what)") }
+    }
+
+    func integer(_ node: Node, _ what: String) -> Int? {
+        guard case .scalar(let scalar) = node, let value = Int(scalar.string) else {
+            error(node, "\(what) must be a whole number, found \(describe(node))")
+            return nil
+        }
+        return value
+    }
+
+    func positive(_ node: Node, _ what: String) -> Int? {
+        guard let value = integer(node, what) else { return nil }
+        if value < 1 { error(node, "\(what) must be at least 1, not \(value)"); return nil }
+        return value
+    }
+
+    func number(_ node: Node, _ what: String) -> Double? {
+        guard case .scalar(let scalar) = node, let value = Double(scalar.string) else {
+            error(node, "\(what) must be a number, found \(describe(node))")
+            return nil
+        }
+        return value
+    }
+
+    func bool(_ node: Node, _ what: String) -> Bool? {
+        guard case .scalar(let scalar) = node else {
+            error(node, "\(what) must be true or false, found \(describe(node))")
+            return nil
+        }
+        switch scalar.string.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default:
+            error(node, "\(what) must be true or false, found \(describe(node))")
+            return nil
+        }
+    }
+
+    func duration(_ node: Node, _ what: String) -> Duration? {
+        guard case .scalar(let scalar) = node, let value = DurationParser.parse(scalar.string) else {
+            error(node, "\(what) must be a duration such as 30s, 5m, 1h30m or 500ms, found \(describe(node))")
+            return nil
+        }
+        return value
+    }
+
+    func size(_ node: Node, _ what: String) -> Int? {
+        guard case .scalar(let scalar) = node, let value = SizeParser.parse(scalar.string), value > 0 else {
+            error(node, "\(what) must be a size such as 512KiB, 1MiB or 65536, found \(describe(node))")
+            return nil
+        }
+        return value
+    }
+
+    func required(_ pairs: Mapping, _ key: String, in node: Node, context: String, hint: String) -> Node? {
+        guard let value = pairs[key] else {
+            error(node, "\(context) has no '\(key)'", hint: hint)
+            return nil
+        }
+        if isNull(value) {
+            error(value, "'\(key)' is empty", hint: hint)
+            return nil
+        }
+        return value
+    }
+
+    func checkKeys(_ pairs: Mapping, allowed: [String], in context: String) {
+        for entry in pairs.entries where !allowed.contains(entry.key) {
+            let guess = suggestion(for: entry.key, among: allowed)
+            let hint =
+                guess.map { "did you mean '\($0)'?" }
+                ?? (allowed.isEmpty ? "\(context) takes no settings" : "allowed here: \(allowed.joined(separator: ", "))")
+            error(entry.keyNode, "unknown key '\(entry.key)' in \(context)", hint: hint)
+        }
+    }
+
+    func isValidIdentifier(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 63
+            && name.unicodeScalars.allSatisfy {
+                $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0))
+            }
+            && name.first != "-" && name.first != "."
+    }
+}
