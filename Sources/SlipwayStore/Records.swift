@@ -75,8 +75,9 @@ public struct RunRecord: Codable, Sendable, Hashable, FetchableRecord, MutablePe
     public var heartbeatAt: Date
     /// The working tree had uncommitted changes when the run started.
     public var dirty: Bool = false
-    /// Overrides the trigger asked for, comma-separated (`allow-dirty`).
-    public var overrides: String = ""
+    /// What the trigger asked to let through (`allow-dirty (2 changed files)`, a freeze passed with
+    /// its reason), one entry each; stored as a JSON array.
+    public var overrides: [String] = []
     /// The image the run pushed, by digest (`127.0.0.1:5000/hello@sha256:…`).
     public var image: String?
     /// `deploy` for a release shipped through the pipeline, `rollback` for `deploy rollback`.

@@ -102,6 +102,19 @@ extension RunStore {
         }
     }
 
+    /// The newest run that pushed an image of the release `name`: its version, else a commit whose
+    /// sha starts with `name` (7 characters at least).
+    public func pushedRelease(named name: String) throws -> RunRecord? {
+        try read("looking up releases") { db in
+            if let run = try RunRecord.filter(Column("version") == name && Column("image") != nil).order(Column("id").desc).fetchOne(db) {
+                return run
+            }
+            guard name.count >= 7, name.allSatisfy(\.isHexDigit) else { return nil }
+            return try RunRecord.filter(Column("sha").like(name.lowercased() + "%") && Column("image") != nil).order(Column("id").desc)
+                .fetchOne(db)
+        }
+    }
+
     /// The newest run of `environment` for this commit, whatever its outcome.
     public func latestRun(environment: String, sha: String) throws -> RunRecord? {
         try read("reading history") { db in

@@ -183,6 +183,12 @@ public final class RunStore: Sendable {
                 t.column("at", .double).notNull()
             }
         }
+        migrator.registerMigration("v6: overrides as a JSON array") { db in
+            // They were comma-joined, and an override's own text can hold commas: each old value is
+            // kept whole as one element, since it cannot be split back reliably.
+            try db.execute(
+                sql: "UPDATE run SET overrides = CASE WHEN overrides = '' THEN '[]' ELSE json_array(overrides) END")
+        }
         return migrator
     }
 

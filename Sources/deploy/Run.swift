@@ -21,7 +21,9 @@ struct Run: AsyncParsableCommand {
 
     @OptionGroup var location: LocationOptions
 
-    @Option(name: .long, help: ArgumentHelp("The version to record and pass to steps as DEPLOY_VERSION.", valueName: "version"))
+    @Option(name: .long, help: ArgumentHelp(
+            "Deploy a release that an earlier run built and pushed (a version or a commit): its image, its commit; nothing is built. With no target, only the version recorded.",
+            valueName: "version"))
     var release: String?
 
     @Flag(name: .long, help: "Deploy from a working tree with uncommitted changes where the environment requires a clean one (recorded).")
@@ -69,7 +71,9 @@ struct Run: AsyncParsableCommand {
             for note in resolved.notes { Console.standardError.write("note: \(note)\n") }
             let releaseInfo = resolved.release
             var overrides: [String] = []
-            if let git = resolved.git, git.dirty, plan.environment.requireCleanTree {
+            // A release deployed by name was built by an earlier run: the working tree is not what ships.
+            let byName = release != nil && plan.environment.target != nil
+            if !byName, let git = resolved.git, git.dirty, plan.environment.requireCleanTree {
                 let listed = git.dirtyPaths.prefix(10).map { "      \($0)" }.joined(separator: "\n")
                 guard allowDirty else {
                     throw CLIError.failed(
@@ -78,7 +82,7 @@ struct Run: AsyncParsableCommand {
                 }
                 overrides.append("allow-dirty (\(git.dirtyPaths.count) changed file\(git.dirtyPaths.count == 1 ? "" : "s"))")
             }
-            let dirty = resolved.git?.dirty ?? false
+            let dirty = !byName && resolved.git?.dirty ?? false
             var changelog: Changelog?
             if let repository = resolved.repository, let git = resolved.git {
                 do {
@@ -95,12 +99,12 @@ struct Run: AsyncParsableCommand {
             let waitFor = wait.flatMap(DurationParser.parse)
             let freezeReason = overrideFreeze ? reason : nil
             let overridden = overrides
-            let byName = release != nil
+            let explicit = release != nil
             let result = try await runWithSignals(live: style.live && !json ? terminal : nil) { interrupts in
                 try await engine.run(
                     plan, release: releaseInfo, trigger: .detect(environment: processEnvironment),
                     interrupts: interrupts, changelog: shipping, dirty: dirty, overrides: overridden,
-                    wait: waitFor, freezeOverride: freezeReason, explicitRelease: byName)
+                    wait: waitFor, freezeOverride: freezeReason, explicitRelease: explicit)
             }
             if result.exitStatus != .success { throw ExitCode(result.exitStatus.rawValue) }
         }

@@ -69,7 +69,7 @@ struct Show: AsyncParsableCommand {
             ]
             if let reason = r.reason { lines.append("  reason    \(reason)") }
             if r.dirty { lines.append("  tree      had uncommitted changes") }
-            if !r.overrides.isEmpty { lines.append("  override  \(r.overrides)") }
+            for override in r.overrides { lines.append("  override  \(override)") }
             lines.append("")
             lines.append("stages:")
             for view in stages {

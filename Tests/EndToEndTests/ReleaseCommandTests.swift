@@ -80,7 +80,7 @@ struct ReleaseCommandTests {
         let json = try #require(try JSONSerialization.jsonObject(with: Data(show.output.utf8)) as? [String: Any])
         let run = try #require(json["run"] as? [String: Any])
         #expect(run["dirty"] as? Bool == true)
-        #expect((run["overrides"] as? String)?.hasPrefix("allow-dirty") == true)
+        #expect((run["overrides"] as? [String])?.first?.hasPrefix("allow-dirty") == true)
         #expect((run["version"] as? String)?.hasSuffix("+dirty") == true)
     }
 

@@ -21,7 +21,7 @@ struct RunStoreTests {
         #expect(
             try store.appliedMigrations() == [
                 "v1: runs, stages, steps, events", "v2: changelogs, dirty trees and overrides", "v3: leases, queue, approvals, audit",
-                "v4: pushed images", "v5: rollbacks, rehearsals and pins",
+                "v4: pushed images", "v5: rollbacks, rehearsals and pins", "v6: overrides as a JSON array",
             ])
         let mode = try store.writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(mode == "wal")
@@ -56,6 +56,29 @@ struct RunStoreTests {
         #expect(try store.pin(environment: "production") == nil)
         #expect(try store.auditLog(environment: "production").map(\.action) == ["pin", "unpin"])
         #expect(try store.verifyAudit().isIntact)
+    }
+
+    @Test("overrides are kept one by one, commas and all; a v5 store's comma-joined text is kept whole")
+    func overridesKeepTheirCommas() throws {
+        let directory = try TemporaryDirectory("store")
+        defer { directory.remove() }
+        // A store as v5 left it, with a run whose overrides were comma-joined.
+        let queue = try DatabaseQueue(path: directory.file("state.sqlite"))
+        try RunStore.migrator.migrate(queue, upTo: "v5: rollbacks, rehearsals and pins")
+        try queue.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO run (pipeline, app, environment, trigger_user, started_at, outcome, owner_pid, owner_host, heartbeat_at, overrides)
+                    VALUES ('p.yml', 'hello', 'staging', 'ann', 0, 'succeeded', 1, 'h', 0, 'allow-dirty (2 changed files),freeze x: ok')
+                    """)
+        }
+        try queue.close()
+        let store = try RunStore(path: directory.file("state.sqlite"))
+        #expect(try store.run(id: 1)?.overrides == ["allow-dirty (2 changed files),freeze x: ok"])
+        var record = try startRun(store)
+        record.overrides = ["freeze 2026-12-24..2026-12-27: fix, urgent", "allow-dirty (1 changed file)"]
+        try store.update(record)
+        #expect(try store.run(id: record.id!)?.overrides == ["freeze 2026-12-24..2026-12-27: fix, urgent", "allow-dirty (1 changed file)"])
     }
 
     @Test("reopening a store keeps every record and applies nothing twice")

@@ -57,7 +57,7 @@ struct EngineFixture {
     func run(
         _ yaml: String, environment name: String = "staging", interrupts: AsyncStream<Int32> = AsyncStream { $0.finish() },
         release: Release = Release(sha: "0123456789abcdef0123456789abcdef01234567", version: "1.2.3"),
-        freezeOverride: String? = nil
+        freezeOverride: String? = nil, explicitRelease: Bool = false
     ) async throws -> RunResult {
         let launcher = immediateTimeouts ? ProcessRunner(clock: clock) : ProcessRunner()
         let engine = Engine(
@@ -65,7 +65,8 @@ struct EngineFixture {
             environment: environment, jitter: { 0.5 }, now: { [now] in now })
         return try await engine.run(
             Plan(pipeline: try pipeline(yaml), environment: name), release: release,
-            trigger: Trigger(user: "tester"), interrupts: interrupts, freezeOverride: freezeOverride)
+            trigger: Trigger(user: "tester"), interrupts: interrupts, freezeOverride: freezeOverride,
+            explicitRelease: explicitRelease)
     }
 
     func detail(_ result: RunResult) throws -> RunDetail { try #require(try store.detail(runID: result.runID)) }

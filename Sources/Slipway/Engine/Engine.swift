@@ -149,6 +149,24 @@ public struct Engine: Sendable {
         changelog: Changelog? = nil, dirty: Bool = false, overrides: [String] = [],
         wait: Duration? = nil, freezeOverride: String? = nil, explicitRelease: Bool = false
     ) async throws -> RunResult {
+        var plan = plan
+        var release = release
+        var changelog = changelog
+        var image: String?
+        var explicitRelease = explicitRelease
+        if explicitRelease, !plan.isRollback {
+            if plan.environment.target != nil {
+                // A release by name is one that was built and pushed: its commit, its image.
+                let named = try pushedRelease(release.version ?? "", environment: plan.environment.name)
+                release = Release(sha: named.sha, version: named.version, source: release.source)
+                plan = plan.deployingBuiltRelease(release.description, builtBy: named.id!)
+                image = named.image
+                if named.sha != changelog?.head { changelog = nil }
+            } else {
+                // Nothing to deploy: the name only labels the run, and is no way past a pin.
+                explicitRelease = false
+            }
+        }
         let masker = try preflight(plan)
         try checkPromotion(plan, release: release)
         let environment = plan.environment.name
@@ -197,7 +215,7 @@ public struct Engine: Sendable {
             do {
                 let result = try await execute(
                     plan, release: release, trigger: trigger, masker: masker, interrupts: forwarded,
-                    changelog: changelog, dirty: dirty, overrides: overrides)
+                    changelog: changelog, dirty: dirty, overrides: overrides, image: image)
                 if result.outcome == .succeeded, explicitRelease, !plan.isRollback {
                     // Writes nothing when the environment was not pinned.
                     _ = try? store.unpin(
@@ -226,6 +244,15 @@ public struct Engine: Sendable {
         public var signal: Int32
         public var description: String { "stopped waiting for \(environment) (\(Engine.signalName(signal))): nothing ran" }
     }
+    /// The pushed release `name` (a version, or a commit), or a refusal saying what can be deployed.
+    func pushedRelease(_ name: String, environment: String) throws -> RunRecord {
+        if let run = try store.pushedRelease(named: name) { return run }
+        throw RunRefused(
+            message: "no release '\(name)' was built and pushed here, so there is nothing by that name to deploy to \(environment)",
+            hint:
+                "`deploy history` lists the releases that were; to build and deploy HEAD, run `deploy \(environment)` without --release")
+    }
+
     static func unavailable(_ environment: String, _ lease: Lease) -> EnvironmentUnavailable {
         switch lease.kind {
         case .manual:

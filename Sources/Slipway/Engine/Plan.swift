@@ -87,6 +87,22 @@ public struct Plan: Sendable {
 
     public var running: [Stage] { entries.filter(\.runs).map(\.stage) }
 
+    /// The plan for a release deployed by name (`--release`): it was built and pushed by an
+    /// earlier run, so the stages that build, push or check the working tree are left out (they
+    /// would work on HEAD, not on that release); approvals and the deploy still run.
+    public func deployingBuiltRelease(_ description: String, builtBy run: Int64) -> Plan {
+        var plan = self
+        for index in plan.entries.indices where plan.entries[index].runs {
+            switch plan.entries[index].stage.kind {
+            case .steps, .build, .push:
+                plan.entries[index].skipReason = "release \(description) was built and pushed by run \(run)"
+            default:
+                break
+            }
+        }
+        return plan
+    }
+
     /// Steps with no timeout, which make the worst case unbounded.
     public var unboundedSteps: [String] {
         running.flatMap { stage -> [String] in

@@ -9,7 +9,7 @@ extension Engine {
     /// once it ends they get up to 15 seconds more, so that a dead webhook never holds a deploy.
     func execute(
         _ plan: Plan, release: Release, trigger: Trigger, masker: SecretMasker, interrupts: AsyncStream<Int32>,
-        changelog: Changelog?, dirty: Bool, overrides: [String]
+        changelog: Changelog?, dirty: Bool, overrides: [String], image: String? = nil
     ) async throws -> RunResult {
         let notifier = Notifier(pipeline: plan.pipeline, environment: environment, store: store, clock: clock, masker: masker)
         let (notifications, continuation) = AsyncStream.makeStream(of: Notification.self)
@@ -20,7 +20,7 @@ extension Engine {
             do {
                 result = try await executeRun(
                     plan, release: release, trigger: trigger, masker: masker, interrupts: interrupts,
-                    changelog: changelog, dirty: dirty, overrides: overrides,
+                    changelog: changelog, dirty: dirty, overrides: overrides, image: image,
                     notify: notifier.isEmpty ? nil : notify)
             } catch {
                 continuation.finish()
@@ -37,7 +37,7 @@ extension Engine {
 
     func executeRun(
         _ plan: Plan, release: Release, trigger: Trigger, masker: SecretMasker, interrupts: AsyncStream<Int32>,
-        changelog: Changelog?, dirty: Bool, overrides: [String], notify: (@Sendable (Notification) -> Void)?
+        changelog: Changelog?, dirty: Bool, overrides: [String], image: String?, notify: (@Sendable (Notification) -> Void)?
     ) async throws -> RunResult {
         let started = ContinuousClock.now
         let message: @Sendable (Int64, NotificationEvent, String?) -> Void = { runID, event, reason in
@@ -51,7 +51,8 @@ extension Engine {
             trigger: trigger, sha: release.sha, version: release.version, startedAt: Date(), ownerPID: pid,
             ownerHost: host)
         record.dirty = dirty
-        record.overrides = overrides.joined(separator: ",")
+        record.overrides = overrides
+        record.image = image
         record.kind = plan.isRollback ? "rollback" : "deploy"
         let run = try store.insert(record)
         let runID = run.id!
