@@ -40,16 +40,39 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // Pipeline model and loader, engine, reporter, release facts.
+        // Domain values every module shares: outcomes, triggers, releases, durations. No dependencies.
+        .target(
+            name: "SlipwayCore",
+            swiftSettings: strictSettings
+        ),
+        // The pipeline file: model, YAML reader with locations, one file per top-level section, validation.
+        .target(
+            name: "SlipwayPipeline",
+            dependencies: [
+                "SlipwayCore",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The engine, stages, rollout strategies, targets, gates, releases, reporters: what the CLI calls.
         .target(
             name: "Slipway",
             dependencies: [
+                "SlipwayCore",
+                "SlipwayPipeline",
                 "SlipwayGit",
                 "SlipwayProcess",
                 "SlipwayStore",
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strictSettings
+        ),
+        // Fuzzes the pipeline loader: `scripts/fuzz` builds it with libFuzzer (-DFUZZING); built
+        // plainly, it replays files through the loader (a corpus check).
+        .executableTarget(
+            name: "pipeline-fuzz",
+            dependencies: ["SlipwayPipeline"],
+            path: "Fuzz/PipelineFuzzer",
             swiftSettings: strictSettings
         ),
         // libgit2 (Debian: libgit2-dev), as a system library.
@@ -76,6 +99,7 @@ let package = Package(
         .target(
             name: "SlipwayStore",
             dependencies: [
+                "SlipwayCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -104,7 +128,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SlipwayStoreTests",
-            dependencies: ["SlipwayStore", "SlipwayTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["SlipwayCore", "SlipwayStore", "SlipwayTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -115,7 +139,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["SlipwayStore", "SlipwayProcess", "SlipwayTestSupport"],
+            dependencies: ["SlipwayCore", "SlipwayStore", "SlipwayProcess", "SlipwayTestSupport"],
             swiftSettings: strictSettings
         ),
     ],

@@ -1,3 +1,6 @@
+import SlipwayPipeline
+import SlipwayCore
+
 /// The version of Slipway itself.
 public enum SlipwayVersion {
     public static let current = "0.1.0"

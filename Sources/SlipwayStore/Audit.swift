@@ -1,3 +1,4 @@
+public import SlipwayCore
 import Crypto
 public import Foundation
 public import GRDB

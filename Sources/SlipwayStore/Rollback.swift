@@ -1,3 +1,4 @@
+public import SlipwayCore
 public import Foundation
 import GRDB
 

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SlipwayCore
 import SlipwayStore
 import SlipwayTestSupport
 import Testing

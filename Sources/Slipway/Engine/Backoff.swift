@@ -1,3 +1,6 @@
+import SlipwayPipeline
+import SlipwayCore
+
 /// Exponential backoff with jitter between attempts of a step.
 public enum Backoff {
     /// The most a retry can wait: `base × 2^(retry-1)`, capped at ``Step/maximumBackoff``.

@@ -1,3 +1,5 @@
+import SlipwayPipeline
+public import SlipwayCore
 public import Foundation
 import Logging
 public import SlipwayProcess

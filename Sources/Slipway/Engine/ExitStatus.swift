@@ -1,3 +1,6 @@
+import SlipwayPipeline
+import SlipwayCore
+
 /// `deploy`'s exit codes, as `deploy --help` lists them.
 public enum ExitStatus: Int32, Sendable, CaseIterable {
     case success = 0

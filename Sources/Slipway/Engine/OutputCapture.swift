@@ -1,3 +1,6 @@
+import SlipwayPipeline
+import SlipwayCore
+
 /// Keeps a step's output for the run record: whole up to `limit` bytes, then the first and last
 /// halves with a marker saying how much was left out.
 public struct OutputCapture: Sendable {

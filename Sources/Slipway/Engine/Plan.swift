@@ -1,3 +1,6 @@
+public import SlipwayPipeline
+import SlipwayCore
+
 /// Which stages `deploy <env>` runs, and why the others are left out.
 ///
 /// The stages that apply to an environment are those up to and including the stage that deploys
@@ -119,8 +122,8 @@ public struct Plan: Sendable {
         for stage in running {
             guard case .steps(let steps) = stage.kind else { continue }
             for step in steps {
-                total += step.timeout! * (step.retries + 1)
-                for retry in 0..<step.retries { total += Backoff.ceiling(base: step.backoff, retry: retry + 1) }
+                total = total.saturatingPlus(step.timeout!.saturatingTimes(step.retries + 1))
+                for retry in 0..<step.retries { total = total.saturatingPlus(Backoff.ceiling(base: step.backoff, retry: retry + 1)) }
             }
         }
         return total

@@ -1,3 +1,5 @@
+import SlipwayPipeline
+import SlipwayCore
 import Foundation
 
 /// Whether a process id belongs to a live process (a zombie counts as dead).

@@ -1,5 +1,7 @@
+import SlipwayPipeline
+public import SlipwayCore
 import Foundation
-public import SlipwayStore
+import SlipwayStore
 
 extension Trigger {
     /// Who is running `deploy`: the CI job (from the usual CI variables) or the user at the terminal.

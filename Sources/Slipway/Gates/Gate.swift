@@ -1,3 +1,5 @@
+public import SlipwayPipeline
+import SlipwayCore
 public import Foundation
 
 #if canImport(FoundationNetworking)

@@ -1,3 +1,5 @@
+public import SlipwayPipeline
+import SlipwayCore
 public import Foundation
 public import SlipwayGit
 public import SlipwayStore

@@ -1,3 +1,5 @@
+import SlipwayPipeline
+public import SlipwayCore
 public import SlipwayGit
 
 /// Finds what is being released: git at the working directory first, then a CI system's variables.

@@ -1,6 +1,8 @@
+import SlipwayPipeline
+public import SlipwayCore
 public import Foundation
 public import SlipwayProcess
-public import SlipwayStore
+import SlipwayStore
 
 /// Everything a run tells the person (or program) watching it. The engine sends each event both to
 /// a ``Reporting`` and, in its own form, to the run store.

@@ -1,3 +1,5 @@
+import SlipwayPipeline
+import SlipwayCore
 import Foundation
 import SlipwayProcess
 import SlipwayStore

@@ -1,3 +1,6 @@
+import SlipwayPipeline
+import SlipwayCore
+
 /// How far a strategy took a candidate.
 enum RolloutVerdict: Sendable, Equatable {
     /// Every gate held and the candidate takes all traffic.

@@ -1,3 +1,6 @@
+public import SlipwayPipeline
+import SlipwayCore
+
 /// Where a pipeline's `target:` becomes a ``DeployTarget``: the one place that knows which type
 /// each kind of target is. A new target adds its case here and its folder beside `Docker/`.
 extension TargetSpec {

@@ -1,3 +1,5 @@
+import SlipwayPipeline
+public import SlipwayCore
 import Foundation
 public import SlipwayProcess
 

@@ -1,3 +1,5 @@
+public import SlipwayPipeline
+public import SlipwayCore
 import Foundation
 import SlipwayProcess
 

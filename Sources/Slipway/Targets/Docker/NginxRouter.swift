@@ -1,3 +1,5 @@
+import SlipwayPipeline
+public import SlipwayCore
 public import Foundation
 public import SlipwayProcess
 

@@ -1,3 +1,5 @@
+import SlipwayCore
+
 /// A problem found in a pipeline file: where, what, and how to fix it.
 public struct Diagnostic: Sendable, Hashable, Codable, CustomStringConvertible {
     public enum Severity: String, Sendable, Codable { case error, warning }
@@ -38,7 +40,7 @@ public struct PipelineError: Error, Sendable, CustomStringConvertible {
 }
 
 /// The closest candidate to a misspelt word, if one is close enough to suggest.
-func suggestion(for word: String, among candidates: some Sequence<String>) -> String? {
+public func suggestion(for word: String, among candidates: some Sequence<String>) -> String? {
     let lowered = word.lowercased()
     var best: (String, Int)?
     for candidate in candidates {

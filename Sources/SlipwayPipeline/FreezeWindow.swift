@@ -1,3 +1,4 @@
+import SlipwayCore
 public import Foundation
 
 /// A window when an environment takes no deploys: a fixed period, or a weekly one, in a time zone.
@@ -55,17 +56,4 @@ public struct FreezeWindow: Sendable, Hashable {
                 Self.dayNames[toDay], toMinute / 60, toMinute % 60, zone.identifier)
         }
     }
-}
-
-/// An environment that cannot be deployed now: held by another deploy, locked by a person, or frozen.
-public struct EnvironmentUnavailable: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public var hint: String?
-
-    public init(message: String, hint: String? = nil) {
-        self.message = message
-        self.hint = hint
-    }
-
-    public var description: String { hint.map { "\(message)\n    hint: \($0)" } ?? message }
 }

@@ -1,3 +1,4 @@
+import SlipwayCore
 import Foundation
 
 /// `${NAME}` references in argv elements and gate settings.

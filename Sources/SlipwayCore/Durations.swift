@@ -2,15 +2,40 @@ import Foundation
 
 /// Durations as people write them in pipeline files: `500ms`, `30s`, `5m`, `4h`, `1h30m`, `2d`.
 public enum DurationParser {
+    /// The longest duration a pipeline or a command line may write (366 days): anything longer is
+    /// a typo, and every sum of durations on the run path stays far from overflowing.
+    public static let maximum = Duration.seconds(366 * 86400)
+    public static let maximumText = "366d"
+
+    /// A duration up to ``maximum``; nil when the text is not one or is longer.
     public static func parse(_ text: String) -> Duration? {
+        switch parseUnbounded(text) {
+        case .some(let value) where value <= maximum: value
+        default: nil
+        }
+    }
+
+    /// Whether `text` is written as a duration, however long (to tell "too long" from "not a duration").
+    public static func isDuration(_ text: String) -> Bool { parseUnbounded(text) != nil || parseOverflows(text) }
+
+    private static func parseOverflows(_ text: String) -> Bool {
+        let text = text.trimmingCharacters(in: .whitespaces)
+        return !text.isEmpty && text.allSatisfy { $0.isASCII && ($0.isNumber || $0.isLetter || $0 == ".") } && text.first!.isNumber
+            && text.contains { $0.isNumber }
+    }
+
+    private static func parseUnbounded(_ text: String) -> Duration? {
         let text = text.trimmingCharacters(in: .whitespaces)
         guard !text.isEmpty else { return nil }
-        if let seconds = Int(text) { return seconds >= 0 ? .seconds(seconds) : nil }
+        if text.allSatisfy({ $0.isASCII && $0.isNumber }) {
+            guard let seconds = Int64(text) else { return nil }
+            return .seconds(seconds)
+        }
         var total = Duration.zero
         var number = ""
         var unit = ""
         func flush() -> Bool {
-            guard let value = Double(number) else { return false }
+            guard let value = Double(number), value.isFinite else { return false }
             let scale: Double
             switch unit {
             case "ms": scale = 0.001
@@ -20,16 +45,20 @@ public enum DurationParser {
             case "d": scale = 86400
             default: return false
             }
-            total += .milliseconds(Int64((value * scale * 1000).rounded()))
+            let milliseconds = (value * scale * 1000).rounded()
+            // Past the maximum already: stop before the arithmetic can overflow.
+            guard milliseconds <= Double(maximum / .milliseconds(1)) else { return false }
+            total += .milliseconds(Int64(milliseconds))
+            guard total <= maximum else { return false }
             number = ""
             unit = ""
             return true
         }
         for character in text {
-            if character.isNumber || character == "." {
+            if (character.isASCII && character.isNumber) || character == "." {
                 if !unit.isEmpty { guard flush() else { return nil } }
                 number.append(character)
-            } else if character.isLetter {
+            } else if character.isASCII && character.isLetter {
                 guard !number.isEmpty else { return nil }
                 unit.append(character)
             } else {
@@ -56,16 +85,22 @@ public enum DurationParser {
 
 /// Sizes: `65536`, `512KiB`, `1MiB`, `1MB`, `2GiB`.
 public enum SizeParser {
+    /// The largest size a pipeline may write (1 TiB).
+    public static let maximum = 1 << 40
+    public static let maximumText = "1TiB"
+
+    /// A size up to ``maximum``; nil when the text is not one or is larger.
     public static func parse(_ text: String) -> Int? {
         let text = text.trimmingCharacters(in: .whitespaces)
-        let digits = text.prefix { $0.isNumber }
-        guard let value = Int(digits) else { return nil }
+        let digits = text.prefix { $0.isASCII && $0.isNumber }
+        guard let value = Int(digits), value <= maximum else { return nil }
         let multipliers: [String: Int] = [
             "": 1, "B": 1, "K": 1024, "KB": 1000, "KiB": 1024, "M": 1 << 20, "MB": 1_000_000, "MiB": 1 << 20,
-            "G": 1 << 30, "GB": 1_000_000_000, "GiB": 1 << 30,
+            "G": 1 << 30, "GB": 1_000_000_000, "GiB": 1 << 30, "T": 1 << 40, "TB": 1_000_000_000_000, "TiB": 1 << 40,
         ]
         guard let multiplier = multipliers[text.dropFirst(digits.count).trimmingCharacters(in: .whitespaces)] else { return nil }
-        return value * multiplier
+        let (size, overflow) = value.multipliedReportingOverflow(by: multiplier)
+        return overflow || size > maximum ? nil : size
     }
 }
 

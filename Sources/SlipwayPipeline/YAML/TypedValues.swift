@@ -1,3 +1,4 @@
+import SlipwayCore
 import Foundation
 import Yams
 
@@ -76,6 +77,16 @@ extension PipelineReader {
         return value
     }
 
+    /// A whole number within `range`, else an error naming the range.
+    func integer(_ node: Node, _ what: String, in range: ClosedRange<Int>) -> Int? {
+        guard let value = integer(node, what) else { return nil }
+        guard range.contains(value) else {
+            error(node, "\(what) must be from \(range.lowerBound) to \(range.upperBound), not \(value)")
+            return nil
+        }
+        return value
+    }
+
     func positive(_ node: Node, _ what: String) -> Int? {
         guard let value = integer(node, what) else { return nil }
         if value < 1 { error(node, "\(what) must be at least 1, not \(value)"); return nil }
@@ -105,6 +116,12 @@ extension PipelineReader {
     }
 
     func duration(_ node: Node, _ what: String) -> Duration? {
+        if case .scalar(let scalar) = node, DurationParser.parse(scalar.string) == nil, DurationParser.isDuration(scalar.string) {
+            error(
+                node, "\(what) is longer than deploy allows: at most \(DurationParser.maximumText)",
+                hint: "write a duration from 0s to \(DurationParser.maximumText), e.g. 30s, 5m, 1h30m or 2d")
+            return nil
+        }
         guard case .scalar(let scalar) = node, let value = DurationParser.parse(scalar.string) else {
             error(node, "\(what) must be a duration such as 30s, 5m, 1h30m or 500ms, found \(describe(node))")
             return nil
@@ -114,7 +131,7 @@ extension PipelineReader {
 
     func size(_ node: Node, _ what: String) -> Int? {
         guard case .scalar(let scalar) = node, let value = SizeParser.parse(scalar.string), value > 0 else {
-            error(node, "\(what) must be a size such as 512KiB, 1MiB or 65536, found \(describe(node))")
+            error(node, "\(what) must be a size from 1 byte to \(SizeParser.maximumText), such as 512KiB, 1MiB or 65536, found \(describe(node))")
             return nil
         }
         return value

@@ -1,3 +1,4 @@
+import SlipwayCore
 import Foundation
 import Yams
 
@@ -156,11 +157,16 @@ extension PipelineReader {
         guard let pairs = mapping(node, "approval", hint: "e.g. `approval: { approvers: 1, distinct_from_trigger: true, timeout: 4h }`")
         else { return nil }
         checkKeys(pairs, allowed: ["approvers", "allowed", "distinct_from_trigger", "timeout"], in: "approval")
-        let count = pairs["approvers"].flatMap { integer($0, "approvers") } ?? 1
-        if let countNode = pairs["approvers"], count < 1 { error(countNode, "approvers must be at least 1") }
+        let count = pairs["approvers"].flatMap { integer($0, "approvers", in: 1...100) } ?? 1
+        let allowed = pairs["allowed"].map { stringList($0, "allowed") } ?? []
+        if let countNode = pairs["approvers"], !allowed.isEmpty, count > Set(allowed).count {
+            error(
+                countNode, "approvers: \(count) can never be met: only \(Set(allowed).count) name\(Set(allowed).count == 1 ? " is" : "s are") allowed",
+                hint: "lower approvers, or add names to `allowed:`")
+        }
         return ApprovalSpec(
             approvers: count,
-            allowed: pairs["allowed"].map { stringList($0, "allowed") } ?? [],
+            allowed: allowed,
             distinctFromTrigger: pairs["distinct_from_trigger"].flatMap { bool($0, "distinct_from_trigger") } ?? false,
             timeout: pairs["timeout"].flatMap { duration($0, "timeout") })
     }

@@ -1,3 +1,4 @@
+import SlipwayCore
 import Foundation
 
 /// A position in a pipeline file, 1-based like compilers print it.
@@ -121,6 +122,13 @@ public struct ApprovalSpec: Sendable, Hashable {
     public var allowed: [String]
     public var distinctFromTrigger: Bool
     public var timeout: Duration?
+
+    public init(approvers: Int, allowed: [String], distinctFromTrigger: Bool, timeout: Duration?) {
+        self.approvers = approvers
+        self.allowed = allowed
+        self.distinctFromTrigger = distinctFromTrigger
+        self.timeout = timeout
+    }
 }
 
 /// A stage: a name and what it does.
@@ -128,6 +136,12 @@ public struct Stage: Sendable {
     public var name: String
     public var location: SourceLocation
     public var kind: Kind
+
+    public init(name: String, location: SourceLocation, kind: Kind) {
+        self.name = name
+        self.location = location
+        self.kind = kind
+    }
 
     public enum Kind: Sendable {
         /// One or more commands, run in order.
@@ -170,6 +184,21 @@ public struct Step: Sendable {
 
     public static let defaultBackoff = Duration.seconds(1)
     public static let maximumBackoff = Duration.seconds(300)
+
+    public init(
+        name: String, location: SourceLocation, action: Action, timeout: Duration?, retries: Int, backoff: Duration,
+        continueOnError: Bool, environment: [(name: String, value: String)], workingDirectory: String?
+    ) {
+        self.name = name
+        self.location = location
+        self.action = action
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.continueOnError = continueOnError
+        self.environment = environment
+        self.workingDirectory = workingDirectory
+    }
 
     public enum Action: Sendable, Hashable {
         /// An argv array, run with no shell; `${NAME}` in an element is replaced by a variable's value.

@@ -1,3 +1,4 @@
+import SlipwayCore
 import Foundation
 import Yams
 
@@ -29,8 +30,8 @@ extension PipelineReader {
                     below: settings["below"].flatMap { number($0, "below") },
                     above: settings["above"].flatMap { number($0, "above") },
                     every: settings["every"].flatMap { duration($0, "every") },
-                    times: settings["times"].flatMap { positive($0, "times") },
-                    failureLimit: settings["failure_limit"].flatMap { integer($0, "failure_limit") },
+                    times: settings["times"].flatMap { integer($0, "times", in: 1...100_000) },
+                    failureLimit: settings["failure_limit"].flatMap { integer($0, "failure_limit", in: 0...100_000) },
                     initialDelay: settings["initial_delay"].flatMap { duration($0, "initial_delay") }))
         }
         return result
@@ -50,7 +51,7 @@ extension PipelineReader {
                 return nil
             }
             return .http(
-                url: url, status: pairs["status"].flatMap { integer($0, "status") },
+                url: url, status: pairs["status"].flatMap { integer($0, "status", in: 100...599) },
                 body: pairs["body"].flatMap { string($0, "body") },
                 within: pairs["within"].flatMap { duration($0, "within") })
         default:

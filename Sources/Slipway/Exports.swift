@@ -1,0 +1,4 @@
+// What the command line and other users of Slipway see through `import Slipway`: the domain
+// values and the pipeline model come with it.
+@_exported public import SlipwayCore
+@_exported public import SlipwayPipeline

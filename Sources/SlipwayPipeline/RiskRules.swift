@@ -1,0 +1,90 @@
+import SlipwayCore
+
+/// Path patterns that make a change risky, by category: `**` any number of folders, `*` and `?`
+/// within a name; a pattern with no `/` matches a file's name in any folder.
+public struct RiskRules: Sendable, Hashable {
+    public var categories: [(name: String, patterns: [String])]
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.categories.map(\.name) == rhs.categories.map(\.name) && lhs.categories.map(\.patterns) == rhs.categories.map(\.patterns)
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(categories.map(\.name)) }
+
+    /// The defaults: database migrations, Kubernetes manifests, dependency manifests and lock
+    /// files, and names that look like secrets.
+    public static let defaults = RiskRules(categories: [
+        ("migration", ["**/migrations/**", "**/migrate/**", "*.sql"]),
+        ("manifest", ["Manifests/**", "kustomization.yaml", "Chart.yaml"]),
+        (
+            "dependency",
+            [
+                "Package.swift", "Package.resolved", "*.lock", "package-lock.json", "go.mod", "go.sum",
+                "requirements*.txt", "Cargo.toml", "pom.xml", "build.gradle",
+            ]
+        ),
+        ("secret", ["*.pem", "*.key", ".env", ".env.*", "*secret*", "*credential*", "id_rsa*"]),
+    ])
+
+    /// The defaults with the pipeline's categories laid over them: a category of the same name
+    /// replaces the default one, an empty list switches it off.
+    public func merging(_ overrides: [(name: String, patterns: [String])]) -> RiskRules {
+        var merged = categories
+        for (name, patterns) in overrides {
+            if let index = merged.firstIndex(where: { $0.name == name }) {
+                merged[index].patterns = patterns
+            } else {
+                merged.append((name, patterns))
+            }
+        }
+        return RiskRules(categories: merged.filter { !$0.patterns.isEmpty })
+    }
+
+    /// The categories a path falls in.
+    public func categories(of path: String) -> [String] {
+        categories.filter { category in category.patterns.contains { Glob.matches($0, path: path) } }.map(\.name)
+    }
+}
+
+/// Glob matching for repository paths.
+public enum Glob {
+    public static func matches(_ pattern: String, path: String) -> Bool {
+        if !pattern.contains("/") {
+            let name = path.split(separator: "/").last.map(String.init) ?? path
+            return matchSegment(Array(pattern), Array(name))
+        }
+        return matchSegments(pattern.split(separator: "/").map(String.init)[...], path.split(separator: "/").map(String.init)[...])
+    }
+
+    private static func matchSegments(_ pattern: ArraySlice<String>, _ path: ArraySlice<String>) -> Bool {
+        guard let first = pattern.first else { return path.isEmpty }
+        if first == "**" {
+            let rest = pattern.dropFirst()
+            return (path.startIndex...path.endIndex).contains { matchSegments(rest, path[$0...]) }
+        }
+        guard let name = path.first, matchSegment(Array(first), Array(name)) else { return false }
+        return matchSegments(pattern.dropFirst(), path.dropFirst())
+    }
+
+    private static func matchSegment(_ pattern: [Character], _ name: [Character]) -> Bool {
+        var p = 0, n = 0, star = -1, mark = 0
+        while n < name.count {
+            if p < pattern.count, pattern[p] == "?" || pattern[p] == name[n] {
+                p += 1
+                n += 1
+            } else if p < pattern.count, pattern[p] == "*" {
+                star = p
+                mark = n
+                p += 1
+            } else if star >= 0 {
+                p = star + 1
+                mark += 1
+                n = mark
+            } else {
+                return false
+            }
+        }
+        while p < pattern.count, pattern[p] == "*" { p += 1 }
+        return p == pattern.count
+    }
+}
