@@ -134,7 +134,8 @@ let package = Package(
         .testTarget(
             name: "SlipwayTests",
             dependencies: ["Slipway", "SlipwayProcess", "SlipwayStore", "SlipwayTestSupport"],
-
+            // Pipeline files the tests read by path (and scripts/fuzz takes as seeds).
+            exclude: ["Pipelines"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -12,10 +12,32 @@ func load(_ data: Data) {
 }
 
 #if FUZZING
+    /// What libFuzzer calls with each input.
     @_cdecl("LLVMFuzzerTestOneInput")
     public func fuzz(_ bytes: UnsafeRawPointer, _ count: Int) -> CInt {
         load(Data(bytes: bytes, count: count))
         return 0
+    }
+
+    /// libFuzzer's driver (in the runtime that `-sanitize=fuzzer` links): parses its flags from
+    /// argv and calls `callback` with each input.
+    @_silgen_name("LLVMFuzzerRunDriver")
+    func runDriver(
+        _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+        _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+    ) -> CInt
+
+    @main
+    struct Fuzz {
+        static func main() {
+            var argc = CommandLine.argc
+            var argv = CommandLine.unsafeArgv
+            exit(
+                runDriver(&argc, &argv) { bytes, count in
+                    load(bytes.map { Data(bytes: $0, count: count) } ?? Data())
+                    return 0
+                })
+        }
     }
 #else
     /// Without libFuzzer: loads each file named on the command line (or every file of a

@@ -148,7 +148,41 @@ let brokenPipelines: [BrokenPipeline] = [
         line: 6, column: 17, message: "step name 'u' is used twice in stage 't'"),
     BrokenPipeline(
         name: "bad output limit", yaml: "app: hello\noutput_limit: lots\nstages:\n  - { name: a, run: [true] }\n",
-        line: 2, column: 15, message: "output_limit must be a size such as 512KiB"),
+        line: 2, column: 15, message: "output_limit must be a size from 1 byte to 1TiB, such as 512KiB"),
+    BrokenPipeline(
+        name: "output limit past the largest size",
+        yaml: "app: hello\noutput_limit: 99999999999GiB\nstages:\n  - { name: a, run: [true] }\n",
+        line: 2, column: 15, message: "output_limit must be a size from 1 byte to 1TiB"),
+    BrokenPipeline(
+        name: "a timeout in plain seconds past the longest duration",
+        yaml: "app: hello\nstages:\n  - { name: a, run: [true], timeout: 9223372036854775807 }\n",
+        line: 3, column: 38, message: "timeout is longer than deploy allows: at most 366d"),
+    BrokenPipeline(
+        name: "a duration too large for the arithmetic",
+        yaml: "app: hello\nstages:\n  - { name: a, run: [true], timeout: 99999999999999999999d }\n",
+        line: 3, column: 38, message: "timeout is longer than deploy allows: at most 366d"),
+    BrokenPipeline(
+        name: "gate times past the limit",
+        yaml: "app: hello\ngates:\n  g: { command: [true], times: 100001 }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 32, message: "times must be from 1 to 100000, not 100001"),
+    BrokenPipeline(
+        name: "an HTTP status that is not one",
+        yaml: "app: hello\ngates:\n  g: { http: { url: \"http://127.0.0.1:9/\", status: 99999 } }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 52, message: "status must be from 100 to 599, not 99999"),
+    BrokenPipeline(
+        name: "a negative failure limit",
+        yaml: "app: hello\ngates:\n  g: { command: [true], failure_limit: -1 }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 40, message: "failure_limit must be from 0 to 100000, not -1"),
+    BrokenPipeline(
+        name: "more approvers than allowed names",
+        yaml: """
+            app: hello
+            environments:
+              production: { approval: { approvers: 3, allowed: [ann] } }
+            stages:
+              - { name: a, run: [true] }
+            """,
+        line: 3, column: 40, message: "approvers: 3 can never be met: only 1 name is allowed"),
     BrokenPipeline(
         name: "step option on a deploy stage",
         yaml: "app: hello\nenvironments:\n  staging: {}\nstages:\n  - { name: s, deploy: staging, retries: 2 }\n",
