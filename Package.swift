@@ -112,7 +112,7 @@ let package = Package(
         ),
         .target(
             name: "SlipwayTestSupport",
-            dependencies: ["CTestShims", "SlipwayProcess"],
+            dependencies: ["CTestShims", "Slipway", "SlipwayProcess"],
             path: "Tests/SlipwayTestSupport",
             swiftSettings: strictSettings
         ),

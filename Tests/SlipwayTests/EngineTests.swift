@@ -57,14 +57,18 @@ struct EngineFixture {
     func run(
         _ yaml: String, environment name: String = "staging", interrupts: AsyncStream<Int32> = AsyncStream { $0.finish() },
         release: Release = Release(sha: "0123456789abcdef0123456789abcdef01234567", version: "1.2.3"),
-        freezeOverride: String? = nil, explicitRelease: Bool = false
+        freezeOverride: String? = nil, explicitRelease: Bool = false, target: (any DeployTarget)? = nil, rollback: Bool = false,
+        rollbackTo: String? = nil
     ) async throws -> RunResult {
         let launcher = immediateTimeouts ? ProcessRunner(clock: clock) : ProcessRunner()
         let engine = Engine(
             store: store, launcher: launcher, clock: clock, reporter: reporter,
-            environment: environment, jitter: { 0.5 }, now: { [now] in now })
+            environment: environment, jitter: { 0.5 }, now: { [now] in now }, stateDirectory: directory.file(".slipway"),
+            makeTarget: { spec, setting in try target ?? spec.makeTarget(setting) })
+        let pipeline = try pipeline(yaml)
+        let plan = rollback ? try Plan(pipeline: pipeline, rollback: name, to: rollbackTo) : try Plan(pipeline: pipeline, environment: name)
         return try await engine.run(
-            Plan(pipeline: try pipeline(yaml), environment: name), release: release,
+            plan, release: release,
             trigger: Trigger(user: "tester"), interrupts: interrupts, freezeOverride: freezeOverride,
             explicitRelease: explicitRelease)
     }

@@ -29,7 +29,7 @@ let log = Logger(label: "slipway.engine")
 public struct Engine: Sendable {
     public let store: RunStore
     public let launcher: any ProcessLaunching
-    /// Sleeps between retries; tests inject ``ImmediateClock``.
+    /// Sleeps between retries; tests inject a clock that never waits (SlipwayTestSupport.ImmediateClock).
     public let clock: any Clock<Duration>
     public let reporter: any Reporting
     /// The process environment steps inherit (and where secrets are read from).
@@ -45,6 +45,11 @@ public struct Engine: Sendable {
     public let approvalPrompt: (@Sendable (String) async -> Bool)?
     /// Where targets keep their own state (the docker target's nginx configuration), beside the run store.
     public let stateDirectory: String
+    /// Builds the target of an environment; the registry (``TargetSpec/makeTarget(_:)``) unless a
+    /// caller brings its own (the tests' in-process target).
+    public let makeTarget: TargetFactory
+
+    public typealias TargetFactory = @Sendable (TargetSpec, TargetSetting) throws -> any DeployTarget
 
     public init(
         store: RunStore,
@@ -58,8 +63,10 @@ public struct Engine: Sendable {
         pid: Int32 = ProcessInfo.processInfo.processIdentifier,
         now: @escaping @Sendable () -> Date = { Date() },
         approvalPrompt: (@Sendable (String) async -> Bool)? = nil,
-        stateDirectory: String = ".slipway"
+        stateDirectory: String = ".slipway",
+        makeTarget: @escaping TargetFactory = { spec, setting in try spec.makeTarget(setting) }
     ) {
+        self.makeTarget = makeTarget
         self.stateDirectory = stateDirectory
         self.now = now
         self.approvalPrompt = approvalPrompt
@@ -91,7 +98,7 @@ public struct Engine: Sendable {
                 let target = plan.pipeline.environment(named: name)?.target
                 if let target {
                     do {
-                        _ = try target.makeTarget(TargetSetting(pipeline: plan.pipeline, environment: name, stateDirectory: stateDirectory))
+                        _ = try makeTarget(target, TargetSetting(pipeline: plan.pipeline, environment: name, stateDirectory: stateDirectory))
                     } catch {
                         throw RunRefused(
                             message: "stage '\(entry.stage.name)' deploys to a \(target.kind) target: \(error)",

@@ -26,9 +26,8 @@ struct RollbackProcedure: Sendable {
         guard let stable else {
             _ = try? await rollout.move(to: [], label: "stop serving \(candidate.name)")
             try? await rollout.retire(candidate)
-            return .init(
-                outcome: .failed, reason: "\(reason); nothing served \(environment.name) before, so nothing was rolled back to",
-                environmentChanged: true)
+            // As before the run: nothing serves.
+            return .init(outcome: .failed, reason: "\(reason); nothing served \(environment.name) before, so nothing was rolled back to")
         }
         let version = stable.label
         do {

@@ -126,7 +126,7 @@ struct Rollout: Sendable {
                 return Task.isCancelled ? "cancelled" : "\(error)"
             }
         }
-        let end = ContinuousClock.now + period
+        let over = clock.deadline(after: period)
         var round = 0
         repeat {
             round += 1
@@ -136,9 +136,10 @@ struct Rollout: Sendable {
                 return failure
             }
             if Task.isCancelled { return "cancelled" }
-        } while ContinuousClock.now < end
+        } while !over()
         return nil
     }
+
 
     // MARK: - Deploy
 
@@ -251,4 +252,13 @@ struct Rollout: Sendable {
 /// traffic back must finish even while the run is being stopped.
 func uncancelled<T: Sendable>(_ body: @escaping @Sendable () async -> T) async -> T {
     await Task { await body() }.value
+}
+
+extension Clock where Duration == Swift.Duration {
+    /// Says whether `period` has passed on this clock since the call (the engine's clock: tests
+    /// pass one that never waits).
+    func deadline(after period: Swift.Duration) -> @Sendable () -> Bool {
+        let end = now.advanced(by: period)
+        return { now >= end }
+    }
 }

@@ -33,7 +33,7 @@ struct DeployStage: StageExecutor {
             }
             let target: any DeployTarget
             do {
-                target = try spec.makeTarget(context.targetSetting(environment: environment))
+                target = try context.engine.makeTarget(spec, context.targetSetting(environment: environment))
             } catch {
                 return .init(outcome: .failed, reason: "\(error)")
             }

@@ -1,5 +1,3 @@
-import SlipwayPipeline
-import SlipwayCore
 import Synchronization
 
 /// A clock that never waits: each sleep returns at once and moves `now` forward by its duration.
