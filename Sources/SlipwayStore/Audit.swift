@@ -1,4 +1,4 @@
-public import SlipwayCore
+import SlipwayCore
 import Crypto
 public import Foundation
 public import GRDB
@@ -85,17 +85,17 @@ extension RunStore {
     }
 
     /// Appends an entry to the audit log.
-    public func audit(actor: String, action: String, environment: String?, runID: Int64? = nil, detail: String, at date: Date = Date())
-        throws
+    public func audit(actor: String, action: String, environment: String?, runID: Int64?, detail: String, at date: Date)
+        async throws
     {
-        try writeImmediate("recording an audit entry") { db in
+        try await writeImmediate("recording an audit entry") { db in
             try Self.appendAudit(db, at: date, actor: actor, action: action, environment: environment, runID: runID, detail: detail)
         }
     }
 
     /// The audit log, oldest first, optionally of one environment.
-    public func auditLog(environment: String? = nil, limit: Int? = nil) throws -> [AuditEntry] {
-        try writer.read { db in
+    public func auditLog(environment: String?, limit: Int?) async throws -> [AuditEntry] {
+        try await writer.read { db in
             var sql = "SELECT * FROM audit"
             var arguments: StatementArguments = []
             if let environment {
@@ -109,8 +109,8 @@ extension RunStore {
     }
 
     /// Recomputes the chain from the first entry and names the first entry that does not hold.
-    public func verifyAudit() throws -> AuditVerification {
-        try writer.read { db in
+    public func verifyAudit() async throws -> AuditVerification {
+        try await writer.read { db in
             var previous = Self.genesisHash
             var previousID: Int64 = 0
             var count = 0

@@ -1,4 +1,4 @@
-public import SlipwayCore
+import SlipwayCore
 public import Foundation
 public import GRDB
 
@@ -109,9 +109,9 @@ extension RunStore {
 
     /// Runs `body` in an IMMEDIATE transaction: the write lock is taken at BEGIN, so a read made
     /// inside can be acted on without another process changing it in between.
-    func writeImmediate<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
+    func writeImmediate<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
-            return try writer.writeWithoutTransaction { db in
+            return try await writer.writeWithoutTransaction { db in
                 var result: T?
                 try db.inTransaction(.immediate) {
                     result = try body(db)
@@ -126,18 +126,18 @@ extension RunStore {
 
     // MARK: - Leases
 
-    public func lease(environment: String) throws -> Lease? {
-        try writer.read { db in try Lease.fetchOne(db, sql: "SELECT * FROM lease WHERE environment = ?", arguments: [environment]) }
+    public func lease(environment: String) async throws -> Lease? {
+        try await writer.read { db in try Lease.fetchOne(db, sql: "SELECT * FROM lease WHERE environment = ?", arguments: [environment]) }
     }
 
     /// Takes the environment's lease for a run, atomically. A lease whose holder is dead (on this
     /// host its pid is gone; anywhere, no heartbeat for `staleAfter`) is reclaimed, with an audit
     /// entry. With `queueTicket`, only the first live waiter in line may take it.
     public func acquireLease(
-        environment: String, holder: String, host: String, pid: Int32, now: Date, staleAfter: TimeInterval = 60,
-        queueTicket: Int64? = nil, isAlive: (Int32) -> Bool
-    ) throws -> LeaseAttempt {
-        try writeImmediate("taking the lease of \(environment)") { db in
+        environment: String, holder: String, host: String, pid: Int32, now: Date, staleAfter: TimeInterval,
+        queueTicket: Int64?, isAlive: @escaping @Sendable (Int32) -> Bool
+    ) async throws -> LeaseAttempt {
+        try await writeImmediate("taking the lease of \(environment)") { db in
             if let current = try Self.liveLease(
                 db, environment: environment, host: host, now: now, staleAfter: staleAfter, isAlive: isAlive)
             {
@@ -178,7 +178,7 @@ extension RunStore {
     /// is gone; anywhere, no heartbeat for `staleAfter`) is removed, with an audit entry.
     static func liveLease(
         _ db: Database, environment: String, host: String, now: Date, staleAfter: TimeInterval,
-        isAlive: (Int32) -> Bool
+        isAlive: @escaping @Sendable (Int32) -> Bool
     ) throws -> Lease? {
         guard let current = try Lease.fetchOne(db, sql: "SELECT * FROM lease WHERE environment = ?", arguments: [environment]) else {
             return nil
@@ -196,8 +196,8 @@ extension RunStore {
     }
 
     /// Joins the line for an environment's lease; returns the ticket.
-    public func enqueue(environment: String, holder: String, host: String, pid: Int32, now: Date) throws -> Int64 {
-        try writeImmediate("queueing for \(environment)") { db in
+    public func enqueue(environment: String, holder: String, host: String, pid: Int32, now: Date) async throws -> Int64 {
+        try await writeImmediate("queueing for \(environment)") { db in
             try db.execute(
                 sql: """
                     INSERT INTO lease_queue (environment, holder, host, pid, enqueued_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?)
@@ -206,21 +206,21 @@ extension RunStore {
         }
     }
 
-    public func leaveQueue(ticket: Int64) throws {
-        try writeImmediate("leaving the queue") { db in try db.execute(sql: "DELETE FROM lease_queue WHERE id = ?", arguments: [ticket]) }
+    public func leaveQueue(ticket: Int64) async throws {
+        try await writeImmediate("leaving the queue") { db in try db.execute(sql: "DELETE FROM lease_queue WHERE id = ?", arguments: [ticket]) }
     }
 
     /// Ties the lease to the run it now serves.
-    public func attachLease(environment: String, pid: Int32, host: String, runID: Int64) throws {
-        try writeImmediate("recording the lease's run") { db in
+    public func attachLease(environment: String, pid: Int32, host: String, runID: Int64) async throws {
+        try await writeImmediate("recording the lease's run") { db in
             try db.execute(
                 sql: "UPDATE lease SET run_id = ? WHERE environment = ? AND pid = ? AND host = ? AND kind = 'run'",
                 arguments: [runID, environment, pid, host])
         }
     }
 
-    public func heartbeatLease(environment: String, pid: Int32, host: String, now: Date) throws {
-        try writeImmediate("renewing the lease") { db in
+    public func heartbeatLease(environment: String, pid: Int32, host: String, now: Date) async throws {
+        try await writeImmediate("renewing the lease") { db in
             try db.execute(
                 sql: "UPDATE lease SET heartbeat_at = ? WHERE environment = ? AND pid = ? AND host = ? AND kind = 'run'",
                 arguments: [now.timeIntervalSince1970, environment, pid, host])
@@ -228,8 +228,8 @@ extension RunStore {
     }
 
     /// Gives the lease back (only if this process holds it).
-    public func releaseLease(environment: String, pid: Int32, host: String) throws {
-        try writeImmediate("releasing the lease") { db in
+    public func releaseLease(environment: String, pid: Int32, host: String) async throws {
+        try await writeImmediate("releasing the lease") { db in
             try db.execute(
                 sql: "DELETE FROM lease WHERE environment = ? AND pid = ? AND host = ? AND kind = 'run'",
                 arguments: [environment, pid, host])
@@ -238,10 +238,10 @@ extension RunStore {
 
     /// Puts a manual lock (a freeze) on an environment. Fails, returning the holder, if anything holds it.
     public func lock(
-        environment: String, by holder: String, reason: String, host: String, now: Date, staleAfter: TimeInterval = 60,
-        isAlive: (Int32) -> Bool
-    ) throws -> Lease? {
-        try writeImmediate("locking \(environment)") { db in
+        environment: String, by holder: String, reason: String, host: String, now: Date, staleAfter: TimeInterval,
+        isAlive: @escaping @Sendable (Int32) -> Bool
+    ) async throws -> Lease? {
+        try await writeImmediate("locking \(environment)") { db in
             if let current = try Self.liveLease(
                 db, environment: environment, host: host, now: now, staleAfter: staleAfter, isAlive: isAlive)
             {
@@ -257,8 +257,8 @@ extension RunStore {
     }
 
     /// Removes a manual lock; returns it, or nil when there was none.
-    public func unlock(environment: String, by actor: String, now: Date) throws -> Lease? {
-        try writeImmediate("unlocking \(environment)") { db in
+    public func unlock(environment: String, by actor: String, now: Date) async throws -> Lease? {
+        try await writeImmediate("unlocking \(environment)") { db in
             guard
                 let current = try Lease.fetchOne(
                     db, sql: "SELECT * FROM lease WHERE environment = ? AND kind = 'manual'",
@@ -274,8 +274,8 @@ extension RunStore {
 
     // MARK: - Approvals
 
-    public func approvals(runID: Int64) throws -> [ApprovalRecord] {
-        try writer.read { db in
+    public func approvals(runID: Int64) async throws -> [ApprovalRecord] {
+        try await writer.read { db in
             try ApprovalRecord.fetchAll(db, sql: "SELECT * FROM approval WHERE run_id = ? ORDER BY id", arguments: [runID])
         }
     }
@@ -309,20 +309,6 @@ public struct ApprovalPolicy: Codable, Sendable, Hashable {
     }
 }
 
-/// An approval or rejection that may not be given, and why.
-public struct ApprovalRefused: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public var hint: String?
-    public var description: String { hint.map { "\(message)\n    hint: \($0)" } ?? message }
-}
-
-/// Where an approval stage stands.
-public enum ApprovalState: Sendable, Hashable {
-    case waiting(approvedBy: [String])
-    case approved(by: [String])
-    case rejected(by: String, comment: String?)
-}
-
 extension RunStore {
     private static let policyEncoder: JSONEncoder = {
         let encoder = JSONEncoder()
@@ -332,14 +318,14 @@ extension RunStore {
     }()
 
     /// Records that a run waits for approval under `policy`.
-    public func openApproval(runID: Int64, policy: ApprovalPolicy, at date: Date) throws {
+    public func openApproval(runID: Int64, policy: ApprovalPolicy, at date: Date) async throws {
         let json = String(decoding: try Self.policyEncoder.encode(policy), as: UTF8.self)
-        try append(EventRecord(runID: runID, at: date, kind: "approval.waiting", stage: policy.stage, message: json))
+        try await append(EventRecord(runID: runID, at: date, kind: "approval.waiting", stage: policy.stage, message: json))
     }
 
     /// Records that an approval stage stopped waiting (timed out, cancelled): no later decision counts.
-    public func closeApproval(runID: Int64, stage: String, why: String, at date: Date) throws {
-        try append(EventRecord(runID: runID, at: date, kind: "approval.closed", stage: stage, message: why))
+    public func closeApproval(runID: Int64, stage: String, why: String, at date: Date) async throws {
+        try await append(EventRecord(runID: runID, at: date, kind: "approval.closed", stage: stage, message: why))
     }
 
     /// The policy of the approval a run waits for now, if it waits for one.
@@ -360,49 +346,32 @@ extension RunStore {
         return (policy, closed)
     }
 
-    /// Approves or rejects the approval run `runID` waits for, as `approver`, checking every rule
-    /// atomically: the run waits now, the deadline has not passed, the approver is allowed, differs
-    /// from whoever started the run when the pipeline says so, and has not approved already.
+    /// Records `approver`'s decision on the approval run `runID` waits for. What the rules need is
+    /// read in the same IMMEDIATE transaction and handed to `check` (Slipway's rules), which throws
+    /// to refuse; nothing is written then.
     @discardableResult
-    public func decide(runID: Int64, approver: String, approve: Bool, comment: String?, now: Date) throws -> ApprovalPolicy {
-        try writeImmediate("recording the decision on run \(runID)") { db in
-            guard let run = try RunRecord.fetchOne(db, key: runID) else {
-                throw ApprovalRefused(message: "there is no run \(runID)", hint: "`deploy history` lists the runs")
+    public func decide(
+        runID: Int64, approver: String, approve: Bool, comment: String?, now: Date,
+        check: @escaping @Sendable (PendingApproval) throws -> Void
+    ) async throws -> ApprovalPolicy {
+        try await writeImmediate("recording the decision on run \(runID)") { db in
+            let run = try RunRecord.fetchOne(db, key: runID)
+            let open = run?.outcome == .running ? try Self.openPolicy(db, runID: runID) : nil
+            var pending = PendingApproval(
+                runID: runID, runOutcome: run?.outcome, policy: open?.0, closed: open?.closed, stageRunning: false,
+                alreadyDecided: false)
+            if let policy = open?.0 {
+                pending.stageRunning =
+                    try Bool.fetchOne(
+                        db, sql: "SELECT outcome = 'running' FROM stage WHERE run_id = ? AND name = ?", arguments: [runID, policy.stage])
+                    ?? false
+                pending.alreadyDecided =
+                    try Bool.fetchOne(
+                        db, sql: "SELECT COUNT(*) > 0 FROM approval WHERE run_id = ? AND stage = ? AND approver = ?",
+                        arguments: [runID, policy.stage, approver]) ?? false
             }
-            guard run.outcome == .running, let (policy, closed) = try Self.openPolicy(db, runID: runID) else {
-                throw ApprovalRefused(message: "run \(runID) is not waiting for an approval (it is \(run.outcome.rawValue))")
-            }
-            if let closed {
-                throw ApprovalRefused(
-                    message: "the approval of run \(runID) is closed (\(closed)): it can no longer be \(approve ? "approved" : "rejected")",
-                    hint: "start a new run")
-            }
-            if now >= policy.deadline {
-                throw ApprovalRefused(
-                    message:
-                        "the approval of run \(runID) timed out at \(policy.deadline.formatted(.iso8601)): it can no longer be approved",
-                    hint: "start a new run")
-            }
-            let stageRunning =
-                try Bool.fetchOne(
-                    db, sql: "SELECT outcome = 'running' FROM stage WHERE run_id = ? AND name = ?", arguments: [runID, policy.stage])
-                ?? false
-            guard stageRunning else { throw ApprovalRefused(message: "run \(runID) is not waiting for an approval") }
-            if !policy.allowed.isEmpty && !policy.allowed.contains(approver) {
-                throw ApprovalRefused(
-                    message: "\(approver) may not approve \(policy.environment)",
-                    hint: "the pipeline allows: \(policy.allowed.joined(separator: ", "))")
-            }
-            if approve && policy.distinctFromTrigger && approver == policy.trigger {
-                throw ApprovalRefused(
-                    message: "\(approver) started run \(runID), and \(policy.environment) needs someone else to approve it",
-                    hint: "the pipeline sets distinct_from_trigger: ask a colleague to run `deploy approve \(runID)`")
-            }
-            let already =
-                try Bool.fetchOne(
-                    db, sql: "SELECT COUNT(*) > 0 FROM approval WHERE run_id = ? AND stage = ? AND approver = ?",
-                    arguments: [runID, policy.stage, approver]) ?? false
-            if already { throw ApprovalRefused(message: "\(approver) has already decided on run \(runID)") }
+            try check(pending)
+            guard let policy = pending.policy else { throw StoreError(operation: "recording the decision", underlying: "no approval is open") }
             try db.execute(
                 sql: "INSERT INTO approval (run_id, stage, approver, decision, comment, at) VALUES (?, ?, ?, ?, ?, ?)",
                 arguments: [runID, policy.stage, approver, approve ? "approved" : "rejected", comment, now.timeIntervalSince1970])
@@ -411,15 +380,5 @@ extension RunStore {
                 runID: runID, detail: "stage \(policy.stage)" + (comment.map { ": \($0)" } ?? ""))
             return policy
         }
-    }
-
-    /// Where the approval stage `stage` of run `runID` stands, against the number of approvers needed.
-    public func approvalState(runID: Int64, stage: String, needed: Int) throws -> ApprovalState {
-        let decisions = try approvals(runID: runID).filter { $0.stage == stage }
-        if let rejection = decisions.first(where: { $0.decision == "rejected" }) {
-            return .rejected(by: rejection.approver, comment: rejection.comment)
-        }
-        let approvers = decisions.filter { $0.decision == "approved" }.map(\.approver)
-        return approvers.count >= needed ? .approved(by: approvers) : .waiting(approvedBy: approvers)
     }
 }

@@ -15,8 +15,8 @@ public struct Pin: Sendable, Hashable, Codable {
 
 extension RunStore {
     /// Pins `environment` (replacing an earlier pin) and records it in the audit log.
-    public func pin(environment: String, runID: Int64?, actor: String, reason: String, at date: Date) throws {
-        try writeImmediate("pinning \(environment)") { db in
+    public func pin(environment: String, runID: Int64?, actor: String, reason: String, at date: Date) async throws {
+        try await writeImmediate("pinning \(environment)") { db in
             try db.execute(
                 sql: "INSERT OR REPLACE INTO pin (environment, run_id, actor, reason, at) VALUES (?, ?, ?, ?, ?)",
                 arguments: [environment, runID, actor, reason, date.timeIntervalSince1970])
@@ -25,8 +25,8 @@ extension RunStore {
     }
 
     /// Removes the pin, if any, and records who did; returns the pin that was there.
-    public func unpin(environment: String, actor: String, reason: String?, at date: Date) throws -> Pin? {
-        try writeImmediate("unpinning \(environment)") { db in
+    public func unpin(environment: String, actor: String, reason: String?, at date: Date) async throws -> Pin? {
+        try await writeImmediate("unpinning \(environment)") { db in
             guard let pin = try Self.fetchPin(db, environment: environment) else { return nil }
             try db.execute(sql: "DELETE FROM pin WHERE environment = ?", arguments: [environment])
             try Self.appendAudit(
@@ -36,8 +36,8 @@ extension RunStore {
         }
     }
 
-    public func pin(environment: String) throws -> Pin? {
-        try writer.read { db in try Self.fetchPin(db, environment: environment) }
+    public func pin(environment: String) async throws -> Pin? {
+        try await writer.read { db in try Self.fetchPin(db, environment: environment) }
     }
 
     static func fetchPin(_ db: Database, environment: String) throws -> Pin? {
@@ -50,8 +50,8 @@ extension RunStore {
 
     /// Releases that passed every gate and their bake in `environment`, newest first: the deploy
     /// runs that succeeded with an image, older than `before` (a run id) when given.
-    public func goodReleases(environment: String, before: Int64? = nil, limit: Int = 20) throws -> [RunRecord] {
-        try writer.read { db in
+    public func goodReleases(environment: String, before: Int64?, limit: Int) async throws -> [RunRecord] {
+        try await writer.read { db in
             var request = RunRecord.filter(
                 Column("environment") == environment && Column("outcome") == Outcome.succeeded && Column("kind") == "deploy"
                     && Column("image") != nil)
@@ -61,8 +61,8 @@ extension RunStore {
     }
 
     /// Records how a run's rollback rehearsal went.
-    public func recordRehearsal(runID: Int64, outcome: RehearsalOutcome, milliseconds: Int?, at date: Date) throws {
-        try write("recording the rollback rehearsal") { db in
+    public func recordRehearsal(runID: Int64, outcome: RehearsalOutcome, milliseconds: Int?, at date: Date) async throws {
+        try await write("recording the rollback rehearsal") { db in
             try db.execute(
                 sql: "UPDATE run SET rehearsal = ?, rehearsal_ms = ? WHERE id = ?", arguments: [outcome, milliseconds, runID])
             var event = EventRecord(
@@ -73,8 +73,8 @@ extension RunStore {
     }
 
     /// Records that a run put back the release of `restoredRunID`, and how long it took.
-    public func recordRollback(runID: Int64, restoredRunID: Int64?, milliseconds: Int?) throws {
-        try write("recording the rollback") { db in
+    public func recordRollback(runID: Int64, restoredRunID: Int64?, milliseconds: Int?) async throws {
+        try await write("recording the rollback") { db in
             try db.execute(
                 sql: "UPDATE run SET restored_run_id = ?, rollback_ms = ? WHERE id = ?", arguments: [restoredRunID, milliseconds, runID])
         }
@@ -83,15 +83,15 @@ extension RunStore {
 
 extension RunStore {
     /// Sets the release a run turned out to ship (a rollback learns it once it has chosen).
-    public func setRelease(runID: Int64, version: String?, sha: String?, image: String?) throws {
-        try write("recording the release of run \(runID)") { db in
+    public func setRelease(runID: Int64, version: String?, sha: String?, image: String?) async throws {
+        try await write("recording the release of run \(runID)") { db in
             try db.execute(sql: "UPDATE run SET version = ?, sha = ?, image = ? WHERE id = ?", arguments: [version, sha, image, runID])
         }
     }
 
     /// The newest run that shipped an image for this commit or version (in any environment).
-    public func image(sha: String?, version: String?) throws -> RunRecord? {
-        try read("looking up images") { db in
+    public func image(sha: String?, version: String?) async throws -> RunRecord? {
+        try await read("looking up images") { db in
             if let sha, let run = try RunRecord.filter(Column("sha") == sha && Column("image") != nil).order(Column("id").desc).fetchOne(db)
             {
                 return run
@@ -105,8 +105,8 @@ extension RunStore {
 
     /// The newest run that pushed an image of the release `name`: its version, else a commit whose
     /// sha starts with `name` (7 characters at least).
-    public func pushedRelease(named name: String) throws -> RunRecord? {
-        try read("looking up releases") { db in
+    public func pushedRelease(named name: String) async throws -> RunRecord? {
+        try await read("looking up releases") { db in
             if let run = try RunRecord.filter(Column("version") == name && Column("image") != nil).order(Column("id").desc).fetchOne(db) {
                 return run
             }
@@ -117,8 +117,8 @@ extension RunStore {
     }
 
     /// The newest run of `environment` for this commit, whatever its outcome.
-    public func latestRun(environment: String, sha: String) throws -> RunRecord? {
-        try read("reading history") { db in
+    public func latestRun(environment: String, sha: String) async throws -> RunRecord? {
+        try await read("reading history") { db in
             try RunRecord.filter(Column("environment") == environment && Column("sha") == sha && Column("kind") == "deploy")
                 .order(Column("id").desc).fetchOne(db)
         }

@@ -19,8 +19,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 /// Writes are small transactions made before and after every step, so a `deploy` killed at any
 /// moment leaves a run whose last known state is on disk; ``reclaimAbandonedRuns(now:isAlive:)``
 /// later marks such a run `interrupted`.
-public final class RunStore: Sendable {
-    public let writer: any DatabaseWriter
+public final class RunStore: DeployStore {
+    let writer: any DatabaseWriter
 
     /// Opens (creating if needed) the store at `path`.
     public convenience init(path: String) throws {
@@ -194,14 +194,14 @@ public final class RunStore: Sendable {
     }
 
     /// The names of the migrations this store has applied, oldest first.
-    public func appliedMigrations() throws -> [String] {
-        try read("listing migrations") { db in try Self.migrator.appliedMigrations(db) }
+    public func appliedMigrations() async throws -> [String] {
+        try await read("listing migrations") { db in try Self.migrator.appliedMigrations(db) }
     }
 
     // MARK: - Writing a run
 
-    public func insert(_ run: RunRecord) throws -> RunRecord {
-        try write("recording the start of the run") { db in
+    public func insert(_ run: RunRecord) async throws -> RunRecord {
+        try await write("recording the start of the run") { db in
             var run = run
             try run.insert(db)
             var event = EventRecord(
@@ -212,14 +212,14 @@ public final class RunStore: Sendable {
         }
     }
 
-    public func update(_ run: RunRecord) throws {
-        try write("updating the run") { db in try run.update(db) }
+    public func update(_ run: RunRecord) async throws {
+        try await write("updating the run") { db in try run.update(db) }
     }
 
     /// Records every stage of a run at its start, so that the record shows the whole pipeline even
     /// if `deploy` dies before reaching the later stages.
-    public func insert(_ stages: [StageRecord]) throws -> [StageRecord] {
-        try write("recording the run's stages") { db in
+    public func insert(_ stages: [StageRecord]) async throws -> [StageRecord] {
+        try await write("recording the run's stages") { db in
             try stages.map { stage in
                 var stage = stage
                 try stage.insert(db)
@@ -228,8 +228,8 @@ public final class RunStore: Sendable {
         }
     }
 
-    public func insert(_ stage: StageRecord) throws -> StageRecord {
-        try write("recording stage \(stage.name)") { db in
+    public func insert(_ stage: StageRecord) async throws -> StageRecord {
+        try await write("recording stage \(stage.name)") { db in
             var stage = stage
             try stage.insert(db)
             return stage
@@ -237,15 +237,15 @@ public final class RunStore: Sendable {
     }
 
     /// Saves a stage, and with it an event, in one transaction.
-    public func update(_ stage: StageRecord, event: EventRecord? = nil) throws {
-        try write("recording stage \(stage.name)") { db in
+    public func update(_ stage: StageRecord, event: EventRecord?) async throws {
+        try await write("recording stage \(stage.name)") { db in
             try stage.update(db)
             if var event { try event.insert(db) }
         }
     }
 
-    public func insert(_ step: StepRecord, event: EventRecord? = nil) throws -> StepRecord {
-        try write("recording step \(step.name)") { db in
+    public func insert(_ step: StepRecord, event: EventRecord?) async throws -> StepRecord {
+        try await write("recording step \(step.name)") { db in
             var step = step
             try step.insert(db)
             if var event { try event.insert(db) }
@@ -254,15 +254,15 @@ public final class RunStore: Sendable {
     }
 
     /// Saves a step, and with it an event, in one transaction.
-    public func update(_ step: StepRecord, event: EventRecord? = nil) throws {
-        try write("recording step \(step.name)") { db in
+    public func update(_ step: StepRecord, event: EventRecord?) async throws {
+        try await write("recording step \(step.name)") { db in
             try step.update(db)
             if var event { try event.insert(db) }
         }
     }
 
-    public func append(_ event: EventRecord) throws {
-        try write("recording an event") { db in
+    public func append(_ event: EventRecord) async throws {
+        try await write("recording an event") { db in
             var event = event
             try event.insert(db)
         }
@@ -270,8 +270,8 @@ public final class RunStore: Sendable {
 
     /// Records a step's start in one transaction: its stage's start too (for a stage's first step),
     /// the step itself, and the events saying so.
-    public func start(_ step: StepRecord, stage: StageRecord?, events: [EventRecord]) throws -> StepRecord {
-        try write("recording step \(step.name)") { db in
+    public func start(_ step: StepRecord, stage: StageRecord?, events: [EventRecord]) async throws -> StepRecord {
+        try await write("recording step \(step.name)") { db in
             if let stage { try Self.save(stage, db) }
             var step = step
             try db.cachedStatement(
@@ -292,8 +292,8 @@ public final class RunStore: Sendable {
 
     /// Records a step's end in one transaction: the step, its stage's end too (for a stage's last
     /// step), and the events saying so.
-    public func finish(_ step: StepRecord, stage: StageRecord?, events: [EventRecord]) throws {
-        try write("recording step \(step.name)") { db in
+    public func finish(_ step: StepRecord, stage: StageRecord?, events: [EventRecord]) async throws {
+        try await write("recording step \(step.name)") { db in
             try db.cachedStatement(
                 sql: """
                     UPDATE step SET outcome = ?, exit_code = ?, attempts = ?, ended_at = ?, duration_ms = ?, output = ?,
@@ -326,23 +326,23 @@ public final class RunStore: Sendable {
 
     /// Records the pid of a step's child, so that a later `deploy` can stop what a killed run left
     /// behind.
-    public func recordChild(pid: Int32, stepID: Int64) throws {
-        try write("recording a child pid") { db in
+    public func recordChild(pid: Int32, stepID: Int64) async throws {
+        try await write("recording a child pid") { db in
             try db.execute(sql: "UPDATE step SET child_pid = ? WHERE id = ?", arguments: [pid, stepID])
         }
     }
 
     /// Records that the run's owner is still alive.
-    public func heartbeat(runID: Int64, at now: Date) throws {
-        try write("recording a heartbeat") { db in
+    public func heartbeat(runID: Int64, at now: Date) async throws {
+        try await write("recording a heartbeat") { db in
             try db.execute(
                 sql: "UPDATE run SET heartbeat_at = ? WHERE id = ? AND outcome = 'running'", arguments: [now.timeIntervalSince1970, runID])
         }
     }
 
     /// Ends a run: the run itself, any stage or step still open, and a closing event, atomically.
-    public func finish(runID: Int64, outcome: Outcome, exitCode: Int, reason: String?, at now: Date) throws {
-        try write("recording the end of the run") { db in
+    public func finish(runID: Int64, outcome: Outcome, exitCode: Int, reason: String?, at now: Date) async throws {
+        try await write("recording the end of the run") { db in
             try Self.close(runID: runID, outcome: outcome, exitCode: exitCode, reason: reason, at: now, db: db)
         }
     }
@@ -366,20 +366,14 @@ public final class RunStore: Sendable {
 
     // MARK: - Abandoned runs
 
-    /// A run marked interrupted, with the pids of the steps it left running (their process groups
-    /// may still be alive: SIGKILL gave `deploy` no chance to stop them).
-    public struct Reclaimed: Sendable {
-        public var run: RunRecord
-        public var orphanedChildren: [Int32]
-    }
 
     /// Marks `interrupted` every run still `running` whose owner is gone: on this host a pid that is
     /// no longer alive, anywhere a heartbeat older than `staleAfter`. Returns the runs it marked.
     @discardableResult
     public func reclaimAbandonedRuns(
-        host: String, now: Date, staleAfter: TimeInterval = 60, isAlive: (Int32) -> Bool
-    ) throws -> [Reclaimed] {
-        let running = try read("listing running runs") { db in
+        host: String, now: Date, staleAfter: TimeInterval, isAlive: @escaping @Sendable (Int32) -> Bool
+    ) async throws -> [Reclaimed] {
+        let running = try await read("listing running runs") { db in
             try RunRecord.filter(Column("outcome") == Outcome.running).fetchAll(db)
         }
         let dead = running.filter { run in
@@ -387,7 +381,7 @@ public final class RunStore: Sendable {
             return now.timeIntervalSince(run.heartbeatAt) > staleAfter
         }
         guard !dead.isEmpty else { return [] }
-        return try write("marking abandoned runs interrupted") { db in
+        return try await write("marking abandoned runs interrupted") { db in
             var marked: [Reclaimed] = []
             for run in dead {
                 // Re-check inside the transaction: another process may have finished or reclaimed it.
@@ -412,20 +406,20 @@ public final class RunStore: Sendable {
     // MARK: - Reading
 
     /// The newest runs first, optionally of one environment.
-    public func history(environment: String? = nil, limit: Int = 20) throws -> [RunRecord] {
-        try read("reading history") { db in
+    public func history(environment: String?, limit: Int) async throws -> [RunRecord] {
+        try await read("reading history") { db in
             var request = RunRecord.order(Column("id").desc).limit(limit)
             if let environment { request = request.filter(Column("environment") == environment) }
             return try request.fetchAll(db)
         }
     }
 
-    public func run(id: Int64) throws -> RunRecord? {
-        try read("reading run \(id)") { db in try RunRecord.fetchOne(db, key: id) }
+    public func run(id: Int64) async throws -> RunRecord? {
+        try await read("reading run \(id)") { db in try RunRecord.fetchOne(db, key: id) }
     }
 
-    public func detail(runID: Int64) throws -> RunDetail? {
-        try read("reading run \(runID)") { db in
+    public func detail(runID: Int64) async throws -> RunDetail? {
+        try await read("reading run \(runID)") { db in
             guard let run = try RunRecord.fetchOne(db, key: runID) else { return nil }
             let stages = try StageRecord.filter(Column("run_id") == runID).order(Column("position")).fetchAll(db)
             let steps = try StepRecord.filter(Column("run_id") == runID).order(Column("stage_id"), Column("position")).fetchAll(db)
@@ -435,8 +429,8 @@ public final class RunStore: Sendable {
     }
 
     /// Records the image a run pushed, by digest.
-    public func recordImage(runID: Int64, reference: String, at date: Date) throws {
-        try write("recording the pushed image") { db in
+    public func recordImage(runID: Int64, reference: String, at date: Date) async throws {
+        try await write("recording the pushed image") { db in
             try db.execute(sql: "UPDATE run SET image = ? WHERE id = ?", arguments: [reference, runID])
             var event = EventRecord(runID: runID, at: date, kind: "image.pushed", message: reference)
             try event.insert(db)
@@ -444,8 +438,8 @@ public final class RunStore: Sendable {
     }
 
     /// Saves a run's changelog (Markdown and JSON) beside it.
-    public func saveChangelog(runID: Int64, baseKind: String, baseSHA: String?, commitCount: Int, markdown: String, json: String) throws {
-        try write("recording the changelog") { db in
+    public func saveChangelog(runID: Int64, baseKind: String, baseSHA: String?, commitCount: Int, markdown: String, json: String) async throws {
+        try await write("recording the changelog") { db in
             try db.execute(
                 sql: """
                     INSERT OR REPLACE INTO changelog (run_id, base_kind, base_sha, commit_count, markdown, json) VALUES (?, ?, ?, ?, ?, ?)
@@ -454,16 +448,16 @@ public final class RunStore: Sendable {
     }
 
     /// A run's changelog as Markdown and JSON, if one was recorded.
-    public func changelog(runID: Int64) throws -> (markdown: String, json: String)? {
-        try read("reading the changelog of run \(runID)") { db in
+    public func changelog(runID: Int64) async throws -> (markdown: String, json: String)? {
+        try await read("reading the changelog of run \(runID)") { db in
             try Row.fetchOne(db, sql: "SELECT markdown, json FROM changelog WHERE run_id = ?", arguments: [runID])
                 .map { ($0["markdown"], $0["json"]) }
         }
     }
 
     /// The newest succeeded run of `environment` that shipped `sha`, if any.
-    public func lastSucceeded(environment: String, sha: String? = nil) throws -> RunRecord? {
-        try read("reading history") { db in
+    public func lastSucceeded(environment: String, sha: String?) async throws -> RunRecord? {
+        try await read("reading history") { db in
             var request = RunRecord.filter(Column("environment") == environment && Column("outcome") == Outcome.succeeded)
             if let sha { request = request.filter(Column("sha") == sha) }
             return try request.order(Column("id").desc).fetchOne(db)
@@ -472,14 +466,14 @@ public final class RunStore: Sendable {
 
     // MARK: - Plumbing
 
-    func read<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
-        do { return try writer.read(body) } catch let error as StoreError { throw error } catch {
+    func read<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do { return try await writer.read(body) } catch let error as StoreError { throw error } catch {
             throw StoreError(operation: operation, underlying: "\(error)")
         }
     }
 
-    func write<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
-        do { return try writer.write(body) } catch let error as StoreError { throw error } catch {
+    func write<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do { return try await writer.write(body) } catch let error as StoreError { throw error } catch {
             throw StoreError(operation: operation, underlying: "\(error)")
         }
     }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Slipway
-import SlipwayStore
 
 /// `deploy approve` and `deploy reject` share everything but the answer.
 struct DecisionOptions: ParsableArguments {
@@ -15,12 +14,12 @@ struct DecisionOptions: ParsableArguments {
 
     @OptionGroup var location: LocationOptions
 
-    func decide(approve: Bool) throws {
+    func decide(approve: Bool) async throws {
         let id = try runID(run)
-        let store = try location.openStore()
+        let store = try await location.openStore()
         let who = actor.resolve(location.environment)
         do {
-            let policy = try store.decide(runID: id, approver: who, approve: approve, comment: comment, now: Date())
+            let policy = try await Approvals.decide(in: store, runID: id, approver: who, approve: approve, comment: comment, now: Date())
             print("\(who) \(approve ? "approved" : "rejected") run \(id) for \(policy.environment)" + (comment.map { ": \($0)" } ?? ""))
         } catch let refused as ApprovalRefused {
             throw CLIError.failed(refused.message, hint: refused.hint)
@@ -35,7 +34,7 @@ struct Approve: AsyncParsableCommand {
 
     @OptionGroup var options: DecisionOptions
 
-    func run() async throws { try await guarded { try options.decide(approve: true) } }
+    func run() async throws { try await guarded { try await options.decide(approve: true) } }
 }
 
 struct Reject: AsyncParsableCommand {
@@ -44,5 +43,5 @@ struct Reject: AsyncParsableCommand {
 
     @OptionGroup var options: DecisionOptions
 
-    func run() async throws { try await guarded { try options.decide(approve: false) } }
+    func run() async throws { try await guarded { try await options.decide(approve: false) } }
 }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Slipway
-import SlipwayGit
 
 struct ChangelogCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,12 +34,9 @@ struct ChangelogCommand: AsyncParsableCommand {
             if let environment, let pipeline, pipeline.environment(named: environment) == nil {
                 throw Plan.UnknownEnvironment(name: environment, known: pipeline.environments.map(\.name), file: pipeline.file)
             }
-            let store = environment == nil ? nil : try location.openStore()
-            let repository = try Repository(discoveringFrom: FileManager.default.currentDirectoryPath)
-            let release = try repository.release()
-            let changelog = try Changelog.build(
-                repository: repository, release: release, environment: environment, store: store, since: since,
-                firstParentOnly: firstParent, rules: pipeline?.riskRules ?? .defaults)
+            let (changelog, shallow, shortSHA) = try await location.workspace().changelog(
+                environment: environment, pipeline: pipeline, since: since, firstParentOnly: firstParent,
+                directory: FileManager.default.currentDirectoryPath)
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -49,12 +45,12 @@ struct ChangelogCommand: AsyncParsableCommand {
                 return
             }
             for note in changelog.notes { Console.standardError.write("note: \(note)\n") }
-            if release.shallow {
+            if shallow {
                 Console.standardError.write("note: this is a shallow clone: run `git fetch --unshallow --tags` for the whole history\n")
             }
             print(changelog.markdown, terminator: "")
             if changelog.commits.isEmpty {
-                print("\nNothing to ship: \(release.shortSHA) is what \(environment ?? "the base") already has.")
+                print("\nNothing to ship: \(shortSHA) is what \(environment ?? "the base") already has.")
             }
         }
     }

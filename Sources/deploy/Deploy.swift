@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import Logging
 import Slipway
 
 @main
@@ -8,15 +7,10 @@ struct Deploy: AsyncParsableCommand {
     /// Diagnostics of deploy itself go to standard error, at the level SLIPWAY_LOG names
     /// (trace, debug, info, notice, warning — the default —, error, critical).
     static func main() async {
-        let level = ProcessInfo.processInfo.environment["SLIPWAY_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
         // A closed output pipe (`deploy staging | head`) must not kill a deploy half-way: writes
         // to it fail quietly instead, and the run goes on and is recorded.
         signal(SIGPIPE, SIG_IGN)
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        Workspace.bootstrapLogging(environment: ProcessInfo.processInfo.environment)
         do {
             var command = try parseAsRoot()
             if var command = command as? any AsyncParsableCommand {

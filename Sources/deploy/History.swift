@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Slipway
-import SlipwayStore
 
 struct History: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List recent runs, newest first.")
@@ -20,8 +19,8 @@ struct History: AsyncParsableCommand {
     func run() async throws {
         try await guarded {
             guard limit > 0 else { throw CLIError.usage("--limit must be at least 1") }
-            let store = try location.openStore()
-            let runs = try store.history(environment: environment, limit: limit)
+            let store = try await location.openStore()
+            let runs = try await store.history(environment: environment, limit: limit)
             if json {
                 print(try encodeJSON(runs))
                 return

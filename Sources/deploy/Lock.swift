@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Slipway
-import SlipwayStore
 
 struct Lock: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,12 +19,10 @@ struct Lock: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
-            let store = try location.openStore()
+            let workspace = location.workspace()
+            let store = try await workspace.openStore()
             let who = actor.resolve(location.environment)
-            if let holder = try store.lock(
-                environment: environment, by: who, reason: reason, host: HostName.current, now: Date(),
-                isAlive: ProcessLiveness.isAlive)
-            {
+            if let holder = try await workspace.lock(environment, store: store, by: who, reason: reason) {
                 throw EnvironmentUnavailable(
                     message: "\(environment) is already held: \(holder.description)",
                     hint: holder.kind == .manual ? "it is locked already" : "lock it once that deploy ends")
@@ -47,10 +44,10 @@ struct Unlock: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
-            let store = try location.openStore()
+            let store = try await location.openStore()
             let who = actor.resolve(location.environment)
-            guard let removed = try store.unlock(environment: environment, by: who, now: Date()) else {
-                if let lease = try store.lease(environment: environment) {
+            guard let removed = try await store.unlock(environment: environment, by: who, now: Date()) else {
+                if let lease = try await store.lease(environment: environment) {
                     throw CLIError.failed(
                         "\(environment) has no manual lock; a deploy holds it: \(lease.description)",
                         hint: "a deploy's lease ends with the deploy; a dead one is reclaimed automatically")
@@ -83,7 +80,7 @@ struct Audit: AsyncParsableCommand {
 
         func run() async throws {
             try await guarded {
-                let entries = try location.openStore().auditLog(environment: environment, limit: limit)
+                let entries = try await location.openStore().auditLog(environment: environment, limit: limit)
                 if json {
                     print(try encodeJSON(entries))
                     return
@@ -108,7 +105,7 @@ struct Audit: AsyncParsableCommand {
 
         func run() async throws {
             try await guarded {
-                let result = try location.openStore().verifyAudit()
+                let result = try await location.openStore().verifyAudit()
                 print(result)
                 if !result.isIntact { throw ExitCode(ExitStatus.failed.rawValue) }
             }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Slipway
-import SlipwayStore
 
 struct Logs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the recorded output of a run's steps.")
@@ -27,7 +26,7 @@ struct Logs: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
-            let (_, detail) = try location.runDetail(run)
+            let (_, detail) = try await location.runDetail(run)
             let id = detail.run.id!
             let stageNames = Dictionary(uniqueKeysWithValues: detail.stages.map { ($0.id!, $0.name) })
             var logs = detail.steps.map { s in

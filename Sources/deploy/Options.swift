@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Slipway
-import SlipwayStore
 
 /// Where the pipeline and the run store are.
 struct LocationOptions: ParsableArguments {
@@ -44,35 +43,21 @@ struct LocationOptions: ParsableArguments {
         return ".slipway/state.sqlite"
     }
 
-    /// The directory beside the run store where targets keep their state (nginx configuration).
-    func stateDirectory() -> String {
-        let directory = (statePath() as NSString).deletingLastPathComponent
-        return directory.isEmpty ? "." : directory
+    /// The state every command shares: the store, targets' files, engines.
+    func workspace() -> Workspace {
+        Workspace(statePath: statePath(), processEnvironment: environment) { Console.standardError.write("note: \($0)\n") }
     }
 
     /// Opens the store and marks runs whose `deploy` died as interrupted.
-    func openStore() throws -> RunStore {
-        let store = try RunStore(path: statePath())
-        let host = HostName.current
-        for reclaimed in try store.reclaimAbandonedRuns(host: host, now: Date(), isAlive: ProcessLiveness.isAlive) {
-            let run = reclaimed.run
-            Console.standardError.write("note: run \(run.id!) (\(run.environment)) was \(run.reason ?? "interrupted")\n")
-            for pid in reclaimed.orphanedChildren where ProcessLiveness.stopOrphanedGroup(pid) {
-                Console.standardError.write("note: stopped the process group \(pid) that run \(run.id!)'s step left running\n")
-                try? store.append(
-                    EventRecord(
-                        runID: run.id!, at: Date(), kind: "step.orphan-stopped",
-                        message: "stopped process group \(pid), left running by the interrupted step"))
-            }
-        }
-        return store
+    func openStore() async throws -> any DeployStore {
+        try await workspace().openStore()
     }
 
     /// Opens the store and reads one run, as `show` and `logs` take it (`12` or `#12`).
-    func runDetail(_ text: String) throws -> (store: RunStore, detail: RunDetail) {
+    func runDetail(_ text: String) async throws -> (store: any DeployStore, detail: RunDetail) {
         let id = try runID(text)
-        let store = try openStore()
-        guard let detail = try store.detail(runID: id) else {
+        let store = try await openStore()
+        guard let detail = try await store.detail(runID: id) else {
             throw CLIError.failed("there is no run \(id) in \(statePath())", hint: "`deploy history` lists the runs")
         }
         return (store, detail)

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Slipway
-import SlipwayProcess
 
 struct PlanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -64,11 +63,7 @@ struct PlanView: Encodable {
             var steps: [StepView] = []
             if case .steps(let list) = entry.stage.kind {
                 steps = list.map { step in
-                    let command: String =
-                        switch step.action {
-                        case .run(let argv): argv.map(ProcessSpec.quoteForDisplay).joined(separator: " ")
-                        case .sh(let script): "sh: " + (script.split(separator: "\n").first.map(String.init) ?? "")
-                        }
+                    let command = step.action.display
                     return StepView(
                         name: step.name, command: command, timeoutSeconds: step.timeout.map(seconds),
                         retries: step.retries, continueOnError: step.continueOnError)

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Slipway
-import SlipwayStore
 
 struct Rollback: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,21 +40,21 @@ struct Rollback: AsyncParsableCommand {
         try await guarded {
             let pipeline = try location.loadPipeline()
             let plan = try Plan(pipeline: pipeline, rollback: environment, to: to)
-            let store: RunStore
+            let workspace = location.workspace()
+            let store: any DeployStore
             do {
-                store = try location.openStore()
+                store = try await location.openStore()
             } catch {
                 Console.standardError.write(
                     "warning: the run store \(location.statePath()) cannot be used (\(error)); rolling back from what the containers say, and this rollback is not recorded\n"
                 )
-                store = try RunStore.inMemory()
+                store = try Workspace.scratchStore()
             }
             let processEnvironment = ProcessInfo.processInfo.environment
             let style = OutputStyle.detect(console: .standardOutput, environment: processEnvironment)
             let terminal = TerminalReporter(style: style)
             let reporter: any Reporting = json ? JSONReporter() : terminal
-            let engine = Engine(
-                store: store, reporter: reporter, environment: processEnvironment, stateDirectory: location.stateDirectory())
+            let engine = workspace.engine(store: store, reporter: reporter)
             let trigger = Trigger.detect(environment: processEnvironment)
             let why = reason
             let result = try await runWithSignals(live: style.live && !json ? terminal : nil) { interrupts in
@@ -86,9 +85,9 @@ struct Unpin: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
-            let store = try location.openStore()
+            let store = try await location.openStore()
             let who = actor.resolve(location.environment)
-            guard let pin = try store.unpin(environment: environment, actor: who, reason: reason, at: Date()) else {
+            guard let pin = try await store.unpin(environment: environment, actor: who, reason: reason, at: Date()) else {
                 print("\(environment) is not pinned")
                 return
             }
@@ -99,7 +98,7 @@ struct Unpin: AsyncParsableCommand {
 
 struct Teardown: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Stop an environment on a docker target: remove its containers and stop its nginx (recorded in the audit log).")
+        abstract: "Take an environment down: remove what its target runs (containers, and nginx for a docker target); recorded in the audit log.")
 
     @Argument(help: "The environment to take down.")
     var environment: String
@@ -113,27 +112,12 @@ struct Teardown: AsyncParsableCommand {
             guard let spec = pipeline.environment(named: environment) else {
                 throw Plan.UnknownEnvironment(name: environment, known: pipeline.environments.map(\.name), file: pipeline.file)
             }
-            guard let targetSpec = spec.target else {
+            guard spec.target != nil else {
                 throw CLIError.failed("\(environment) has no target: nothing to take down")
             }
-            let target = try targetSpec.makeTarget(
-                TargetSetting(pipeline: pipeline, environment: environment, stateDirectory: location.stateDirectory()))
-            let store = try location.openStore()
-            // Hold the environment like a deploy does, so that none starts while it goes down.
-            let pid = ProcessInfo.processInfo.processIdentifier
-            let attempt = try store.acquireLease(
-                environment: environment, holder: actor.resolve(location.environment), host: HostName.current, pid: pid, now: Date(),
-                isAlive: ProcessLiveness.isAlive)
-            if case .held(let lease) = attempt {
-                throw EnvironmentUnavailable(
-                    message: "\(environment) is held: \(lease.description)",
-                    hint: lease.kind == .manual ? "`deploy unlock \(environment)` first" : "wait for the deploy to end")
-            }
-            defer { try? store.releaseLease(environment: environment, pid: pid, host: HostName.current) }
-            let done = try await target.teardown()
-            try store.audit(
-                actor: actor.resolve(location.environment), action: "teardown", environment: environment,
-                detail: done.joined(separator: "; "))
+            let workspace = location.workspace()
+            let store = try await workspace.openStore()
+            let done = try await workspace.teardown(pipeline, environment: environment, store: store, actor: actor.resolve(location.environment))
             for line in done { print(line) }
         }
     }

@@ -2,8 +2,6 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Slipway
-import SlipwayGit
-import SlipwayStore
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -57,43 +55,20 @@ struct Run: AsyncParsableCommand {
         try await guarded {
             let pipeline = try location.loadPipeline()
             let plan = try Plan(pipeline: pipeline, environment: environment)
-            let store = try location.openStore()
+            let workspace = location.workspace()
+            let store = try await workspace.openStore()
             let processEnvironment = ProcessInfo.processInfo.environment
             let style = OutputStyle.detect(console: .standardOutput, environment: processEnvironment)
             let terminal = TerminalReporter(style: style)
             let reporter: any Reporting = json ? JSONReporter() : terminal
             let interactive = style.live && !json && isatty(STDIN_FILENO) == 1
-            let engine = Engine(
-                store: store, reporter: reporter, environment: processEnvironment,
-                approvalPrompt: interactive ? TerminalPrompt.ask : nil, stateDirectory: location.stateDirectory())
-            let resolved = ReleaseResolver.resolve(
-                override: release, directory: FileManager.default.currentDirectoryPath, environment: processEnvironment)
-            for note in resolved.notes { Console.standardError.write("note: \(note)\n") }
-            let releaseInfo = resolved.release
-            var overrides: [String] = []
-            // A release deployed by name was built by an earlier run: the working tree is not what ships.
-            let byName = release != nil && plan.environment.target != nil
-            if !byName, let git = resolved.git, git.dirty, plan.environment.requireCleanTree {
-                let listed = git.dirtyPaths.prefix(10).map { "      \($0)" }.joined(separator: "\n")
-                guard allowDirty else {
-                    throw CLIError.failed(
-                        "the working tree has uncommitted changes, and \(environment) takes only committed releases:\n\(listed)",
-                        hint: "commit or stash them; or pass --allow-dirty to deploy them anyway (the run records that you did)")
-                }
-                overrides.append("allow-dirty (\(git.dirtyPaths.count) changed file\(git.dirtyPaths.count == 1 ? "" : "s"))")
-            }
-            let dirty = !byName && resolved.git?.dirty ?? false
-            var changelog: Changelog?
-            if let repository = resolved.repository, let git = resolved.git {
-                do {
-                    changelog = try Changelog.build(
-                        repository: repository, release: git, version: releaseInfo.version, environment: environment, store: store,
-                        rules: pipeline.riskRules)
-                    for note in changelog?.notes ?? [] { Console.standardError.write("note: \(note)\n") }
-                } catch {
-                    Console.standardError.write("note: no changelog for this run: \(error)\n")
-                }
-            }
+            let engine = workspace.engine(store: store, reporter: reporter, approvalPrompt: interactive ? TerminalPrompt.ask : nil)
+            let prepared = try await workspace.prepareRelease(
+                plan, named: release, allowDirty: allowDirty, directory: FileManager.default.currentDirectoryPath, store: store)
+            let releaseInfo = prepared.release
+            let dirty = prepared.dirty
+            let overrides = prepared.overrides
+            let changelog = prepared.changelog
 
             let shipping = changelog
             let waitFor = wait.flatMap(DurationParser.parse)

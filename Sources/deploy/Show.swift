@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Slipway
-import SlipwayStore
 
 struct Show: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show one run: its stages, steps, outcome and events.")
@@ -37,7 +36,7 @@ struct Show: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
-            let (store, detail) = try location.runDetail(run)
+            let (store, detail) = try await location.runDetail(run)
             let id = detail.run.id!
             let stages = detail.stages.map { stage in
                 RunView.StageView(
@@ -49,7 +48,7 @@ struct Show: AsyncParsableCommand {
                             outputTruncated: $0.outputTruncated)
                     })
             }
-            let recorded = try store.changelog(runID: id)
+            let recorded = try await store.changelog(runID: id)
             if json {
                 let decoder = JSONDecoder()
                 decoder.dateDecodingStrategy = .iso8601

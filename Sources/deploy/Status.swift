@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Slipway
-import SlipwayStore
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,9 +33,9 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         try await guarded {
             let pipeline = try? location.loadPipeline()
-            let store = try location.openStore()
+            let store = try await location.openStore()
             var names = pipeline?.environments.map(\.name) ?? []
-            for run in try store.history(limit: 200) where !names.contains(run.environment) { names.append(run.environment) }
+            for run in try await store.history(limit: 200) where !names.contains(run.environment) { names.append(run.environment) }
             if let environment {
                 guard names.contains(environment) else {
                     throw Plan.UnknownEnvironment(name: environment, known: names, file: pipeline?.file ?? location.statePath())
@@ -47,19 +46,17 @@ struct Status: AsyncParsableCommand {
             var statuses: [EnvironmentStatus] = []
             for name in names {
                 var serving: TargetStatus?
-                if let pipeline, let target = try? pipeline.environment(named: name)?.target?.makeTarget(
-                    TargetSetting(pipeline: pipeline, environment: name, stateDirectory: location.stateDirectory()))
-                {
+                if let pipeline, let target = try? location.workspace().target(pipeline, environment: name) {
                     serving = await target.status()
                 }
-                statuses.append(
+                await statuses.append(
                     EnvironmentStatus(
                         environment: name, lastGood: try store.lastSucceeded(environment: name),
                         latest: try store.history(environment: name, limit: 1).first,
                         heldBy: try store.lease(environment: name)?.description,
                         frozen: pipeline?.environment(named: name)?.freezes.first { $0.contains(now) }.map {
                             "\($0.reason) (\($0.description))"
-                        }, pinned: try store.pin(environment: name), serving: serving))
+                        }, pinned: try await store.pin(environment: name), serving: serving))
             }
             if json {
                 print(try encodeJSON(statuses))

@@ -1,72 +1,72 @@
 import Foundation
 import GRDB
 import SlipwayCore
-import SlipwayStore
+@testable import SlipwayStore
 import SlipwayTestSupport
 import Testing
 
 @Suite("Run store")
 struct RunStoreTests {
-    func startRun(_ store: RunStore, pid: Int32 = getpid(), host: String = "this-host", at date: Date = Date()) throws -> RunRecord {
-        try store.insert(
+    func startRun(_ store: RunStore, pid: Int32 = getpid(), host: String = "this-host", at date: Date = Date()) async throws -> RunRecord {
+        try await store.insert(
             RunRecord(
                 pipeline: "p.yml", app: "hello", environment: "staging", trigger: Trigger(user: "ann"),
                 sha: "abc", version: "1.0.0", startedAt: date, ownerPID: pid, ownerHost: host))
     }
 
     @Test("a new store is migrated to the current schema, in WAL mode")
-    func migratesNewStore() throws {
+    func migratesNewStore() async throws {
         let directory = try TemporaryDirectory("store")
         defer { directory.remove() }
         let store = try RunStore(path: directory.file("nested/state.sqlite"))
-        #expect(
+        await #expect(
             try store.appliedMigrations() == [
                 "v1: runs, stages, steps, events", "v2: changelogs, dirty trees and overrides", "v3: leases, queue, approvals, audit",
                 "v4: pushed images", "v5: rollbacks, rehearsals and pins", "v6: overrides as a JSON array",
             ])
-        let mode = try store.writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+        let mode = try await store.writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(mode == "wal")
     }
 
     @Test("good releases are the succeeded deploys with an image, newest first; pins are audited")
-    func goodReleasesAndPins() throws {
+    func goodReleasesAndPins() async throws {
         let store = try RunStore.inMemory()
-        func run(_ version: String, _ outcome: Outcome, image: String?, kind: String = "deploy") throws -> Int64 {
+        func run(_ version: String, _ outcome: Outcome, image: String?, kind: String = "deploy") async throws -> Int64 {
             var record = RunRecord(
                 pipeline: "p.yml", app: "hello", environment: "production", trigger: Trigger(user: "ann"), sha: "s-\(version)",
                 version: version, startedAt: Date(), ownerPID: 1, ownerHost: "h")
             record.kind = kind
             record.image = image
-            let id = try store.insert(record).id!
-            try store.finish(runID: id, outcome: outcome, exitCode: 0, reason: nil, at: Date())
+            let id = try await store.insert(record).id!
+            try await store.finish(runID: id, outcome: outcome, exitCode: 0, reason: nil, at: Date())
             return id
         }
-        let first = try run("1.0.0", .succeeded, image: "r/hello@sha256:1")
-        _ = try run("1.1.0", .rolledBack, image: "r/hello@sha256:2")
-        _ = try run("1.1.1", .succeeded, image: nil)
-        let third = try run("1.2.0", .succeeded, image: "r/hello@sha256:3")
-        _ = try run("1.0.0", .succeeded, image: "r/hello@sha256:1", kind: "rollback")
-        #expect(try store.goodReleases(environment: "production").map(\.id) == [third, first])
-        #expect(try store.goodReleases(environment: "production", before: third).map(\.id) == [first])
+        let first = try await run("1.0.0", .succeeded, image: "r/hello@sha256:1")
+        _ = try await run("1.1.0", .rolledBack, image: "r/hello@sha256:2")
+        _ = try await run("1.1.1", .succeeded, image: nil)
+        let third = try await run("1.2.0", .succeeded, image: "r/hello@sha256:3")
+        _ = try await run("1.0.0", .succeeded, image: "r/hello@sha256:1", kind: "rollback")
+        await #expect(try store.goodReleases(environment: "production").map(\.id) == [third, first])
+        await #expect(try store.goodReleases(environment: "production", before: third, limit: 20).map(\.id) == [first])
 
-        #expect(try store.pin(environment: "production") == nil)
-        try store.pin(environment: "production", runID: third, actor: "ann", reason: "rolled back", at: Date())
-        #expect(try store.pin(environment: "production")?.reason == "rolled back")
-        let removed = try store.unpin(environment: "production", actor: "bob", reason: "fixed", at: Date())
+        await #expect(try store.pin(environment: "production") == nil)
+        try await store.pin(environment: "production", runID: third, actor: "ann", reason: "rolled back", at: Date())
+        await #expect(try store.pin(environment: "production")?.reason == "rolled back")
+        let removed = try await store.unpin(environment: "production", actor: "bob", reason: "fixed", at: Date())
         #expect(removed?.actor == "ann")
-        #expect(try store.pin(environment: "production") == nil)
-        #expect(try store.auditLog(environment: "production").map(\.action) == ["pin", "unpin"])
-        #expect(try store.verifyAudit().isIntact)
+        await #expect(try store.pin(environment: "production") == nil)
+        await #expect(try store.auditLog(environment: "production").map(\.action) == ["pin", "unpin"])
+        await #expect(try store.verifyAudit().isIntact)
     }
 
     @Test("overrides are kept one by one, commas and all; a v5 store's comma-joined text is kept whole")
-    func overridesKeepTheirCommas() throws {
+    func overridesKeepTheirCommas() async throws {
         let directory = try TemporaryDirectory("store")
         defer { directory.remove() }
         // A store as v5 left it, with a run whose overrides were comma-joined.
         let queue = try DatabaseQueue(path: directory.file("state.sqlite"))
         try RunStore.migrator.migrate(queue, upTo: "v5: rollbacks, rehearsals and pins")
-        try queue.write { db in
+        try await queue.write { db in
             try db.execute(
                 sql: """
                     INSERT INTO run (pipeline, app, environment, trigger_user, started_at, outcome, owner_pid, owner_host, heartbeat_at, overrides)
@@ -75,28 +75,26 @@ struct RunStoreTests {
         }
         try queue.close()
         let store = try RunStore(path: directory.file("state.sqlite"))
-        #expect(try store.run(id: 1)?.overrides == ["allow-dirty (2 changed files),freeze x: ok"])
-        var record = try startRun(store)
+        await #expect(try store.run(id: 1)?.overrides == ["allow-dirty (2 changed files),freeze x: ok"])
+        var record = try await startRun(store)
         record.overrides = ["freeze 2026-12-24..2026-12-27: fix, urgent", "allow-dirty (1 changed file)"]
-        try store.update(record)
-        #expect(try store.run(id: record.id!)?.overrides == ["freeze 2026-12-24..2026-12-27: fix, urgent", "allow-dirty (1 changed file)"])
+        try await store.update(record)
+        await #expect(try store.run(id: record.id!)?.overrides == ["freeze 2026-12-24..2026-12-27: fix, urgent", "allow-dirty (1 changed file)"])
     }
 
     @Test("reopening a store keeps every record and applies nothing twice")
-    func reopenKeepsRecords() throws {
+    func reopenKeepsRecords() async throws {
         let directory = try TemporaryDirectory("store")
         defer { directory.remove() }
         let path = directory.file("state.sqlite")
-        let id = try {
-            let store = try RunStore(path: path)
-            let run = try startRun(store)
-            try store.finish(runID: run.id!, outcome: .succeeded, exitCode: 0, reason: nil, at: Date())
-            return run.id!
-        }()
+        let store = try RunStore(path: path)
+        let run = try await startRun(store)
+        try await store.finish(runID: run.id!, outcome: .succeeded, exitCode: 0, reason: nil, at: Date())
+        let id = run.id!
         let reopened = try RunStore(path: path)
-        #expect(try reopened.appliedMigrations().count == RunStore.migrator.migrations.count)
-        #expect(try reopened.run(id: id)?.outcome == .succeeded)
-        #expect(try reopened.detail(runID: id)?.events.map(\.kind) == ["run.started", "run.succeeded"])
+        await #expect(try reopened.appliedMigrations().count == RunStore.migrator.migrations.count)
+        await #expect(try reopened.run(id: id)?.outcome == .succeeded)
+        await #expect(try reopened.detail(runID: id)?.events.map(\.kind) == ["run.started", "run.succeeded"])
     }
 
     @Test("a store written by a newer deploy is refused rather than misread")
@@ -110,22 +108,22 @@ struct RunStoreTests {
     }
 
     @Test("a run whose owner died on this host is marked interrupted, with its open stage and step")
-    func reclaimsDeadOwner() throws {
+    func reclaimsDeadOwner() async throws {
         let store = try RunStore.inMemory()
-        let run = try startRun(store, pid: 999_999)
-        var stage = try store.insert(StageRecord(runID: run.id!, position: 0, name: "build", kind: "run"))
+        let run = try await startRun(store, pid: 999_999)
+        var stage = try await store.insert(StageRecord(runID: run.id!, position: 0, name: "build", kind: "run"))
         stage.outcome = .running
-        try store.update(stage)
-        var step = try store.insert(StepRecord(runID: run.id!, stageID: stage.id!, position: 0, name: "build", command: "make"))
+        try await store.update(stage)
+        var step = try await store.insert(StepRecord(runID: run.id!, stageID: stage.id!, position: 0, name: "build", command: "make"))
         step.outcome = .running
         step.childPID = 4242
-        try store.update(step)
+        try await store.update(step)
 
-        let reclaimed = try store.reclaimAbandonedRuns(host: "this-host", now: Date(), isAlive: { _ in false })
+        let reclaimed = try await store.reclaimAbandonedRuns(host: "this-host", now: Date(), isAlive: { _ in false })
 
         #expect(reclaimed.map(\.run.id) == [run.id])
         #expect(reclaimed.first?.orphanedChildren == [4242])
-        let detail = try #require(try store.detail(runID: run.id!))
+        let detail = try await #require(try store.detail(runID: run.id!))
         #expect(detail.run.outcome == .interrupted)
         #expect(detail.run.reason?.contains("pid 999999 on this-host") == true)
         #expect(detail.stages.map(\.outcome) == [.interrupted])
@@ -133,31 +131,31 @@ struct RunStoreTests {
     }
 
     @Test("a live owner's run is left alone; another host's is reclaimed only once its heartbeat is stale")
-    func leavesLiveRuns() throws {
+    func leavesLiveRuns() async throws {
         let store = try RunStore.inMemory()
         let now = Date()
-        let live = try startRun(store)
-        let remoteFresh = try startRun(store, pid: 1, host: "other", at: now.addingTimeInterval(-10))
-        let remoteStale = try startRun(store, pid: 1, host: "other", at: now.addingTimeInterval(-600))
+        let live = try await startRun(store)
+        let remoteFresh = try await startRun(store, pid: 1, host: "other", at: now.addingTimeInterval(-10))
+        let remoteStale = try await startRun(store, pid: 1, host: "other", at: now.addingTimeInterval(-600))
 
-        let reclaimed = try store.reclaimAbandonedRuns(host: "this-host", now: now, staleAfter: 60, isAlive: { _ in true })
+        let reclaimed = try await store.reclaimAbandonedRuns(host: "this-host", now: now, staleAfter: 60, isAlive: { _ in true })
 
         #expect(reclaimed.map(\.run.id) == [remoteStale.id])
         #expect(reclaimed.first?.orphanedChildren == [])
-        #expect(try store.run(id: live.id!)?.outcome == .running)
-        #expect(try store.run(id: remoteFresh.id!)?.outcome == .running)
+        await #expect(try store.run(id: live.id!)?.outcome == .running)
+        await #expect(try store.run(id: remoteFresh.id!)?.outcome == .running)
     }
 
     @Test("history lists newest first, filtered by environment and limited")
-    func history() throws {
+    func history() async throws {
         let store = try RunStore.inMemory()
         for environment in ["staging", "production", "staging"] {
-            _ = try store.insert(
+            _ = try await store.insert(
                 RunRecord(
                     pipeline: "p", app: "a", environment: environment, trigger: Trigger(user: "u"), sha: nil,
                     version: nil, startedAt: Date(), ownerPID: 1, ownerHost: "h"))
         }
-        #expect(try store.history().map(\.id) == [3, 2, 1])
-        #expect(try store.history(environment: "staging", limit: 1).map(\.id) == [3])
+        #expect(try await store.history(limit: 20).map(\.id) == [3, 2, 1])
+        await #expect(try store.history(environment: "staging", limit: 1).map(\.id) == [3])
     }
 }

@@ -53,14 +53,14 @@ struct ControlTests {
             """
         let refused = await #expect(throws: EnvironmentUnavailable.self) { _ = try await fixture.run(pipeline, environment: "production") }
         #expect(refused?.message == "production is frozen: no deploys at the weekend (weekly fri 16:00 – mon 08:00 Europe/London)")
-        #expect(try fixture.store.history().isEmpty)
+        await #expect(try fixture.store.history(limit: 20).isEmpty)
 
         let result = try await fixture.run(pipeline, environment: "production", freezeOverride: "hotfix for INC-42")
         #expect(result.exitStatus == .success)
-        let audit = try fixture.store.auditLog()
+        let audit = try await fixture.store.auditLog()
         #expect(audit.map(\.action) == ["freeze.override", "run.started", "run.finished"])
         #expect(audit[0].detail.hasSuffix(": hotfix for INC-42"))
-        #expect(try fixture.store.verifyAudit().isIntact)
+        await #expect(try fixture.store.verifyAudit().isIntact)
     }
 
     @Test("a failing pre-deploy hook stops the run before any stage; a failing post-deploy hook does not undo it")
@@ -78,7 +78,7 @@ struct ControlTests {
             """)
         #expect(before.exitStatus == .failed)
         #expect(!FileManager.default.fileExists(atPath: fixture.directory.file("built")))
-        #expect(try fixture.detail(before).stages.map(\.outcome) == [.skipped])
+        await #expect(try fixture.detail(before).stages.map(\.outcome) == [.skipped])
 
         let after = try await fixture.run(
             """
@@ -91,7 +91,7 @@ struct ControlTests {
             """)
         #expect(after.exitStatus == .success)
         #expect(FileManager.default.fileExists(atPath: fixture.directory.file("built")))
-        #expect(try fixture.detail(after).events.contains { $0.kind == "hook.failed" && $0.message.contains("post-deploy hook exit 9") })
+        await #expect(try fixture.detail(after).events.contains { $0.kind == "hook.failed" && $0.message.contains("post-deploy hook exit 9") })
     }
 
     @Test("a failing pre-build hook stops the run before the build")
@@ -112,12 +112,12 @@ struct ControlTests {
         let refused = try await fixture.run(pipeline)
         #expect(refused.exitStatus == .failed)
         #expect(refused.reason == "the pre-build hook failed; nothing was built")
-        #expect(try fixture.detail(refused).steps.isEmpty)
+        await #expect(try fixture.detail(refused).steps.isEmpty)
 
         fixture.environment["FAIL_BUILD"] = "0"
         let built = try await fixture.run(pipeline)
         #expect(built.exitStatus == .success)
-        let command = try #require(try fixture.detail(built).steps.first?.command)
+        let command = try await #require(try fixture.detail(built).steps.first?.command)
         #expect(command.hasPrefix("echo build -f Containerfile -t 127.0.0.1:5000/hello:1.2.3 -t 127.0.0.1:5000/hello:0123456"))
         #expect(command.contains("--label org.opencontainers.image.revision=0123456789abcdef0123456789abcdef01234567"))
     }
@@ -137,9 +137,9 @@ struct ControlTests {
             """, environment: "production")
         #expect(result.exitStatus == .failed)
         #expect(result.reason == "the approval timed out after 10m: nobody approved")
-        #expect(try fixture.detail(result).stages.map(\.outcome) == [.timedOut, .skipped])
-        #expect(throws: ApprovalRefused.self) {
-            try fixture.store.decide(runID: result.runID, approver: "bob", approve: true, comment: nil, now: Date())
+        await #expect(try fixture.detail(result).stages.map(\.outcome) == [.timedOut, .skipped])
+        await #expect(throws: ApprovalRefused.self) {
+            try await Approvals.decide(in: fixture.store, runID: result.runID, approver: "bob", approve: true, comment: nil, now: Date())
         }
     }
 }
@@ -174,7 +174,7 @@ struct WebhookTests {
         #expect(server.bodies.last?["run"] as? Int == Int(result.runID))
         // backoff between the attempts, from the injected clock
         #expect(fixture.clock.sleeps == [.milliseconds(750), .milliseconds(1500)])
-        let events = try fixture.detail(result).events
+        let events = try await fixture.detail(result).events
         #expect(events.contains { $0.kind == "notify.sent" && $0.message.contains("attempt 3") })
         #expect(!events.map(\.message).joined().contains(server.url))
     }
@@ -188,7 +188,7 @@ struct WebhookTests {
         let result = try await runNotifying(server, notify: "{ url_from: HOOK_URL, format: slack }", fixture: &fixture)
         #expect(result.exitStatus == .success)
         #expect(server.bodies.first?["text"] as? String == "tester started deploying hello 1.2.3 to staging (run 1)")
-        let failures = try fixture.detail(result).events.filter { $0.kind == "notify.failed" }
+        let failures = try await fixture.detail(result).events.filter { $0.kind == "notify.failed" }
         #expect(failures.count == 2)  // started and succeeded, 3 attempts each
         #expect(failures.first?.message.contains("HTTP 500") == true)
     }

@@ -73,7 +73,7 @@ struct EngineFixture {
             explicitRelease: explicitRelease)
     }
 
-    func detail(_ result: RunResult) throws -> RunDetail { try #require(try store.detail(runID: result.runID)) }
+    func detail(_ result: RunResult) async throws -> RunDetail { try #require(try await store.detail(runID: result.runID)) }
 
     func read(_ name: String) -> String { (try? String(contentsOfFile: directory.file(name), encoding: .utf8)) ?? "" }
 }
@@ -99,7 +99,7 @@ struct EngineTests {
             """)
         #expect(result.exitStatus == .success)
         #expect(fixture.read("order") == "one\ntwo-a\ntwo-b\nthree\n")
-        let detail = try fixture.detail(result)
+        let detail = try await fixture.detail(result)
         #expect(detail.stages.map(\.name) == ["one", "two", "three", "staging"])
         #expect(detail.stages.allSatisfy { $0.outcome == .succeeded })
         #expect(detail.steps.map(\.name) == ["one", "a", "b", "three"])
@@ -122,7 +122,7 @@ struct EngineTests {
             """)
         #expect(result.exitStatus == .failed)
         #expect(!FileManager.default.fileExists(atPath: fixture.directory.file("ran-after")))
-        let detail = try fixture.detail(result)
+        let detail = try await fixture.detail(result)
         #expect(detail.stages.map(\.outcome) == [.failed, .skipped])
         #expect(detail.steps.first?.exitCode == 7)
         #expect(detail.steps.first?.output == "building\n")
@@ -147,7 +147,7 @@ struct EngineTests {
         #expect(result.exitStatus == .success)
         // jitter 0.5: half the ceiling plus a quarter; ceilings 2s then 4s
         #expect(fixture.clock.sleeps == [.milliseconds(1500), .milliseconds(3000)])
-        let step = try #require(try fixture.detail(result).steps.first)
+        let step = try await #require(try fixture.detail(result).steps.first)
         #expect(step.attempts == 3)
         #expect(step.outcome == .succeeded)
         #expect(step.output.contains("[attempt 3 of 5]"))
@@ -166,7 +166,7 @@ struct EngineTests {
             """)
         #expect(result.exitStatus == .failed)
         #expect(fixture.clock.sleeps == [.milliseconds(750), .milliseconds(1500), .milliseconds(3000)])
-        let step = try #require(try fixture.detail(result).steps.first)
+        let step = try await #require(try fixture.detail(result).steps.first)
         #expect(step.attempts == 4)
         #expect(step.exitCode == 1)
     }
@@ -191,7 +191,7 @@ struct EngineTests {
               - { name: after, sh: "touch $DIR/ran-after" }
             """)
         #expect(result.exitStatus == .failed)
-        let step = try #require(try fixture.detail(result).steps.first)
+        let step = try await #require(try fixture.detail(result).steps.first)
         #expect(step.outcome == .timedOut)
         #expect(ProcessWatch.waitForExit(try #require(step.childPID)))
         #expect(!FileManager.default.fileExists(atPath: fixture.directory.file("ran-after")))
@@ -212,7 +212,7 @@ struct EngineTests {
             """)
         #expect(result.exitStatus == .success)
         #expect(FileManager.default.fileExists(atPath: fixture.directory.file("ran-after")))
-        #expect(try fixture.detail(result).steps.map(\.outcome) == [.failedAllowed, .succeeded])
+        await #expect(try fixture.detail(result).steps.map(\.outcome) == [.failedAllowed, .succeeded])
     }
 
     @Test("an interrupt stops the running step's process group, records cancelled and runs on-failure")
@@ -232,7 +232,7 @@ struct EngineTests {
             """, interrupts: interrupts)
         #expect(result.exitStatus == .cancelled)
         #expect(result.exitStatus.rawValue == 130)
-        let detail = try fixture.detail(result)
+        let detail = try await fixture.detail(result)
         #expect(detail.run.outcome == .cancelled)
         #expect(detail.run.reason?.hasPrefix("cancelled by SIGINT (Ctrl-C)") == true)
         #expect(detail.stages.map(\.outcome) == [.cancelled, .skipped])
@@ -255,7 +255,7 @@ struct EngineTests {
             stages:
               - { name: leak, sh: "echo token is $API_TOKEN; echo $API_TOKEN >&2; exit 1" }
             """)
-        let detail = try fixture.detail(result)
+        let detail = try await fixture.detail(result)
         let recorded = Set(try #require(detail.steps.first?.output).split(separator: "\n").map(String.init))
         #expect(recorded == ["token is ***", "***"])
         #expect(fixture.reporter.outputLines.sorted() == ["***", "token is ***"])
@@ -271,7 +271,7 @@ struct EngineTests {
             _ = try await fixture.run(
                 "app: hello\nsecrets: [NOT_SET_ANYWHERE_X]\nenvironments: { staging: {} }\nstages:\n  - { name: a, run: [\"true\"] }\n")
         }
-        #expect(try fixture.store.history().isEmpty)
+        await #expect(try fixture.store.history(limit: 20).isEmpty)
     }
 
     @Test("steps get the run's facts and the pipeline's variables, and sh scripts get values only through the environment")
@@ -311,7 +311,7 @@ struct EngineTests {
             stages:
               - { name: chatty, run: [seq, "1", "20000"] }
             """)
-        let step = try #require(try fixture.detail(result).steps.first)
+        let step = try await #require(try fixture.detail(result).steps.first)
         #expect(step.outputTruncated)
         let printed = (1...20000).map { String($0).count + 1 }.reduce(0, +)
         #expect(step.outputBytes == printed)
@@ -350,12 +350,12 @@ struct EngineTests {
         let release = Release(sha: "1111111111111111111111111111111111111111", version: "2.0.0")
         // Given nothing has passed staging, production is refused before anything is recorded
         await #expect(throws: RunRefused.self) { _ = try await fixture.run(pipeline, environment: "production", release: release) }
-        #expect(try fixture.store.history().isEmpty)
+        await #expect(try fixture.store.history(limit: 20).isEmpty)
         // When this release passes staging, production takes it, and runs only its own stage
         #expect(try await fixture.run(pipeline, environment: "staging", release: release).exitStatus == .success)
         let production = try await fixture.run(pipeline, environment: "production", release: release)
         #expect(production.exitStatus == .success)
-        #expect(try fixture.detail(production).stages.map(\.outcome) == [.skipped, .skipped, .succeeded])
+        await #expect(try fixture.detail(production).stages.map(\.outcome) == [.skipped, .skipped, .succeeded])
         // A different commit is still refused
         await #expect(throws: RunRefused.self) {
             _ = try await fixture.run(

@@ -28,27 +28,27 @@ struct LeaseWaitTests {
         reporter.events.withLock { $0.compactMap { if case .notice(let text) = $0 { text } else { nil } } }
     }
 
-    func lock(_ store: RunStore) throws {
-        _ = try store.lock(environment: "staging", by: "ann", reason: "maintenance", host: "here", now: Date(), isAlive: { _ in true })
+    func lock(_ store: RunStore) async throws {
+        _ = try await store.lock(environment: "staging", by: "ann", reason: "maintenance", host: "here", now: Date(), isAlive: { _ in true })
     }
 
     @Test("without --wait, a held environment is refused at once, saying who holds it and how to free it")
     func refusedAtOnce() async throws {
         let store = try RunStore.inMemory()
-        try lock(store)
+        try await lock(store)
         let engine = engine(store, clock: ManualClock(), reporter: RecordingReporter())
         await #expect {
             _ = try await engine.run(try plan(), release: Release(sha: nil, version: "1.0.0"), trigger: Trigger(user: "bob"))
         } throws: { error in
             "\(error)".contains("staging is locked by ann") && "\(error)".contains("deploy unlock staging")
         }
-        #expect(try store.history(limit: 5).isEmpty)
+        await #expect(try store.history(limit: 5).isEmpty)
     }
 
     @Test("with --wait, the deploy queues, says why, and starts as soon as the lock is released")
     func startsWhenFreed() async throws {
         let store = try RunStore.inMemory()
-        try lock(store)
+        try await lock(store)
         let clock = ManualClock()
         let reporter = RecordingReporter()
         let engine = engine(store, clock: clock, reporter: reporter)
@@ -58,7 +58,7 @@ struct LeaseWaitTests {
         }
         await clock.waitForSleeper()
         #expect(notices(reporter).contains { $0.hasPrefix("waiting for staging: held by") })
-        _ = try store.unlock(environment: "staging", by: "ann", now: Date())
+        _ = try await store.unlock(environment: "staging", by: "ann", now: Date())
         clock.advance(by: .milliseconds(250))
         let result = try await run.value
         #expect(result.exitStatus == .success)
@@ -68,7 +68,7 @@ struct LeaseWaitTests {
     @Test("with --wait, a deploy gives up once its budget has passed, and leaves the queue")
     func givesUp() async throws {
         let store = try RunStore.inMemory()
-        try lock(store)
+        try await lock(store)
         let clock = ManualClock()
         let engine = engine(store, clock: clock, reporter: RecordingReporter())
         let plan = try plan()
@@ -85,7 +85,7 @@ struct LeaseWaitTests {
             "\(error)".contains("gave up waiting for staging after 1s")
         }
         // Nobody is left queued: the next deploy does not wait behind a ghost.
-        _ = try store.unlock(environment: "staging", by: "ann", now: Date())
+        _ = try await store.unlock(environment: "staging", by: "ann", now: Date())
         let next = try await engine.run(plan, release: Release(sha: nil, version: "1.0.0"), trigger: Trigger(user: "cy"))
         #expect(next.exitStatus == .success)
     }

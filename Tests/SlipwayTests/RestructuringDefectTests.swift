@@ -29,14 +29,14 @@ struct RestructuringDefectTests {
     }
 
     /// A run that pushed `version` at `sha`, as an earlier `deploy staging` records it.
-    func pushed(_ store: RunStore, version: String, sha: String) throws -> Int64 {
-        var record = try store.insert(
+    func pushed(_ store: RunStore, version: String, sha: String) async throws -> Int64 {
+        var record = try await store.insert(
             RunRecord(
                 pipeline: "p.yml", app: "hello", environment: "staging", trigger: Trigger(user: "ann"), sha: sha, version: version,
                 startedAt: Date(), ownerPID: 1, ownerHost: "h"))
         record.image = "127.0.0.1:5000/hello@sha256:" + String(repeating: "a", count: 64)
         record.outcome = .succeeded
-        try store.update(record)
+        try await store.update(record)
         return record.id!
     }
 
@@ -54,13 +54,13 @@ struct RestructuringDefectTests {
     func unknownReleaseRefused() async throws {
         let fixture = try fixture()
         defer { fixture.directory.remove() }
-        try fixture.store.pin(environment: "staging", runID: nil, actor: "ann", reason: "rolled back", at: Date())
+        try await fixture.store.pin(environment: "staging", runID: nil, actor: "ann", reason: "rolled back", at: Date())
         await #expect {
             _ = try await fixture.run(Self.dockerPipeline, release: Release(sha: "f" + String(repeating: "0", count: 39), version: "9.9.9"), explicitRelease: true)
         } throws: { error in
             "\(error)".contains("no release '9.9.9' was built and pushed here")
         }
-        #expect(try fixture.store.history(limit: 10).isEmpty)
+        await #expect(try fixture.store.history(limit: 10).isEmpty)
         #expect(fixture.read("ran").isEmpty)
     }
 
@@ -69,12 +69,12 @@ struct RestructuringDefectTests {
         let fixture = try fixture()
         defer { fixture.directory.remove() }
         let sha = "abcdef0123456789abcdef0123456789abcdef01"
-        let builder = try pushed(fixture.store, version: "1.0.0", sha: sha)
+        let builder = try await pushed(fixture.store, version: "1.0.0", sha: sha)
         // HEAD is another commit: the run must not be HEAD relabelled.
         let result = try await fixture.run(
             Self.dockerPipeline, release: Release(sha: "0123456789abcdef0123456789abcdef01234567", version: "1.0.0"),
             explicitRelease: true)
-        let detail = try fixture.detail(result)
+        let detail = try await fixture.detail(result)
         #expect(detail.run.sha == sha)
         #expect(detail.run.version == "1.0.0")
         #expect(detail.run.image == "127.0.0.1:5000/hello@sha256:" + String(repeating: "a", count: 64))

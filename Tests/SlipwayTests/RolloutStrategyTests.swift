@@ -20,15 +20,15 @@ struct RolloutHarness {
 
     /// A release an earlier run pushed (and, with `serving`, that runs now and passed its gates).
     @discardableResult
-    func pushed(_ version: String, serving: Bool = false, good: Bool = true, history: [ReleaseReference] = []) throws -> ReleaseReference {
+    func pushed(_ version: String, serving: Bool = false, good: Bool = true, history: [ReleaseReference] = []) async throws -> ReleaseReference {
         let sha = String(repeating: version.replacingOccurrences(of: ".", with: ""), count: 14).prefix(40)
-        var record = try fixture.store.insert(
+        var record = try await fixture.store.insert(
             RunRecord(
                 pipeline: "p.yml", app: "hello", environment: "staging", trigger: Trigger(user: "ann"), sha: String(sha),
                 version: version, startedAt: Date(), ownerPID: 1, ownerHost: "h"))
         record.image = Self.image + String(repeating: version.first!, count: 64)
         record.outcome = good ? .succeeded : .failed
-        try fixture.store.update(record)
+        try await fixture.store.update(record)
         let release = ReleaseReference(run: record.id!, version: version, sha: String(sha), image: record.image!)
         if serving { target.seed(release, history: history) }
         return release
@@ -59,7 +59,7 @@ struct RolloutHarness {
     }
 
     func deploy(_ version: String, strategy: String, rehearse: Bool = false, gates: String = "[healthy]") async throws -> RunResult {
-        let release = try fixture.store.pushedRelease(named: version)
+        let release = try await fixture.store.pushedRelease(named: version)
         return try await fixture.run(
             pipeline(strategy: strategy, rehearse: rehearse, gates: gates),
             release: Release(sha: release?.sha, version: version), target: target)
@@ -69,7 +69,7 @@ struct RolloutHarness {
         try await fixture.run(pipeline(strategy: "rolling"), target: target, rollback: true, rollbackTo: to)
     }
 
-    func steps(_ result: RunResult) throws -> [String] { try fixture.detail(result).steps.map(\.name) }
+    func steps(_ result: RunResult) async throws -> [String] { try await fixture.detail(result).steps.map(\.name) }
 }
 
 @Suite("Rollout strategies over a target")
@@ -78,22 +78,22 @@ struct RolloutStrategyTests {
     func rolling() async throws {
         let harness = try RolloutHarness()
         defer { harness.fixture.directory.remove() }
-        let old = try harness.pushed("1.0.0", serving: true)
-        try harness.pushed("1.1.0")
+        let old = try await harness.pushed("1.0.0", serving: true)
+        try await harness.pushed("1.1.0")
         let result = try await harness.deploy("1.1.0", strategy: "rolling")
         #expect(result.exitStatus == .success, "\(result)")
         #expect(harness.target.moves == ["1.1.0 100%"])
         #expect(harness.target.serving == "1.1.0 100%")
         #expect(harness.target.retired == ["r\(old.run)"])
-        #expect(try harness.steps(result) == ["start 1.1.0", "switch to 1.1.0", "gate healthy", "retire 1.0.0"])
+        await #expect(try harness.steps(result) == ["start 1.1.0", "switch to 1.1.0", "gate healthy", "retire 1.0.0"])
     }
 
     @Test("blue-green: a failing preview gate removes the new release before it takes any traffic")
     func previewFailure() async throws {
         let harness = try RolloutHarness()
         defer { harness.fixture.directory.remove() }
-        try harness.pushed("1.0.0", serving: true)
-        try harness.pushed("1.1.0")
+        try await harness.pushed("1.0.0", serving: true)
+        try await harness.pushed("1.1.0")
         try harness.breakRelease("1.1.0", gate: "preview-bad")
         let result = try await harness.deploy("1.1.0", strategy: "{ blue_green: { preview_gates: [preview] } }")
         #expect(result.exitStatus == .failed)
@@ -107,12 +107,12 @@ struct RolloutStrategyTests {
     func bake() async throws {
         let harness = try RolloutHarness()
         defer { harness.fixture.directory.remove() }
-        try harness.pushed("1.0.0", serving: true)
-        try harness.pushed("1.1.0")
+        try await harness.pushed("1.0.0", serving: true)
+        try await harness.pushed("1.1.0")
         let result = try await harness.deploy("1.1.0", strategy: "{ blue_green: { bake: 5m } }", gates: "[paced]")
         #expect(result.exitStatus == .success, "\(result)")
         // Each pass of the paced gate takes 1m of the clock's time: the 5m bake takes five passes.
-        let bakes = try harness.steps(result).filter { $0.hasPrefix("gate paced (bake") }
+        let bakes = try await harness.steps(result).filter { $0.hasPrefix("gate paced (bake") }
         #expect(bakes == (1...5).map { "gate paced (bake \($0))" })
         #expect(harness.target.serving == "1.1.0 100%")
     }
@@ -121,12 +121,12 @@ struct RolloutStrategyTests {
     func bakeFailure() async throws {
         let harness = try RolloutHarness()
         defer { harness.fixture.directory.remove() }
-        try harness.pushed("1.0.0", serving: true)
-        try harness.pushed("1.1.0")
+        try await harness.pushed("1.0.0", serving: true)
+        try await harness.pushed("1.1.0")
         let result = try await harness.deploy("1.1.0", strategy: "{ blue_green: { bake: 5m } }", gates: "[third-fails]")
         #expect(result.exitStatus == .rolledBack, "\(result)")
         #expect(harness.target.moves == ["1.1.0 100%", "1.0.0 100%"])
-        #expect(try harness.steps(result).filter { $0.hasPrefix("gate") } == [
+        await #expect(try harness.steps(result).filter { $0.hasPrefix("gate") } == [
             "gate third-fails", "gate third-fails (bake 1)", "gate third-fails (bake 2)", "gate third-fails (verify 1.0.0)",
         ])
         #expect(harness.target.serving == "1.0.0 100%")
@@ -136,39 +136,39 @@ struct RolloutStrategyTests {
     func canarySteps() async throws {
         let harness = try RolloutHarness()
         defer { harness.fixture.directory.remove() }
-        try harness.pushed("1.0.0", serving: true)
-        try harness.pushed("1.1.0")
+        try await harness.pushed("1.0.0", serving: true)
+        try await harness.pushed("1.1.0")
         let result = try await harness.deploy("1.1.0", strategy: "{ canary: { steps: [25, 50, 100], pause: 1m, analysis: [preview] } }")
         #expect(result.exitStatus == .success, "\(result)")
         #expect(harness.target.moves == ["1.1.0 25%, 1.0.0 75%", "1.1.0 50%, 1.0.0 50%", "1.1.0 100%"])
-        let gates = try harness.steps(result).filter { $0.hasPrefix("gate") }
+        let gates = try await harness.steps(result).filter { $0.hasPrefix("gate") }
         #expect(gates == ["gate healthy at 25%", "gate preview at 25%", "gate healthy at 50%", "gate preview at 50%", "gate healthy at 100%", "gate preview at 100%"])
-        #expect(try harness.steps(result).filter { $0 == "pause" }.count == 2)
+        await #expect(try harness.steps(result).filter { $0 == "pause" }.count == 2)
     }
 
     @Test("canary: a failing step sends all traffic back, verifies the stable release and pins the environment")
     func canaryRollback() async throws {
         let harness = try RolloutHarness()
         defer { harness.fixture.directory.remove() }
-        let stable = try harness.pushed("1.0.0", serving: true)
-        try harness.pushed("1.1.0")
+        let stable = try await harness.pushed("1.0.0", serving: true)
+        try await harness.pushed("1.1.0")
         try harness.breakRelease("1.1.0")
         let result = try await harness.deploy("1.1.0", strategy: "{ canary: { steps: [25, 50, 100] } }")
         #expect(result.exitStatus == .rolledBack, "\(result)")
         #expect(harness.target.moves == ["1.1.0 25%, 1.0.0 75%", "1.0.0 100%"])
         #expect(harness.target.instances == ["r\(stable.run)"])
-        #expect(try harness.steps(result).contains("gate healthy (verify 1.0.0)"))
-        let run = try #require(try harness.fixture.store.run(id: result.runID))
+        await #expect(try harness.steps(result).contains("gate healthy (verify 1.0.0)"))
+        let run = try await #require(try harness.fixture.store.run(id: result.runID))
         #expect(run.restoredRunID == stable.run)
         #expect(run.rollbackMS != nil)
-        #expect(try harness.fixture.store.pin(environment: "staging") != nil)
+        await #expect(try harness.fixture.store.pin(environment: "staging") != nil)
     }
 
     @Test("a first release that fails its gates is removed and nothing serves, as before it")
     func firstReleaseFails() async throws {
         let harness = try RolloutHarness()
         defer { harness.fixture.directory.remove() }
-        try harness.pushed("1.1.0")
+        try await harness.pushed("1.1.0")
         try harness.breakRelease("1.1.0")
         let result = try await harness.deploy("1.1.0", strategy: "rolling")
         #expect(result.exitStatus == .failed)
@@ -180,12 +180,12 @@ struct RolloutStrategyTests {
     func rehearsalPasses() async throws {
         let harness = try RolloutHarness()
         defer { harness.fixture.directory.remove() }
-        try harness.pushed("1.0.0", serving: true)
-        try harness.pushed("1.1.0")
+        try await harness.pushed("1.0.0", serving: true)
+        try await harness.pushed("1.1.0")
         let result = try await harness.deploy("1.1.0", strategy: "rolling", rehearse: true)
         #expect(result.exitStatus == .success, "\(result)")
         #expect(harness.target.moves == ["1.1.0 100%", "1.0.0 100%", "1.1.0 100%"])
-        let run = try #require(try harness.fixture.store.run(id: result.runID))
+        let run = try await #require(try harness.fixture.store.run(id: result.runID))
         #expect(run.rehearsal == .passed)
         #expect(run.rehearsalMS != nil)
     }
@@ -194,13 +194,13 @@ struct RolloutStrategyTests {
     func rehearsalFindsPreviousBroken() async throws {
         let harness = try RolloutHarness()
         defer { harness.fixture.directory.remove() }
-        try harness.pushed("1.0.0", serving: true)
-        try harness.pushed("1.1.0")
+        try await harness.pushed("1.0.0", serving: true)
+        try await harness.pushed("1.1.0")
         try harness.breakRelease("1.0.0")
         let result = try await harness.deploy("1.1.0", strategy: "rolling", rehearse: true)
         #expect(result.exitStatus == .failedAfterChange, "\(result)")
         #expect(harness.target.serving == "1.1.0 100%")
-        #expect(try harness.fixture.store.run(id: result.runID)?.rehearsal == .failed)
+        await #expect(try harness.fixture.store.run(id: result.runID)?.rehearsal == .failed)
     }
 
     @Test("deploy rollback: the newest good release before the serving one whose image still exists")
@@ -208,13 +208,13 @@ struct RolloutStrategyTests {
         let missing = RolloutHarness.image + String(repeating: "1", count: 64)
         let harness = try RolloutHarness(target: InProcessTarget(missingImages: [missing]))
         defer { harness.fixture.directory.remove() }
-        try harness.pushed("0.9.0")
-        try harness.pushed("1.0.0")
-        try harness.pushed("1.1.0", serving: true)
+        try await harness.pushed("0.9.0")
+        try await harness.pushed("1.0.0")
+        try await harness.pushed("1.1.0", serving: true)
         let result = try await harness.rollback()
         #expect(result.exitStatus == .success, "\(result)")
         #expect(harness.target.serving == "0.9.0 100%")
-        #expect(try harness.fixture.store.pin(environment: "staging")?.reason.contains("rolled back by hand to 0.9.0") == true)
+        await #expect(try harness.fixture.store.pin(environment: "staging")?.reason.contains("rolled back by hand to 0.9.0") == true)
     }
 
     @Test("deploy rollback with the run store empty falls back on the history the serving instance carries")

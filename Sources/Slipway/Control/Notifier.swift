@@ -50,13 +50,13 @@ public struct Notification: Sendable {
 /// recorded as such.
 struct Notifier: Sendable {
     let hooks: [(spec: WebhookSpec, url: URL)]
-    let store: RunStore
+    let store: any DeployStore
     let clock: any Clock<Duration>
     let masker: SecretMasker
     let attempts = 3
     let requestTimeout: TimeInterval = 10
 
-    init(pipeline: Pipeline, environment: [String: String], store: RunStore, clock: any Clock<Duration>, masker: SecretMasker) {
+    init(pipeline: Pipeline, environment: [String: String], store: any DeployStore, clock: any Clock<Duration>, masker: SecretMasker) {
         hooks = pipeline.webhooks.compactMap { spec in
             guard let text = environment[spec.urlFrom], let url = URL(string: text) else { return nil }
             return (spec, url)
@@ -91,7 +91,7 @@ struct Notifier: Sendable {
                 let (_, response) = try await URLSession.shared.data(for: request)
                 let status = (response as? HTTPURLResponse)?.statusCode ?? 0
                 if (200..<300).contains(status) {
-                    record(
+                    await record(
                         "notify.sent", "\(notification.event.rawValue) sent to \(spec.urlFrom) (attempt \(attempt))",
                         runID: notification.runID)
                     return
@@ -105,12 +105,12 @@ struct Notifier: Sendable {
             guard attempt < attempts else { break }
             do { try await clock.sleep(for: Backoff.delay(base: .seconds(1), retry: attempt, jitter: 0.5)) } catch { return }
         }
-        record(
+        await record(
             "notify.failed", "\(notification.event.rawValue) to \(spec.urlFrom) failed after \(attempts) attempts: \(failure)",
             runID: notification.runID)
     }
 
-    private func record(_ kind: String, _ message: String, runID: Int64) {
-        try? store.append(EventRecord(runID: runID, at: Date(), kind: kind, message: masker.mask(message)))
+    private func record(_ kind: String, _ message: String, runID: Int64) async {
+        try? await store.append(EventRecord(runID: runID, at: Date(), kind: kind, message: masker.mask(message)))
     }
 }

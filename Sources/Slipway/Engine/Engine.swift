@@ -27,7 +27,7 @@ let log = Logger(label: "slipway.engine")
 
 /// Runs a plan's stages in order, streaming every event to the reporter and recording it.
 public struct Engine: Sendable {
-    public let store: RunStore
+    public let store: any DeployStore
     public let launcher: any ProcessLaunching
     /// Sleeps between retries; tests inject a clock that never waits (SlipwayTestSupport.ImmediateClock).
     public let clock: any Clock<Duration>
@@ -52,7 +52,7 @@ public struct Engine: Sendable {
     public typealias TargetFactory = @Sendable (TargetSpec, TargetSetting) throws -> any DeployTarget
 
     public init(
-        store: RunStore,
+        store: any DeployStore,
         launcher: any ProcessLaunching = ProcessRunner(),
         clock: any Clock<Duration> = ContinuousClock(),
         reporter: any Reporting = SilentReporter(),
@@ -123,20 +123,20 @@ public struct Engine: Sendable {
     }
 
     /// With `promote_from`, only a release that succeeded in the earlier environment may go on.
-    public func checkPromotion(_ plan: Plan, release: Release) throws {
+    public func checkPromotion(_ plan: Plan, release: Release) async throws {
         guard let from = plan.environment.promoteFrom, !plan.isRollback else { return }
         guard let sha = release.sha else {
             throw RunRefused(
                 message: "\(plan.environment.name) is promoted from \(from), but this release has no git commit to look up",
                 hint: "run deploy inside the git repository of the release, or set SLIPWAY_SHA")
         }
-        if let latest = try store.latestRun(environment: from, sha: sha), latest.rehearsal == .failed {
+        if let latest = try await store.latestRun(environment: from, sha: sha), latest.rehearsal == .failed {
             throw RunRefused(
                 message:
                     "release \(release.description) failed its rollback rehearsal in \(from) (run \(latest.id!)): \(plan.environment.name) does not take it",
                 hint: "`deploy show \(latest.id!)` shows what failed; fix it and deploy \(from) again")
         }
-        if try store.lastSucceeded(environment: from, sha: sha) == nil {
+        if try await store.lastSucceeded(environment: from, sha: sha) == nil {
             throw RunRefused(
                 message: "release \(release.description) has not passed \(from): \(plan.environment.name) takes only releases that did",
                 hint: "run `deploy \(from)` for this commit first; `deploy history \(from)` shows what passed")
@@ -166,7 +166,7 @@ public struct Engine: Sendable {
         if explicitRelease, !plan.isRollback {
             if plan.environment.target != nil {
                 // A release by name is one that was built and pushed: its commit, its image.
-                let named = try pushedRelease(release.version ?? "", environment: plan.environment.name)
+                let named = try await pushedRelease(release.version ?? "", environment: plan.environment.name)
                 release = Release(sha: named.sha, version: named.version, source: release.source)
                 plan = plan.deployingBuiltRelease(release.description, builtBy: named.id!)
                 image = named.image
@@ -177,10 +177,10 @@ public struct Engine: Sendable {
             }
         }
         let masker = try preflight(plan)
-        try checkPromotion(plan, release: release)
+        try await checkPromotion(plan, release: release)
         let environment = plan.environment.name
         var overrides = overrides
-        if !plan.isRollback, let pin = try store.pin(environment: environment) {
+        if !plan.isRollback, let pin = try await store.pin(environment: environment) {
             guard explicitRelease else {
                 throw EnvironmentUnavailable(
                     message: "\(environment) is pinned since \(pin.at.formatted(.iso8601)) by \(pin.actor): \(pin.reason)",
@@ -201,7 +201,7 @@ public struct Engine: Sendable {
                         hint: "deploy after the window, or pass --override-freeze --reason TEXT (recorded in the audit log)")
                 }
                 overrides.append("freeze \(window.description): \(reason)")
-                try store.audit(
+                try await store.audit(
                     actor: trigger.description, action: "freeze.override", environment: environment,
                     detail: "\(window.reason) (\(window.description)): \(reason)", at: now())
             }
@@ -227,14 +227,14 @@ public struct Engine: Sendable {
                     changelog: changelog, dirty: dirty, overrides: overrides, image: image)
                 if result.outcome == .succeeded, explicitRelease, !plan.isRollback {
                     // Writes nothing when the environment was not pinned.
-                    _ = try? store.unpin(
+                    _ = try? await store.unpin(
                         environment: environment, actor: trigger.description,
                         reason: "release \(release.description) deployed by name and passed its gates", at: Date())
                 }
-                try? store.releaseLease(environment: environment, pid: pid, host: host)
+                try? await store.releaseLease(environment: environment, pid: pid, host: host)
                 return result
             } catch {
-                try? store.releaseLease(environment: environment, pid: pid, host: host)
+                try? await store.releaseLease(environment: environment, pid: pid, host: host)
                 throw error
             }
         }
@@ -254,8 +254,8 @@ public struct Engine: Sendable {
         public var description: String { "stopped waiting for \(environment) (\(Engine.signalName(signal))): nothing ran" }
     }
     /// The pushed release `name` (a version, or a commit), or a refusal saying what can be deployed.
-    func pushedRelease(_ name: String, environment: String) throws -> RunRecord {
-        if let run = try store.pushedRelease(named: name) { return run }
+    func pushedRelease(_ name: String, environment: String) async throws -> RunRecord {
+        if let run = try await store.pushedRelease(named: name) { return run }
         throw RunRefused(
             message: "no release '\(name)' was built and pushed here, so there is nothing by that name to deploy to \(environment)",
             hint:

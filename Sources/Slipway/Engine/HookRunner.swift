@@ -44,7 +44,7 @@ extension RunContext {
             detail = masker.mask("\(error)")
         }
         let result: Outcome = termination.succeeded ? .succeeded : .failed
-        try? store.append(
+        try? await store.append(
             EventRecord(
                 runID: runID, at: Date(), kind: "hook.\(result.rawValue)", stage: name,
                 message: "\(event.rawValue) hook \(detail)"

@@ -10,18 +10,18 @@ extension Engine {
     /// Takes the environment's lease, or says who holds it; with `wait`, queues in arrival order.
     func acquireLease(environment: String, trigger: Trigger, wait: Duration?, signalled: SignalFlag = SignalFlag()) async throws {
         let holder = trigger.description
-        let first = try store.acquireLease(
+        let first = try await store.acquireLease(
             environment: environment, holder: holder, host: host, pid: pid, now: now(),
             isAlive: ProcessLiveness.isAlive)
         guard case .held(let current) = first else { return }
         guard let wait else { throw Self.unavailable(environment, current) }
-        let ticket = try store.enqueue(environment: environment, holder: holder, host: host, pid: pid, now: now())
+        let ticket = try await store.enqueue(environment: environment, holder: holder, host: host, pid: pid, now: now())
         var waited = Duration.zero
         var told: String?
         let interval = Duration.milliseconds(250)
         do {
             while true {
-                let attempt = try store.acquireLease(
+                let attempt = try await store.acquireLease(
                     environment: environment, holder: holder, host: host, pid: pid, now: now(),
                     queueTicket: ticket, isAlive: ProcessLiveness.isAlive)
                 let why: String
@@ -48,7 +48,7 @@ extension Engine {
                 waited += interval
             }
         } catch {
-            try? store.leaveQueue(ticket: ticket)
+            try? await store.leaveQueue(ticket: ticket)
             throw error
         }
     }

@@ -20,7 +20,7 @@ struct RunContext: Sendable {
     /// Tells the webhooks.
     let notify: @Sendable (NotificationEvent, String?) -> Void
 
-    var store: RunStore { engine.store }
+    var store: any DeployStore { engine.store }
     var reporter: any Reporting { engine.reporter }
 
     /// The values `${NAME}` can take in this run, built-ins first.
@@ -55,8 +55,8 @@ struct RunContext: Sendable {
         while !Task.isCancelled {
             do {
                 try await Task.sleep(for: engine.heartbeatInterval)
-                try store.heartbeat(runID: runID, at: Date())
-                try store.heartbeatLease(environment: plan.environment.name, pid: engine.pid, host: engine.host, now: Date())
+                try await store.heartbeat(runID: runID, at: Date())
+                try await store.heartbeatLease(environment: plan.environment.name, pid: engine.pid, host: engine.host, now: Date())
             } catch {
                 return
             }
@@ -66,7 +66,7 @@ struct RunContext: Sendable {
     func runStages() async -> Engine.Finish {
         let preHook: HookEvent = plan.isRollback ? .preRollback : .preDeploy
         if let failure = await runHook(preHook), failure {
-            skipRemaining(from: 0, reason: "the \(preHook.rawValue) hook failed")
+            await skipRemaining(from: 0, reason: "the \(preHook.rawValue) hook failed")
             return Engine.Finish(outcome: .failed, reason: "the \(preHook.rawValue) hook failed; nothing ran")
         }
         let running = plan.entries.filter(\.runs).count
@@ -81,7 +81,7 @@ struct RunContext: Sendable {
             }
             index += 1
             if Task.isCancelled {
-                skipRemaining(from: position, reason: "the run was cancelled")
+                await skipRemaining(from: position, reason: "the run was cancelled")
                 return Engine.Finish(outcome: .cancelled, reason: "before stage '\(stage.name)'")
             }
             let outcome = await runStage(stage, slot: StageSlot(position: position, index: index, count: running))
@@ -89,7 +89,7 @@ struct RunContext: Sendable {
             case .succeeded, .failedAllowed:
                 continue
             default:
-                skipRemaining(from: position + 1, reason: "stage '\(stage.name)' \(outcome.outcome.rawValue)")
+                await skipRemaining(from: position + 1, reason: "stage '\(stage.name)' \(outcome.outcome.rawValue)")
                 if outcome.outcome == .rolledBack { await runHook(.postRollback, outcome: .rolledBack, reason: outcome.reason) }
                 return Engine.Finish(
                     outcome: outcome.outcome == .timedOut ? .failed : outcome.outcome, reason: outcome.reason,
@@ -100,12 +100,12 @@ struct RunContext: Sendable {
     }
 
     /// Records the stages after a failure as skipped, saying why.
-    func skipRemaining(from position: Int, reason: String) {
+    func skipRemaining(from position: Int, reason: String) async {
         for (offset, entry) in plan.entries.enumerated() where offset >= position && entry.runs {
             var record = stages[offset]
             record.outcome = .skipped
             record.reason = reason
-            try? store.update(record)
+            try? await store.update(record)
             reporter.report(.stageSkipped(name: entry.stage.name, reason: reason))
         }
     }

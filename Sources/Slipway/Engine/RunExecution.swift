@@ -56,26 +56,26 @@ extension Engine {
         record.overrides = overrides
         record.image = image
         record.kind = plan.isRollback ? "rollback" : "deploy"
-        let run = try store.insert(record)
+        let run = try await store.insert(record)
         let runID = run.id!
-        try store.attachLease(environment: plan.environment.name, pid: pid, host: host, runID: runID)
-        try store.audit(
+        try await store.attachLease(environment: plan.environment.name, pid: pid, host: host, runID: runID)
+        try await store.audit(
             actor: trigger.description, action: "run.started", environment: plan.environment.name, runID: runID,
             detail: "release \(release.description)" + (overrides.isEmpty ? "" : "; overrides: " + overrides.joined(separator: "; ")))
         for override in overrides {
-            try store.append(EventRecord(runID: runID, at: Date(), kind: "run.override", message: "\(trigger.user) overrode: \(override)"))
+            try await store.append(EventRecord(runID: runID, at: Date(), kind: "run.override", message: "\(trigger.user) overrode: \(override)"))
         }
         if let changelog {
             let encoder = JSONEncoder()
             encoder.dateEncodingStrategy = .iso8601
             encoder.outputFormatting = [.sortedKeys]
-            try store.saveChangelog(
+            try await store.saveChangelog(
                 runID: runID, baseKind: changelog.base.kind.rawValue, baseSHA: changelog.base.sha, commitCount: changelog.commits.count,
                 markdown: changelog.markdown, json: String(decoding: try encoder.encode(changelog), as: UTF8.self))
-            try store.append(EventRecord(runID: runID, at: Date(), kind: "run.changelog", message: changelog.summary))
+            try await store.append(EventRecord(runID: runID, at: Date(), kind: "run.changelog", message: changelog.summary))
         }
         log.debug("run \(runID) started", metadata: ["environment": "\(plan.environment.name)", "pid": "\(pid)", "host": "\(host)"])
-        let stages = try store.insert(
+        let stages = try await store.insert(
             plan.entries.enumerated().map { position, entry in
                 entry.runs
                     ? StageRecord(runID: runID, position: position, name: entry.stage.name, kind: entry.stage.kindName)
@@ -146,8 +146,8 @@ extension Engine {
             default: finish.environmentChanged ? .failedAfterChange : .failed
             }
 
-        try store.finish(runID: runID, outcome: outcome, exitCode: Int(status.rawValue), reason: reason, at: Date())
-        try store.audit(
+        try await store.finish(runID: runID, outcome: outcome, exitCode: Int(status.rawValue), reason: reason, at: Date())
+        try await store.audit(
             actor: trigger.description, action: "run.finished", environment: plan.environment.name, runID: runID,
             detail: outcome.rawValue + (reason.map { ": \($0)" } ?? ""))
         let event: NotificationEvent =

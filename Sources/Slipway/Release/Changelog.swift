@@ -126,9 +126,9 @@ extension Changelog {
     /// starts at `since` when given, else at the environment's last good release, else at the
     /// nearest earlier stable version tag, else at the root.
     public static func build(
-        repository: Repository, release: GitRelease, version: String? = nil, environment: String?, store: RunStore?,
+        repository: Repository, release: GitRelease, version: String? = nil, environment: String?, store: (any RunLog)?,
         since: String? = nil, firstParentOnly: Bool = false, rules: RiskRules = .defaults
-    ) throws -> Changelog {
+    ) async throws -> Changelog {
         let head = release.sha
         var notes: [String] = []
         var base: Base?
@@ -136,7 +136,7 @@ extension Changelog {
             let sha = try repository.resolve(since)
             base = Base(kind: .since, sha: sha, description: "\(since) (\(sha.prefix(7)))")
         }
-        if base == nil, let environment, let store, let good = try store.lastSucceeded(environment: environment), let sha = good.sha {
+        if base == nil, let environment, let store, let good = try await store.lastSucceeded(environment: environment), let sha = good.sha {
             if repository.contains(sha) {
                 base = Base(
                     kind: .lastGoodRelease, sha: sha,

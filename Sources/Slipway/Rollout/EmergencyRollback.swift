@@ -20,7 +20,7 @@ extension Rollout {
         let stable = now.stable
         let serving = stable?.release
         var candidates: [ReleaseReference] = []
-        let recorded = (try? store.goodReleases(environment: environment.name, before: wanted == nil ? serving?.run : nil, limit: 50)) ?? []
+        let recorded = await (try? store.goodReleases(environment: environment.name, before: wanted == nil ? serving?.run : nil, limit: 50)) ?? []
         candidates = recorded.compactMap { run in
             run.image.map { ReleaseReference(run: run.id!, version: run.version, sha: run.sha, image: $0) }
         }
@@ -68,7 +68,7 @@ extension Rollout {
         } catch {
             return .init(outcome: .rollbackFailed, reason: "\(error)")
         }
-        try? store.setRelease(runID: context.runID, version: chosen.version, sha: chosen.sha, image: chosen.image)
+        try? await store.setRelease(runID: context.runID, version: chosen.version, sha: chosen.sha, image: chosen.image)
 
         // The restored release's history: the good ones before it.
         let history = candidates.drop { $0.run != chosen.run }.dropFirst()
@@ -94,8 +94,8 @@ extension Rollout {
         }
         guard outcome.outcome == .succeeded else { return outcome }
         let ms = Int(((switched.value ?? .now) - started) / .milliseconds(1))
-        try? store.recordRollback(runID: context.runID, restoredRunID: chosen.run, milliseconds: ms)
-        try? store.pin(
+        try? await store.recordRollback(runID: context.runID, restoredRunID: chosen.run, milliseconds: ms)
+        try? await store.pin(
             environment: environment.name, runID: context.runID, actor: context.trigger.description,
             reason: "rolled back by hand to \(chosen.description)", at: Date())
         context.reporter.report(

@@ -21,15 +21,15 @@ struct Rehearsal: Sendable {
         let store = rollout.store
         let runID = rollout.context.runID
         guard let stable else {
-            try? store.recordRehearsal(runID: runID, outcome: .skipped, milliseconds: nil, at: Date())
+            try? await store.recordRehearsal(runID: runID, outcome: .skipped, milliseconds: nil, at: Date())
             rollout.context.reporter.report(.notice("rollback rehearsal skipped: nothing ran here before this release"))
             return nil
         }
         let gates = rollout.environment.gates
         let firstFailure = Moment()
         var took: Duration?
-        func failed(_ failure: Failure) -> Failure {
-            try? store.recordRehearsal(
+        func failed(_ failure: Failure) async -> Failure {
+            try? await store.recordRehearsal(
                 runID: runID, outcome: .failed, milliseconds: took.map { Int($0 / .milliseconds(1)) }, at: Date())
             return failure
         }
@@ -41,24 +41,24 @@ struct Rehearsal: Sendable {
                 firstFailure: firstFailure)
             {
                 _ = try? await rollout.move(to: forward, label: "rehearsal: forward again")
-                return failed(.previous("rollback rehearsal failed: the previous release failed its gates: \(failure)"))
+                return await failed(.previous("rollback rehearsal failed: the previous release failed its gates: \(failure)"))
             }
         } catch {
             _ = try? await rollout.move(to: forward, label: "rehearsal: forward again")
-            return failed(.previous("rollback rehearsal failed: \(error)"))
+            return await failed(.previous("rollback rehearsal failed: \(error)"))
         }
         do {
             try await rollout.move(to: forward, label: "rehearsal: forward to \(candidate.label)")
         } catch {
-            return failed(.forward("rollback rehearsal failed going forward again: \(error)"))
+            return await failed(.forward("rollback rehearsal failed going forward again: \(error)"))
         }
         if let failure = await rollout.gatesVerdict(
             gates, targets: rollout.targets(candidate), label: " (rehearsal, forward)", firstFailure: firstFailure)
         {
-            return failed(.forward("rollback rehearsal failed going forward again: \(failure)"))
+            return await failed(.forward("rollback rehearsal failed going forward again: \(failure)"))
         }
         let ms = Int((took ?? .zero) / .milliseconds(1))
-        try? store.recordRehearsal(runID: runID, outcome: .passed, milliseconds: ms, at: Date())
+        try? await store.recordRehearsal(runID: runID, outcome: .passed, milliseconds: ms, at: Date())
         rollout.context.reporter.report(.notice("rollback rehearsal passed: traffic was back on the previous release in \(ms) ms"))
         return nil
     }

@@ -17,7 +17,7 @@ struct Rollout: Sendable {
     let log: StepRecorder
 
     var environment: EnvironmentSpec { context.plan.environment }
-    var store: RunStore { context.store }
+    var store: any DeployStore { context.store }
     var clock: any Clock<Duration> { context.engine.clock }
 
     func targets(_ instance: TargetInstance, release: ReleaseReference? = nil) -> GateTargets {
@@ -69,7 +69,7 @@ struct Rollout: Sendable {
             let took = ContinuousClock.now - started
             say(summary)
             let split = shares.filter { $0.weight > 0 }.map { "\($0.instance.label) \($0.weight)%" }.joined(separator: ", ")
-            try? store.append(
+            try? await store.append(
                 EventRecord(
                     runID: context.runID, at: Date(), kind: "traffic", stage: log.stage.name, message: split.isEmpty ? "nothing" : split))
             return took
@@ -102,11 +102,11 @@ struct Rollout: Sendable {
     }
 
     /// The good releases before this one, newest first, for the new instance to carry.
-    func goodHistory(_ now: TargetObservation) -> [ReleaseReference] {
+    func goodHistory(_ now: TargetObservation) async -> [ReleaseReference] {
         var history: [ReleaseReference] = []
         if let stable = now.stable, let release = stable.release {
             // Good unless the run store says otherwise (it may not know the run at all).
-            let recorded = try? store.run(id: release.run)
+            let recorded = try? await store.run(id: release.run)
             if recorded == nil || recorded?.outcome == .succeeded { history.append(release) }
             history += stable.goodHistory
         }
@@ -145,14 +145,14 @@ struct Rollout: Sendable {
 
     /// The image this run deploys: pushed by this run, else the one that passed the environment it
     /// is promoted from, else any earlier push of this commit or version.
-    func image() throws -> String? {
-        if let run = try store.run(id: context.runID), let image = run.image { return image }
+    func image() async throws -> String? {
+        if let run = try await store.run(id: context.runID), let image = run.image { return image }
         if let from = environment.promoteFrom, let sha = context.release.sha,
-            let image = try store.lastSucceeded(environment: from, sha: sha)?.image
+            let image = try await store.lastSucceeded(environment: from, sha: sha)?.image
         {
             return image
         }
-        return try store.image(sha: context.release.sha, version: context.release.version)?.image
+        return try await store.image(sha: context.release.sha, version: context.release.version)?.image
     }
 
     func deploy() async -> RunContext.StageOutcome {
@@ -163,7 +163,7 @@ struct Rollout: Sendable {
         }
         let imageReference: String
         do {
-            guard let found = try image() else {
+            guard let found = try await image() else {
                 return .init(
                     outcome: .failed,
                     reason:
@@ -171,7 +171,7 @@ struct Rollout: Sendable {
                 )
             }
             imageReference = found
-            try store.setRelease(runID: context.runID, version: context.release.version, sha: context.release.sha, image: found)
+            try await store.setRelease(runID: context.runID, version: context.release.version, sha: context.release.sha, image: found)
         } catch {
             return .init(outcome: .failed, reason: "\(error)")
         }

@@ -37,7 +37,7 @@ final class StepRecorder: Sendable {
         var record = StepRecord(runID: context.runID, stageID: stageID, position: index, name: name, command: context.masker.mask(command))
         record.outcome = .running
         record.startedAt = Date()
-        record = try context.store.start(record, stage: nil, events: [])
+        record = try await context.store.start(record, stage: nil, events: [])
         context.reporter.report(.stepStarted(stage: stage.name, step: name, command: record.command, attempt: 1, attempts: 1))
         let capture = Mutex(OutputCapture(limit: context.plan.pipeline.outputLimit))
         let stageName = stage.name
@@ -49,7 +49,7 @@ final class StepRecorder: Sendable {
             reporter.report(.output(stage: stageName, step: name, line: OutputLine(stream: .stdout, text: masked)))
         }
         let started = ContinuousClock.now
-        func close(_ outcome: Outcome, _ detail: String) {
+        func close(_ outcome: Outcome, _ detail: String) async {
             let elapsed = ContinuousClock.now - started
             record.outcome = outcome
             record.endedAt = Date()
@@ -66,17 +66,17 @@ final class StepRecorder: Sendable {
                     EventRecord(
                         runID: context.runID, at: Date(), kind: "step.\(outcome.rawValue)", stage: stageName, step: name, message: detail)
                 ]
-            try? context.store.finish(record, stage: nil, events: event)
+            try? await context.store.finish(record, stage: nil, events: event)
             reporter.report(.stepFinished(stage: stageName, step: name, outcome: outcome, detail: detail, duration: elapsed))
         }
         do {
             let value = try await body(say)
-            close(.succeeded, "done")
+            await close(.succeeded, "done")
             return value
         } catch {
             let detail = masker.mask("\(error)")
             say(detail)
-            close(Task.isCancelled ? .cancelled : .failed, detail)
+            await close(Task.isCancelled ? .cancelled : .failed, detail)
             throw error
         }
     }

@@ -29,7 +29,7 @@ extension RunContext {
         let policy = ApprovalPolicy(
             environment: environment, stage: stage.name, approvers: spec.approvers, allowed: spec.allowed,
             distinctFromTrigger: spec.distinctFromTrigger, trigger: trigger.user, deadline: deadline)
-        do { try store.openApproval(runID: runID, policy: policy, at: opened) } catch {
+        do { try await store.openApproval(runID: runID, policy: policy, at: opened) } catch {
             return StageOutcome(outcome: .failed, reason: "\(error)")
         }
         var details = ["release \(release.description), started by \(trigger.description)"]
@@ -61,7 +61,8 @@ extension RunContext {
                 group.addTask {
                     guard await prompt("Approve run \(runID) for \(environment) as \(approver)? [y/N] ") else { return nil }
                     do {
-                        try store.decide(runID: runID, approver: approver, approve: true, comment: "approved at the prompt", now: Date())
+                        try await Approvals.decide(
+                            in: store, runID: runID, approver: approver, approve: true, comment: "approved at the prompt", now: Date())
                     } catch {
                         reporter.report(.notice("\(error)"))
                     }
@@ -72,16 +73,16 @@ extension RunContext {
                 var waited = Duration.zero
                 var seen: [String] = []
                 while true {
-                    switch (try? store.approvalState(runID: runID, stage: stage.name, needed: spec.approvers)) ?? .waiting(approvedBy: seen)
+                    switch (try? await Approvals.state(in: store, runID: runID, stage: stage.name, needed: spec.approvers)) ?? .waiting(approvedBy: seen)
                     {
                     case .approved(let by):
-                        try? store.append(
+                        try? await store.append(
                             EventRecord(
                                 runID: runID, at: Date(), kind: "approval.granted", stage: stage.name,
                                 message: "approved by \(by.joined(separator: ", "))"))
                         return StageOutcome(outcome: .succeeded, reason: "approved by \(by.joined(separator: ", "))")
                     case .rejected(let by, let comment):
-                        try? store.closeApproval(runID: runID, stage: stage.name, why: "rejected by \(by)", at: Date())
+                        try? await store.closeApproval(runID: runID, stage: stage.name, why: "rejected by \(by)", at: Date())
                         return StageOutcome(outcome: .failed, reason: "rejected by \(by)" + (comment.map { ": \($0)" } ?? ""))
                     case .waiting(let by):
                         if by != seen {
@@ -90,7 +91,7 @@ extension RunContext {
                         }
                     }
                     if engine.now() >= deadline || waited >= timeout {
-                        try? store.closeApproval(runID: runID, stage: stage.name, why: "timed out", at: Date())
+                        try? await store.closeApproval(runID: runID, stage: stage.name, why: "timed out", at: Date())
                         return StageOutcome(
                             outcome: .timedOut,
                             reason: "the approval timed out after \(DurationParser.format(timeout))"
@@ -99,7 +100,7 @@ extension RunContext {
                     do {
                         try await engine.clock.sleep(for: .milliseconds(250))
                     } catch {
-                        try? store.closeApproval(runID: runID, stage: stage.name, why: "the run was cancelled", at: Date())
+                        try? await store.closeApproval(runID: runID, stage: stage.name, why: "the run was cancelled", at: Date())
                         return StageOutcome(outcome: .cancelled, reason: "cancelled while waiting for approval")
                     }
                     waited += .milliseconds(250)

@@ -25,7 +25,7 @@ struct DeployStage: StageExecutor {
                 if isRollback { return .init(outcome: .failed, reason: "\(environment) has no target") }
                 // An environment without a target has nothing to change.
                 context.reporter.report(.notice("environment \(environment) has no target: nothing to deploy"))
-                try? context.store.append(
+                try? await context.store.append(
                     EventRecord(
                         runID: context.runID, at: Date(), kind: "deploy.skipped", stage: stage.name,
                         message: "environment \(environment) has no target: nothing deployed"))

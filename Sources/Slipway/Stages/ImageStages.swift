@@ -25,7 +25,7 @@ struct PushStage: StageExecutor {
             let image = context.plan.pipeline.image
         {
             let reference = "\(image)@\(digest)"
-            try? context.store.recordImage(runID: context.runID, reference: reference, at: Date())
+            try? await context.store.recordImage(runID: context.runID, reference: reference, at: Date())
             context.reporter.report(.notice("pushed \(reference)"))
         }
         return outcome

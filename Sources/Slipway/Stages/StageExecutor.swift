@@ -49,10 +49,10 @@ extension RunContext {
             runID: runID, at: Date(), kind: "stage.started", stage: stage.name,
             message: "stage \(stage.name) started (\(slot.index)/\(slot.count))")
         reporter.report(.stageStarted(name: stage.name, index: slot.index, count: slot.count))
-        do { try store.update(record, event: startEvent) } catch { return StageOutcome(outcome: .failed, reason: "\(error)") }
+        do { try await store.update(record, event: startEvent) } catch { return StageOutcome(outcome: .failed, reason: "\(error)") }
         let result = await body(record)
         let (closed, event) = stageClosing(record, outcome: result.outcome, started: started, reason: result.reason)
-        try? store.update(closed, event: event)
+        try? await store.update(closed, event: event)
         reporter.report(.stageFinished(name: stage.name, outcome: closed.outcome, duration: ContinuousClock.now - started))
         return result
     }

@@ -53,7 +53,7 @@ extension RunContext {
         }
         if steps.isEmpty {
             record = stageClosing(record, outcome: .succeeded, started: started).0
-            try? store.update(record, event: startEvent)
+            try? await store.update(record, event: startEvent)
         }
         reporter.report(
             .stageFinished(
@@ -92,14 +92,14 @@ extension RunContext {
                 display = masker.mask("sh: " + firstLine + (script.contains("\n") ? " …" : ""))
             }
         } catch {
-            if let opening { try? store.update(opening.0, event: opening.1) }
+            if let opening { try? await store.update(opening.0, event: opening.1) }
             let reason = "\(label): \(error)"
             if let end = closing(.failed) {
                 var closed = end.0
                 closed.reason = reason
-                try? store.update(closed, event: end.1)
+                try? await store.update(closed, event: end.1)
             }
-            return failBeforeStart(step: step, stage: stage, stageID: stageID, position: position, label: label, reason: reason)
+            return await failBeforeStart(step: step, stage: stage, stageID: stageID, position: position, label: label, reason: reason)
         }
 
         var record = StepRecord(runID: runID, stageID: stageID, position: position, name: stepName, command: display)
@@ -108,7 +108,7 @@ extension RunContext {
         do {
             // A step's start and success are in its own row; the event log keeps what needs telling
             // (stage boundaries, retries, failures, hooks) so it stays readable for long pipelines.
-            record = try store.start(record, stage: opening?.0, events: opening.map { [$0.1] } ?? [])
+            record = try await store.start(record, stage: opening?.0, events: opening.map { [$0.1] } ?? [])
         } catch {
             return StageOutcome(outcome: .failed, reason: "\(error)")
         }
@@ -134,7 +134,8 @@ extension RunContext {
                     onStart: { pid in
                         log.debug("step started", metadata: ["step": "\(label)", "pid": "\(pid)", "command": "\(display)"])
                         childPID.withLock { $0 = pid }
-                        try? store.recordChild(pid: pid, stepID: stepID)
+                        // Recorded as soon as it can be: a deploy killed now still knows whom to stop.
+                        Task { try? await store.recordChild(pid: pid, stepID: stepID) }
                     },
                     onOutput: { line in
                         capture.withLock { $0.append(line.text) }
@@ -153,7 +154,7 @@ extension RunContext {
             let why = launchError ?? termination.description
             record.attempts = attempt
             record.childPID = childPID.withLock { $0 }
-            try? store.update(
+            try? await store.update(
                 record,
                 event: EventRecord(
                     runID: runID, at: Date(), kind: "step.retry", stage: stage.name, step: stepName,
@@ -209,18 +210,20 @@ extension RunContext {
         var stageEnd = closing(outcome)
         stageEnd?.0.reason = outcome == .failedAllowed ? nil : reason
         let events = (outcome == .succeeded ? [] : [stepEvent]) + (stageEnd.map { [$0.1] } ?? [])
-        try? store.finish(record, stage: stageEnd?.0, events: events)
+        try? await store.finish(record, stage: stageEnd?.0, events: events)
         reporter.report(.stepFinished(stage: stage.name, step: stepName, outcome: outcome, detail: detail, duration: duration))
         return StageOutcome(outcome: outcome, reason: reason, output: kept.text)
     }
 
-    private func failBeforeStart(step: Step, stage: Stage, stageID: Int64, position: Int, label: String, reason: String) -> StageOutcome {
+    private func failBeforeStart(step: Step, stage: Stage, stageID: Int64, position: Int, label: String, reason: String) async
+        -> StageOutcome
+    {
         var record = StepRecord(runID: runID, stageID: stageID, position: position, name: step.name, command: "")
         record.outcome = .failed
         record.startedAt = Date()
         record.endedAt = Date()
         record.output = reason + "\n"
-        _ = try? store.insert(
+        _ = try? await store.insert(
             record,
             event: EventRecord(
                 runID: runID, at: Date(), kind: "step.failed", stage: stage.name,
