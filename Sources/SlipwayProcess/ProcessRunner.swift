@@ -23,7 +23,7 @@ public protocol ProcessLaunching: Sendable {
     func run(
         _ spec: ProcessSpec,
         masker: SecretMasker,
-        onStart: @escaping @Sendable (Int32) -> Void,
+        onStart: @escaping @Sendable (Int32) async -> Void,
         onOutput: @escaping @Sendable (OutputLine) async -> Void
     ) async throws -> ProcessTermination
 }
@@ -44,7 +44,7 @@ public struct ProcessRunner: ProcessLaunching {
     public func run(
         _ spec: ProcessSpec,
         masker: SecretMasker,
-        onStart: @escaping @Sendable (Int32) -> Void,
+        onStart: @escaping @Sendable (Int32) async -> Void,
         onOutput: @escaping @Sendable (OutputLine) async -> Void
     ) async throws -> ProcessTermination {
         guard let executable = Self.resolve(spec.executable, path: spec.environment["PATH"]) else {
@@ -79,7 +79,7 @@ public struct ProcessRunner: ProcessLaunching {
                 error: .sequence
             ) { execution in
                 group.leader.store(execution.processIdentifier.value, ordering: .relaxed)
-                onStart(execution.processIdentifier.value)
+                await onStart(execution.processIdentifier.value)
                 let stdout = execution.standardOutput
                 let stderr = execution.standardError
                 try await withThrowingTaskGroup(of: Bool.self) { group in

@@ -111,13 +111,15 @@ extension RunStore {
     /// inside can be acted on without another process changing it in between.
     func writeImmediate<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
-            return try await writer.writeWithoutTransaction { db in
-                var result: T?
-                try db.inTransaction(.immediate) {
-                    result = try body(db)
-                    return .commit
+            return try await uncancellable {
+                try await self.writer.writeWithoutTransaction { db in
+                    var result: T?
+                    try db.inTransaction(.immediate) {
+                        result = try body(db)
+                        return .commit
+                    }
+                    return result!
                 }
-                return result!
             }
         } catch let error as DatabaseError {
             throw StoreError(operation: operation, underlying: "\(error)")

@@ -466,14 +466,21 @@ public final class RunStore: DeployStore {
 
     // MARK: - Plumbing
 
+    /// Runs a database access to its end even when the calling task is cancelled: GRDB's async
+    /// calls stop at cancellation, but a run being stopped (Ctrl-C, SIGTERM) must still record how
+    /// far it got and how it ended.
+    func uncancellable<T: Sendable>(_ access: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await Task { try await access() }.value
+    }
+
     func read<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        do { return try await writer.read(body) } catch let error as StoreError { throw error } catch {
+        do { return try await uncancellable { try await self.writer.read(body) } } catch let error as StoreError { throw error } catch {
             throw StoreError(operation: operation, underlying: "\(error)")
         }
     }
 
     func write<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        do { return try await writer.write(body) } catch let error as StoreError { throw error } catch {
+        do { return try await uncancellable { try await self.writer.write(body) } } catch let error as StoreError { throw error } catch {
             throw StoreError(operation: operation, underlying: "\(error)")
         }
     }

@@ -4,9 +4,6 @@ import Foundation
 import SlipwayProcess
 import SlipwayStore
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 /// One message for the webhooks.
 public struct Notification: Sendable {
@@ -54,7 +51,7 @@ struct Notifier: Sendable {
     let clock: any Clock<Duration>
     let masker: SecretMasker
     let attempts = 3
-    let requestTimeout: TimeInterval = 10
+    let requestTimeout = Duration.seconds(10)
 
     init(pipeline: Pipeline, environment: [String: String], store: any DeployStore, clock: any Clock<Duration>, masker: SecretMasker) {
         hooks = pipeline.webhooks.compactMap { spec in
@@ -80,16 +77,10 @@ struct Notifier: Sendable {
     private func post(_ notification: Notification, to url: URL, spec: WebhookSpec) async {
         let body = spec.format == .slack ? notification.slackBody() : notification.jsonBody()
         guard let data = try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]) else { return }
-        var request = URLRequest(url: url, timeoutInterval: requestTimeout)
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.setValue("slipway/\(SlipwayVersion.current)", forHTTPHeaderField: "User-Agent")
-        request.httpBody = data
         var failure = ""
         for attempt in 1...attempts {
             do {
-                let (_, response) = try await URLSession.shared.data(for: request)
-                let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+                let status = try await HTTP.post(url.absoluteString, json: data, timeout: requestTimeout).status
                 if (200..<300).contains(status) {
                     await record(
                         "notify.sent", "\(notification.event.rawValue) sent to \(spec.urlFrom) (attempt \(attempt))",
@@ -100,7 +91,7 @@ struct Notifier: Sendable {
             } catch is CancellationError {
                 return
             } catch {
-                failure = masker.mask(error.localizedDescription)
+                failure = masker.mask("\(error)")
             }
             guard attempt < attempts else { break }
             do { try await clock.sleep(for: Backoff.delay(base: .seconds(1), retry: attempt, jitter: 0.5)) } catch { return }

@@ -2,9 +2,6 @@ public import SlipwayPipeline
 import SlipwayCore
 public import Foundation
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 /// One look at a gate: did it hold, and what was seen.
 public struct GateMeasurement: Sendable, Hashable, Codable {
@@ -103,15 +100,12 @@ public struct HTTPCheck: GateChecking {
 
     public func measure() async -> GateMeasurement {
         let limit = within ?? Self.defaultLimit
-        var request = URLRequest(
-            url: url, cachePolicy: .reloadIgnoringLocalAndRemoteCacheData,
-            timeoutInterval: Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18 + 1)
-        request.setValue("slipway-gate/\(SlipwayVersion.current)", forHTTPHeaderField: "User-Agent")
         let started = ContinuousClock.now
         do {
-            let (data, response) = try await URLSession.shared.data(for: request)
+            // A second past the bound, so that a slow answer is measured as slow rather than missing.
+            let response = try await HTTP.get(url.absoluteString, timeout: limit + .seconds(1))
             let elapsed = ContinuousClock.now - started
-            let code = (response as? HTTPURLResponse)?.statusCode ?? 0
+            let code = response.status
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             let took = "\(code) in \(DurationParser.format(elapsed))"
             if let status, code != status {
@@ -120,7 +114,7 @@ public struct HTTPCheck: GateChecking {
             if status == nil, !(200..<300).contains(code) {
                 return GateMeasurement(at: Date(), passed: false, detail: "\(took), expected a 2xx status", value: seconds)
             }
-            if let body, !String(decoding: data, as: UTF8.self).contains(body) {
+            if let body, !response.body.contains(body) {
                 return GateMeasurement(at: Date(), passed: false, detail: "\(took), body does not contain \"\(body)\"", value: seconds)
             }
             if let within, elapsed > within {
@@ -130,7 +124,7 @@ public struct HTTPCheck: GateChecking {
             return GateMeasurement(at: Date(), passed: true, detail: took, value: seconds)
         } catch {
             return GateMeasurement(
-                at: Date(), passed: false, detail: "no answer from \(url.host ?? url.absoluteString): \(error.localizedDescription)")
+                at: Date(), passed: false, detail: "no answer from \(url.host ?? url.absoluteString): \(error)")
         }
     }
 }

@@ -4,9 +4,6 @@ import Foundation
 import SlipwayProcess
 import Synchronization
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 /// Where gates look: the release under test (straight to its container) and the environment's
 /// address (through the proxy).
@@ -64,10 +61,8 @@ struct PrometheusCheck: GateChecking {
         components.queryItems = [URLQueryItem(name: "query", value: query)]
         guard let address = components.url else { return GateMeasurement(at: Date(), passed: false, detail: "'\(url)' is not a URL") }
         do {
-            var request = URLRequest(url: address, cachePolicy: .reloadIgnoringLocalAndRemoteCacheData, timeoutInterval: 10)
-            request.setValue("slipway-gate/\(SlipwayVersion.current)", forHTTPHeaderField: "User-Agent")
-            let (data, response) = try await URLSession.shared.data(for: request)
-            let code = (response as? HTTPURLResponse)?.statusCode ?? 0
+            let response = try await HTTP.get(address.absoluteString, timeout: .seconds(10))
+            let code = response.status
             guard code == 200 else { return GateMeasurement(at: Date(), passed: false, detail: "Prometheus answered \(code)") }
             struct Answer: Decodable {
                 struct Data: Decodable {
@@ -88,7 +83,7 @@ struct PrometheusCheck: GateChecking {
                 }
                 var data: Data
             }
-            let answer = try JSONDecoder().decode(Answer.self, from: data)
+            let answer = try JSONDecoder().decode(Answer.self, from: Data(response.body.utf8))
             guard let sample = answer.data.result.first, sample.value.count == 2, case .text(let text) = sample.value[1],
                 let value = Double(text)
             else {
@@ -96,7 +91,7 @@ struct PrometheusCheck: GateChecking {
             }
             return GateMeasurement(at: Date(), passed: true, detail: "value \(text)", value: value)
         } catch {
-            return GateMeasurement(at: Date(), passed: false, detail: "no answer from Prometheus: \(error.localizedDescription)")
+            return GateMeasurement(at: Date(), passed: false, detail: "no answer from Prometheus: \(error)")
         }
     }
 }

@@ -134,8 +134,8 @@ extension RunContext {
                     onStart: { pid in
                         log.debug("step started", metadata: ["step": "\(label)", "pid": "\(pid)", "command": "\(display)"])
                         childPID.withLock { $0 = pid }
-                        // Recorded as soon as it can be: a deploy killed now still knows whom to stop.
-                        Task { try? await store.recordChild(pid: pid, stepID: stepID) }
+                        // Recorded before any output is read: a deploy killed from now on still knows whom to stop.
+                        try? await store.recordChild(pid: pid, stepID: stepID)
                     },
                     onOutput: { line in
                         capture.withLock { $0.append(line.text) }

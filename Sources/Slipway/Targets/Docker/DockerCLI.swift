@@ -166,7 +166,8 @@ public struct DockerCLI: Sendable {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if Task.isCancelled { return false }
-            if HTTPProbe.get(host: "127.0.0.1", port: port, path: "/", timeout: .seconds(2)) != nil { return true }
+            // Any answer, whatever its status, means the release accepts connections.
+            if (try? await HTTP.get("http://127.0.0.1:\(port)/", timeout: .seconds(2))) != nil { return true }
             try? await Task.sleep(for: .milliseconds(25))
         }
         return false

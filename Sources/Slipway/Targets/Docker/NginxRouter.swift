@@ -159,7 +159,7 @@ public struct NginxRouter: Sendable {
         let deadline = ContinuousClock.now + .seconds(10)
         var last = "no answer"
         while ContinuousClock.now < deadline {
-            if let answer = HTTPProbe.get(unixSocket: controlSocket, path: "/generation", timeout: .seconds(1)) {
+            if let answer = try? await HTTP.get(unixSocket: controlSocket, path: "/generation", timeout: .seconds(1)), answer.status == 200 {
                 let seen = Int(answer.body.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
                 if seen >= generation { return }
                 last = "generation \(seen)"
