@@ -47,7 +47,7 @@ public final class Workspace: Sendable {
                 note("stopped the process group \(pid) that run \(run.id!)'s step left running")
                 try? await store.append(
                     EventRecord(
-                        runID: run.id!, at: Date(), kind: "step.orphan-stopped",
+                        runID: run.id!, at: Date(), kind: .stepOrphanStopped,
                         message: "stopped process group \(pid), left running by the interrupted step"))
             }
         }

@@ -322,12 +322,12 @@ extension RunStore {
     /// Records that a run waits for approval under `policy`.
     public func openApproval(runID: Int64, policy: ApprovalPolicy, at date: Date) async throws {
         let json = String(decoding: try Self.policyEncoder.encode(policy), as: UTF8.self)
-        try await append(EventRecord(runID: runID, at: date, kind: "approval.waiting", stage: policy.stage, message: json))
+        try await append(EventRecord(runID: runID, at: date, kind: .approvalWaiting, stage: policy.stage, message: json))
     }
 
     /// Records that an approval stage stopped waiting (timed out, cancelled): no later decision counts.
     public func closeApproval(runID: Int64, stage: String, why: String, at date: Date) async throws {
-        try await append(EventRecord(runID: runID, at: date, kind: "approval.closed", stage: stage, message: why))
+        try await append(EventRecord(runID: runID, at: date, kind: .approvalClosed, stage: stage, message: why))
     }
 
     /// The policy of the approval a run waits for now, if it waits for one.

@@ -172,16 +172,16 @@ public struct EventRecord: Codable, Sendable, Hashable, FetchableRecord, Mutable
     public var id: Int64?
     public var runID: Int64
     public var at: Date
-    /// `run.started`, `stage.started`, `step.retry`, `run.interrupted`, …
+    /// An ``EventName``: `run.started`, `stage.started`, `step.retrying`, `run.interrupted`, …
     public var kind: String
     public var stage: String?
     public var step: String?
     public var message: String
 
-    public init(runID: Int64, at: Date, kind: String, stage: String? = nil, step: String? = nil, message: String) {
+    public init(runID: Int64, at: Date, kind: EventName, stage: String? = nil, step: String? = nil, message: String) {
         self.runID = runID
         self.at = at
-        self.kind = kind
+        self.kind = kind.rawValue
         self.stage = stage
         self.step = step
         self.message = message

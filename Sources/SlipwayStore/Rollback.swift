@@ -66,7 +66,7 @@ extension RunStore {
             try db.execute(
                 sql: "UPDATE run SET rehearsal = ?, rehearsal_ms = ? WHERE id = ?", arguments: [outcome, milliseconds, runID])
             var event = EventRecord(
-                runID: runID, at: date, kind: "rehearsal",
+                runID: runID, at: date, kind: .rehearsal,
                 message: "rollback rehearsal \(outcome.rawValue)" + (milliseconds.map { ": rolled back in \($0) ms" } ?? ""))
             try event.insert(db)
         }

@@ -93,7 +93,7 @@ public final class RunStore: DeployStore {
             var run = run
             try run.insert(db)
             var event = EventRecord(
-                runID: run.id!, at: run.startedAt, kind: "run.started",
+                runID: run.id!, at: run.startedAt, kind: .runStarted,
                 message: "\(run.trigger.description) started \(run.environment) of \(run.app)")
             try event.insert(db)
             return run
@@ -248,7 +248,7 @@ public final class RunStore: DeployStore {
             arguments: [open, now.timeIntervalSince1970, runID])
         try db.execute(
             sql: "UPDATE stage SET outcome = 'skipped' WHERE run_id = ? AND outcome = 'pending'", arguments: [runID])
-        var event = EventRecord(runID: runID, at: now, kind: "run.\(outcome.rawValue)", message: reason ?? outcome.rawValue)
+        var event = EventRecord(runID: runID, at: now, kind: .ended(.run, outcome), message: reason ?? outcome.rawValue)
         try event.insert(db)
     }
 
@@ -320,7 +320,7 @@ public final class RunStore: DeployStore {
     public func recordImage(runID: Int64, reference: String, at date: Date) async throws {
         try await write("recording the pushed image") { db in
             try db.execute(sql: "UPDATE run SET image = ? WHERE id = ?", arguments: [reference, runID])
-            var event = EventRecord(runID: runID, at: date, kind: "image.pushed", message: reference)
+            var event = EventRecord(runID: runID, at: date, kind: .imagePushed, message: reference)
             try event.insert(db)
         }
     }

@@ -1,6 +1,7 @@
 public import SlipwayPipeline
 import SlipwayCore
 import Foundation
+import Synchronization
 import SlipwayProcess
 import SlipwayStore
 
@@ -40,6 +41,56 @@ public struct Notification: Sendable {
         if event == .waitingForApproval { text += " — `deploy approve \(runID)`" }
         return ["text": text]
     }
+}
+
+/// Turns a run's events into the webhooks' notifications: its start, a wait for approval, and how
+/// it ended. It takes the same ``RunEvent``s as the terminal and JSON reporters.
+final class WebhookReporter: Reporting {
+    let isRollback: Bool
+    let send: @Sendable (Notification) -> Void
+    /// What the run-started event said, which every later notification repeats.
+    private let run = Mutex<(app: String, environment: String, release: Release, trigger: String)?>(nil)
+
+    init(isRollback: Bool, send: @escaping @Sendable (Notification) -> Void) {
+        self.isRollback = isRollback
+        self.send = send
+    }
+
+    func report(_ event: RunEvent) {
+        switch event {
+        case .runStarted(let runID, let app, let environment, let release, let trigger, _, let changes):
+            run.withLock { $0 = (app, environment, release, trigger.description) }
+            tell(.started, runID: runID, reason: changes)
+        case .approvalWaiting(let runID, _, _, let needed, let deadline, _):
+            tell(.waitingForApproval, runID: runID, reason: "needs \(needed) approval\(needed == 1 ? "" : "s") before \(deadline.formatted(.iso8601))")
+        case .runFinished(let runID, let outcome, _, let reason, _):
+            let event: NotificationEvent =
+                switch outcome {
+                case .succeeded: isRollback ? .rolledBack : .succeeded
+                case .cancelled: .cancelled
+                case .rolledBack: .rolledBack
+                default: .failed
+                }
+            tell(event, runID: runID, reason: reason)
+        default:
+            break
+        }
+    }
+
+    private func tell(_ event: NotificationEvent, runID: Int64, reason: String?) {
+        guard let run = run.withLock({ $0 }) else { return }
+        send(
+            Notification(
+                event: event, runID: runID, app: run.app, environment: run.environment, version: run.release.version,
+                sha: run.release.sha, trigger: run.trigger, reason: reason))
+    }
+}
+
+/// Sends every event to each of its reporters, in order.
+struct FanOutReporter: Reporting {
+    let reporters: [any Reporting]
+    init(_ reporters: [any Reporting]) { self.reporters = reporters }
+    func report(_ event: RunEvent) { for reporter in reporters { reporter.report(event) } }
 }
 
 /// Posts notifications to webhooks, in order, each with retries and exponential backoff. Delivery
@@ -83,7 +134,7 @@ struct Notifier: Sendable {
                 let status = try await HTTP.post(url.absoluteString, json: data, timeout: requestTimeout).status
                 if (200..<300).contains(status) {
                     await record(
-                        "notify.sent", "\(notification.event.rawValue) sent to \(spec.urlFrom) (attempt \(attempt))",
+                        .notifySent, "\(notification.event.rawValue) sent to \(spec.urlFrom) (attempt \(attempt))",
                         runID: notification.runID)
                     return
                 }
@@ -97,11 +148,11 @@ struct Notifier: Sendable {
             do { try await clock.sleep(for: Backoff.delay(base: .seconds(1), retry: attempt, jitter: 0.5)) } catch { return }
         }
         await record(
-            "notify.failed", "\(notification.event.rawValue) to \(spec.urlFrom) failed after \(attempts) attempts: \(failure)",
+            .notifyFailed, "\(notification.event.rawValue) to \(spec.urlFrom) failed after \(attempts) attempts: \(failure)",
             runID: notification.runID)
     }
 
-    private func record(_ kind: String, _ message: String, runID: Int64) async {
+    private func record(_ kind: EventName, _ message: String, runID: Int64) async {
         try? await store.append(EventRecord(runID: runID, at: Date(), kind: kind, message: masker.mask(message)))
     }
 }

@@ -46,7 +46,7 @@ extension RunContext {
         let result: Outcome = termination.succeeded ? .succeeded : .failed
         try? await store.append(
             EventRecord(
-                runID: runID, at: Date(), kind: "hook.\(result.rawValue)", stage: name,
+                runID: runID, at: Date(), kind: .ended(.hook, result), stage: name,
                 message: "\(event.rawValue) hook \(detail)"
                     + (lines.withLock { $0.isEmpty } ? "" : "\n" + lines.withLock { $0.suffix(20).joined(separator: "\n") })))
         reporter.report(.hookFinished(event: event.rawValue, outcome: result, detail: detail))

@@ -17,11 +17,10 @@ struct RunContext: Sendable {
     let masker: SecretMasker
     let trigger: Trigger
     let changelog: Changelog?
-    /// Tells the webhooks.
-    let notify: @Sendable (NotificationEvent, String?) -> Void
+    /// Where this run's events go: the engine's reporter, and the webhooks when there are any.
+    let reporter: any Reporting
 
     var store: any DeployStore { engine.store }
-    var reporter: any Reporting { engine.reporter }
 
     /// The values `${NAME}` can take in this run, built-ins first.
     func variables(stage: String) -> [String: String] {
@@ -132,7 +131,7 @@ struct RunContext: Sendable {
         return (
             record,
             EventRecord(
-                runID: runID, at: Date(), kind: "stage.\(outcome.rawValue)", stage: stage.name,
+                runID: runID, at: Date(), kind: .ended(.stage, outcome), stage: stage.name,
                 message: "stage \(stage.name) \(outcome.rawValue) in \(DurationParser.format(duration))")
         )
     }

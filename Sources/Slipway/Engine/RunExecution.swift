@@ -42,12 +42,6 @@ extension Engine {
         changelog: Changelog?, dirty: Bool, overrides: [String], image: String?, notify: (@Sendable (Notification) -> Void)?
     ) async throws -> RunResult {
         let started = ContinuousClock.now
-        let message: @Sendable (Int64, NotificationEvent, String?) -> Void = { runID, event, reason in
-            notify?(
-                Notification(
-                    event: event, runID: runID, app: plan.pipeline.app, environment: plan.environment.name,
-                    version: release.version, sha: release.sha, trigger: trigger.description, reason: reason))
-        }
         var record = RunRecord(
             pipeline: plan.pipeline.file, app: plan.pipeline.app, environment: plan.environment.name,
             trigger: trigger, sha: release.sha, version: release.version, startedAt: Date(), ownerPID: pid,
@@ -63,7 +57,7 @@ extension Engine {
             actor: trigger.description, action: "run.started", environment: plan.environment.name, runID: runID,
             detail: "release \(release.description)" + (overrides.isEmpty ? "" : "; overrides: " + overrides.joined(separator: "; ")))
         for override in overrides {
-            try await store.append(EventRecord(runID: runID, at: Date(), kind: "run.override", message: "\(trigger.user) overrode: \(override)"))
+            try await store.append(EventRecord(runID: runID, at: Date(), kind: .runOverride, message: "\(trigger.user) overrode: \(override)"))
         }
         if let changelog {
             let encoder = JSONEncoder()
@@ -72,7 +66,7 @@ extension Engine {
             try await store.saveChangelog(
                 runID: runID, baseKind: changelog.base.kind.rawValue, baseSHA: changelog.base.sha, commitCount: changelog.commits.count,
                 markdown: changelog.markdown, json: String(decoding: try encoder.encode(changelog), as: UTF8.self))
-            try await store.append(EventRecord(runID: runID, at: Date(), kind: "run.changelog", message: changelog.summary))
+            try await store.append(EventRecord(runID: runID, at: Date(), kind: .runChangelog, message: changelog.summary))
         }
         log.debug("run \(runID) started", metadata: ["environment": "\(plan.environment.name)", "pid": "\(pid)", "host": "\(host)"])
         let stages = try await store.insert(
@@ -81,16 +75,18 @@ extension Engine {
                     ? StageRecord(runID: runID, position: position, name: entry.stage.name, kind: entry.stage.kindName)
                     : StageRecord.skipped(runID: runID, position: position, stage: entry.stage, reason: entry.skipReason)
             })
+        // Everything the run reports goes to the reporter and, for the run-level events, to the webhooks.
+        let reporter: any Reporting = notify.map { FanOutReporter([self.reporter, WebhookReporter(isRollback: plan.isRollback, send: $0)]) }
+            ?? self.reporter
         reporter.report(
             .runStarted(
                 runID: runID, app: plan.pipeline.app, environment: plan.environment.name, release: release,
-                trigger: trigger, stages: plan.entries.map { ($0.stage.name, $0.runs, $0.skipReason) }))
+                trigger: trigger, stages: plan.entries.map { ($0.stage.name, $0.runs, $0.skipReason) }, changes: changelog?.summary))
         if let changelog { reporter.report(.notice(changelog.summary)) }
 
-        message(runID, .started, changelog?.summary)
         let context = RunContext(
             engine: self, plan: plan, runID: runID, stages: stages, release: release, masker: masker,
-            trigger: trigger, changelog: changelog, notify: { event, reason in message(runID, event, reason) })
+            trigger: trigger, changelog: changelog, reporter: reporter)
         enum Child: Sendable {
             case stages(Finish)
             case interrupted(Int32)
@@ -150,14 +146,6 @@ extension Engine {
         try await store.audit(
             actor: trigger.description, action: "run.finished", environment: plan.environment.name, runID: runID,
             detail: outcome.rawValue + (reason.map { ": \($0)" } ?? ""))
-        let event: NotificationEvent =
-            switch outcome {
-            case .succeeded: plan.isRollback ? .rolledBack : .succeeded
-            case .cancelled: .cancelled
-            case .rolledBack: .rolledBack
-            default: .failed
-            }
-        message(runID, event, reason)
         reporter.report(
             .runFinished(
                 runID: runID, outcome: outcome, exitCode: status.rawValue, reason: reason,

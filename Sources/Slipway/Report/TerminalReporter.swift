@@ -73,7 +73,7 @@ public final class TerminalReporter: Reporting, Sendable {
 
     private func render(_ event: RunEvent, _ state: inout State) -> String {
         switch event {
-        case .runStarted(let runID, let app, let environment, let release, let trigger, let stages):
+        case .runStarted(let runID, let app, let environment, let release, let trigger, let stages, _):
             state.runStarted = .now
             state.count = stages.filter(\.runs).count
             return style.bold("deploy \(app) to \(environment)")

@@ -39,7 +39,7 @@ struct RollbackProcedure: Sendable {
         let store = rollout.store
         try? await store.recordRollback(runID: context.runID, restoredRunID: stable.release?.run, milliseconds: ms)
         let said = "\(version) serves all traffic again, \(ms) ms after the first failed measurement"
-        try? await store.append(EventRecord(runID: context.runID, at: Date(), kind: "rollback", stage: rollout.log.stage.name, message: said))
+        try? await store.append(EventRecord(runID: context.runID, at: Date(), kind: .rollback, stage: rollout.log.stage.name, message: said))
         context.reporter.report(.notice(said))
         let verification = await rollout.gatesVerdict(
             environment.gates, targets: rollout.targets(stable, release: stable.release), label: " (verify \(version))",

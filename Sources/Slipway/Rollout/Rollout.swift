@@ -71,7 +71,7 @@ struct Rollout: Sendable {
             let split = shares.filter { $0.weight > 0 }.map { "\($0.instance.label) \($0.weight)%" }.joined(separator: ", ")
             try? await store.append(
                 EventRecord(
-                    runID: context.runID, at: Date(), kind: "traffic", stage: log.stage.name, message: split.isEmpty ? "nothing" : split))
+                    runID: context.runID, at: Date(), kind: .traffic, stage: log.stage.name, message: split.isEmpty ? "nothing" : split))
             return took
         }
     }

@@ -64,7 +64,7 @@ final class StepRecorder: Sendable {
                 ? []
                 : [
                     EventRecord(
-                        runID: context.runID, at: Date(), kind: "step.\(outcome.rawValue)", stage: stageName, step: name, message: detail)
+                        runID: context.runID, at: Date(), kind: .ended(.step, outcome), stage: stageName, step: name, message: detail)
                 ]
             try? await context.store.finish(record, stage: nil, events: event)
             reporter.report(.stepFinished(stage: stageName, step: name, outcome: outcome, detail: detail, duration: elapsed))

@@ -50,8 +50,6 @@ extension RunContext {
             .approvalWaiting(
                 runID: runID, stage: stage.name, environment: environment, needed: spec.approvers,
                 deadline: deadline, details: details))
-        notify(
-            .waitingForApproval, "needs \(spec.approvers) approval\(spec.approvers == 1 ? "" : "s") before \(deadline.formatted(.iso8601))")
         let store = self.store
         let runID = self.runID
         let approver = trigger.user
@@ -78,7 +76,7 @@ extension RunContext {
                     case .approved(let by):
                         try? await store.append(
                             EventRecord(
-                                runID: runID, at: Date(), kind: "approval.granted", stage: stage.name,
+                                runID: runID, at: Date(), kind: .approvalGranted, stage: stage.name,
                                 message: "approved by \(by.joined(separator: ", "))"))
                         return StageOutcome(outcome: .succeeded, reason: "approved by \(by.joined(separator: ", "))")
                     case .rejected(let by, let comment):

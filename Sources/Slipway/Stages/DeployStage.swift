@@ -27,7 +27,7 @@ struct DeployStage: StageExecutor {
                 context.reporter.report(.notice("environment \(environment) has no target: nothing to deploy"))
                 try? await context.store.append(
                     EventRecord(
-                        runID: context.runID, at: Date(), kind: "deploy.skipped", stage: stage.name,
+                        runID: context.runID, at: Date(), kind: .deploySkipped, stage: stage.name,
                         message: "environment \(environment) has no target: nothing deployed"))
                 return .init(outcome: .succeeded)
             }

@@ -46,7 +46,7 @@ extension RunContext {
         record.outcome = .running
         record.startedAt = Date()
         let startEvent = EventRecord(
-            runID: runID, at: Date(), kind: "stage.started", stage: stage.name,
+            runID: runID, at: Date(), kind: .stageStarted, stage: stage.name,
             message: "stage \(stage.name) started (\(slot.index)/\(slot.count))")
         reporter.report(.stageStarted(name: stage.name, index: slot.index, count: slot.count))
         do { try await store.update(record, event: startEvent) } catch { return StageOutcome(outcome: .failed, reason: "\(error)") }

@@ -24,7 +24,7 @@ extension RunContext {
         record.outcome = .running
         record.startedAt = Date()
         let startEvent = EventRecord(
-            runID: runID, at: Date(), kind: "stage.started", stage: stage.name,
+            runID: runID, at: Date(), kind: .stageStarted, stage: stage.name,
             message: "stage \(stage.name) started (\(slot.index)/\(slot.count))")
         reporter.report(.stageStarted(name: stage.name, index: slot.index, count: slot.count))
 
@@ -157,7 +157,7 @@ extension RunContext {
             try? await store.update(
                 record,
                 event: EventRecord(
-                    runID: runID, at: Date(), kind: "step.retry", stage: stage.name, step: stepName,
+                    runID: runID, at: Date(), kind: .stepRetrying, stage: stage.name, step: stepName,
                     message: "attempt \(attempt) of \(attempts) ended with \(why); retrying in \(DurationParser.format(delay))"))
             reporter.report(
                 .stepRetrying(
@@ -205,7 +205,7 @@ extension RunContext {
         record.outputTruncated = kept.truncated
         let reason = outcome == .succeeded ? nil : "\(label) \(detail)"
         let stepEvent = EventRecord(
-            runID: runID, at: Date(), kind: "step.\(outcome.rawValue)", stage: stage.name, step: stepName,
+            runID: runID, at: Date(), kind: .ended(.step, outcome), stage: stage.name, step: stepName,
             message: "\(label): \(detail)")
         var stageEnd = closing(outcome)
         stageEnd?.0.reason = outcome == .failedAllowed ? nil : reason
@@ -226,7 +226,7 @@ extension RunContext {
         _ = try? await store.insert(
             record,
             event: EventRecord(
-                runID: runID, at: Date(), kind: "step.failed", stage: stage.name,
+                runID: runID, at: Date(), kind: .ended(.step, .failed), stage: stage.name,
                 step: step.name, message: reason))
         reporter.report(.stepFinished(stage: stage.name, step: step.name, outcome: .failed, detail: reason, duration: .zero))
         return StageOutcome(outcome: .failed, reason: reason)
