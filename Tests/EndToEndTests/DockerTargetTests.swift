@@ -8,9 +8,9 @@ import Testing
 #endif
 
 /// Real deploys of the example app: podman behind the docker CLI, a registry, nginx in front,
-/// HTTP gates, on this machine. Each test has its own podman service, registry, ports, nginx and
-/// containers, and takes them all down at the end.
-@Suite("deploy to a docker target behind nginx", .timeLimit(.minutes(8)))
+/// HTTP gates, on this machine. The suite shares one podman service and registry; each test has
+/// its own app, ports, nginx and containers, and takes them all down at the end.
+@Suite("deploy to a docker target behind nginx", .timeLimit(.minutes(8)), .sharedContainerServices)
 struct DockerTargetTests {
     /// A git repository holding the example app and a pipeline with two docker environments.
     struct Project {
@@ -113,6 +113,30 @@ struct DockerTargetTests {
             repo.remove()
         }
 
+        /// Runs `body` on a new project over the suite's services, taking the project down after.
+        static func with(
+            strategy: String, stagingGates: String = "[health]", rehearse: Bool = false, _ body: @Sendable (Project) async throws -> Void
+        ) async throws {
+            try await ContainerServices.shared { services in
+                let project = try await Project.make(services, strategy: strategy, stagingGates: stagingGates, rehearse: rehearse)
+                do {
+                    try await body(project)
+                } catch {
+                    await project.tearDown()
+                    throw error
+                }
+                await project.tearDown()
+            }
+        }
+
+        /// `deploy staging` then `deploy production` of the release at HEAD, both succeeding.
+        func ship() async throws {
+            var result = try await deploy("staging")
+            try #require(result.status == 0, "\(result.output)")
+            result = try await deploy("production")
+            try #require(result.status == 0, "\(result.output)")
+        }
+
         func containers() async throws -> [String] {
             let docker = environment["DOCKER"] ?? "docker"
             let names = try await GitFixture.run(
@@ -155,153 +179,131 @@ struct DockerTargetTests {
         }
     }
 
-    @Test("blue-green: no failed request during the switch; a broken release is rolled back; deploy rollback; status")
-    func blueGreen() async throws {
-        try await ContainerServices.with { services in
-            let project = try await Project.make(services, strategy: "{ blue_green: { preview_gates: [health], bake: 1s } }")
-            do {
-                try await Self.blueGreen(project)
-            } catch {
-                await project.tearDown()
-                throw error
-            }
-            await project.tearDown()
+    @Test("blue-green: no request fails while production switches to the new release")
+    func blueGreenUnderLoad() async throws {
+        try await Project.with(strategy: "{ blue_green: { preview_gates: [health], bake: 1s } }") { project in
+            try await project.ship()
+            #expect(await Self.get(project.production, "/version")?.body == "1.0.0")
+            // A second release goes to production while a client keeps asking.
+            try await project.release("1.1.0")
+            let result = try await project.deploy("staging")
+            try #require(result.status == 0, "\(result.output)")
+            let loop = RequestLoop()
+            let port = project.production
+            let requests = Task { await loop.run(port: port, limit: 5000) }
+            // The loop is running before the deploy starts: wait for its first answer.
+            while loop.results.with({ $0.ok + $0.failed }) == 0 { await Task.yield() }
+            let deployed = try await project.deploy("production")
+            loop.stopped.with { $0 = true }
+            await requests.value
+            try #require(deployed.status == 0, "\(deployed.output)")
+            let seen = loop.results.with { $0 }
+            #expect(seen.failed == 0, "\(seen.failed) of \(seen.ok + seen.failed) requests failed during the switch")
+            #expect(seen.versions.first == "1.0.0" && seen.versions.last == "1.1.0", "versions seen: \(seen.versions)")
+            #expect(await Self.get(project.production, "/version")?.body == "1.1.0")
         }
     }
 
-    static func blueGreen(_ project: Project) async throws {
-        var result = try await project.deploy("staging")
-        try #require(result.status == 0, "\(result.output)")
-        result = try await project.deploy("production")
-        try #require(result.status == 0, "\(result.output)")
-        #expect(await get(project.production, "/version")?.body == "1.0.0")
-
-        // A second release goes to production while a client keeps asking.
-        try await project.release("1.1.0")
-        result = try await project.deploy("staging")
-        try #require(result.status == 0, "\(result.output)")
-        let loop = RequestLoop()
-        let port = project.production
-        let requests = Task { await loop.run(port: port, limit: 5000) }
-        // The loop is running before the deploy starts: wait for its first answer.
-        while loop.results.with({ $0.ok + $0.failed }) == 0 { await Task.yield() }
-        result = try await project.deploy("production")
-        loop.stopped.with { $0 = true }
-        await requests.value
-        try #require(result.status == 0, "\(result.output)")
-        let seen = loop.results.with { $0 }
-        #expect(seen.failed == 0, "\(seen.failed) of \(seen.ok + seen.failed) requests failed during the switch")
-        #expect(seen.versions.first == "1.0.0" && seen.versions.last == "1.1.0", "versions seen: \(seen.versions)")
-        #expect(await get(project.production, "/version")?.body == "1.1.0")
-
-        // A broken release: its gate fails after the switch, traffic goes back, the run says so.
-        try await project.release("1.2.0", broken: true)
-        result = try await project.deploy("staging")
-        #expect(result.status == 3, "\(result.output)")
-        #expect(result.output.contains("rolled back to 1.1.0"), "\(result.output)")
-        #expect(await get(project.staging, "/version")?.body == "1.1.0")
-        let history = try await project.deploy("history", "staging", "--json")
-        let runs = try #require(try JSONSerialization.jsonObject(with: Data(history.output.utf8)) as? [[String: Any]])
-        #expect(runs.first?["outcome"] as? String == "rolled_back")
-        #expect(runs.first?["rollback_ms"] as? Int != nil)
-
-        // Pinned: an automatic deploy refuses (exit 4) until unpinned.
-        result = try await project.deploy("staging")
-        #expect(result.status == 4, "\(result.output)")
-        #expect(result.output.contains("pinned"))
-        result = try await project.deploy("unpin", "staging", "--reason", "fix coming")
-        #expect(result.status == 0, "\(result.output)")
-
-        // Emergency rollback of production: back to 1.0.0, the release before 1.1.0.
-        result = try await project.deploy("rollback", "production", "--reason", "customers report errors")
-        #expect(result.status == 0, "\(result.output)")
-        #expect(await get(project.production, "/version")?.body == "1.0.0")
-        let status = try await project.deploy("status", "production")
-        #expect(status.output.contains("serving     1.0.0"), "\(status.output)")
-        #expect(status.output.contains("pinned"), "\(status.output)")
-        let audit = try await project.deploy("audit", "--env", "production")
-        #expect(audit.output.contains("pin"), "\(audit.output)")
-
-        // One container per environment is left, and teardown removes those and nginx.
-        #expect(try await project.containers().count == 2)
-        for environment in ["staging", "production"] {
-            result = try await project.deploy("teardown", environment)
+    @Test("blue-green: a broken release is rolled back (exit 3), recorded, and pins the environment until unpinned")
+    func brokenReleaseRolledBack() async throws {
+        try await Project.with(strategy: "{ blue_green: { bake: 1s } }") { project in
+            var result = try await project.deploy("staging")
+            try #require(result.status == 0, "\(result.output)")
+            // A broken release: its gate fails after the switch, traffic goes back, the run says so.
+            try await project.release("1.2.0", broken: true)
+            result = try await project.deploy("staging")
+            #expect(result.status == 3, "\(result.output)")
+            #expect(result.output.contains("rolled back to 1.0.0"), "\(result.output)")
+            #expect(await Self.get(project.staging, "/version")?.body == "1.0.0")
+            let history = try await project.deploy("history", "staging", "--json")
+            let runs = try #require(try JSONSerialization.jsonObject(with: Data(history.output.utf8)) as? [[String: Any]])
+            #expect(runs.first?["outcome"] as? String == "rolled_back")
+            #expect(runs.first?["rollback_ms"] as? Int != nil)
+            // Pinned: an automatic deploy refuses (exit 4) until unpinned.
+            result = try await project.deploy("staging")
+            #expect(result.status == 4, "\(result.output)")
+            #expect(result.output.contains("pinned"))
+            result = try await project.deploy("unpin", "staging", "--reason", "fix coming")
             #expect(result.status == 0, "\(result.output)")
         }
-        #expect(try await project.containers().isEmpty)
-        #expect(await get(project.production, "/version") == nil)
     }
 
-    @Test(
-        "canary: weighted steps; a failing canary goes back; a deploy killed mid-rollout leaves a record that deploy rollback restores from"
-    )
-    func canaryAndCrash() async throws {
-        try await ContainerServices.with { services in
-            // Staging has no gates here, so a broken release reaches production's canary.
-            let project = try await Project.make(services, strategy: "{ canary: { steps: [25, 50, 100] } }", stagingGates: "[]")
-            do {
-                try await Self.canaryAndCrash(project)
-            } catch {
-                await project.tearDown()
-                throw error
+    @Test("deploy rollback puts back the release before the serving one; status and audit say so; teardown removes everything")
+    func emergencyRollbackAndTeardown() async throws {
+        try await Project.with(strategy: "{ blue_green: { bake: 1s } }") { project in
+            try await project.ship()
+            try await project.release("1.1.0")
+            try await project.ship()
+            #expect(await Self.get(project.production, "/version")?.body == "1.1.0")
+            var result = try await project.deploy("rollback", "production", "--reason", "customers report errors")
+            #expect(result.status == 0, "\(result.output)")
+            #expect(await Self.get(project.production, "/version")?.body == "1.0.0")
+            let status = try await project.deploy("status", "production")
+            #expect(status.output.contains("serving     1.0.0"), "\(status.output)")
+            #expect(status.output.contains("pinned"), "\(status.output)")
+            let audit = try await project.deploy("audit", "--env", "production")
+            #expect(audit.output.contains("pin"), "\(audit.output)")
+            // One container per environment is left, and teardown removes those and nginx.
+            #expect(try await project.containers().count == 2)
+            for environment in ["staging", "production"] {
+                result = try await project.deploy("teardown", environment)
+                #expect(result.status == 0, "\(result.output)")
             }
-            await project.tearDown()
+            #expect(try await project.containers().isEmpty)
+            #expect(await Self.get(project.production, "/version") == nil)
         }
     }
 
-    static func canaryAndCrash(_ project: Project) async throws {
-        var result = try await project.deploy("staging")
-        try #require(result.status == 0, "\(result.output)")
-        result = try await project.deploy("production")
-        try #require(result.status == 0, "\(result.output)")
-        try await project.release("1.1.0")
-        result = try await project.deploy("staging")
-        try #require(result.status == 0, "\(result.output)")
-        result = try await project.deploy("production", "--json")
-        try #require(result.status == 0, "\(result.output)")
-        // Traffic moved in the steps the pipeline names, the old release beside the new one.
-        for share in ["1.1.0 25%, 1.0.0 75%", "1.1.0 50%, 1.0.0 50%", "1.1.0 100%"] {
-            #expect(result.output.contains(share), "no step '\(share)' in \(result.output)")
+    @Test("canary: traffic moves in the pipeline's steps; a failing canary goes back at its first step")
+    func canary() async throws {
+        // Staging has no gates here, so a broken release reaches production's canary.
+        try await Project.with(strategy: "{ canary: { steps: [25, 50, 100] } }", stagingGates: "[]") { project in
+            try await project.ship()
+            try await project.release("1.1.0")
+            var result = try await project.deploy("staging")
+            try #require(result.status == 0, "\(result.output)")
+            result = try await project.deploy("production", "--json")
+            try #require(result.status == 0, "\(result.output)")
+            // Traffic moved in the steps the pipeline names, the old release beside the new one.
+            for share in ["1.1.0 25%, 1.0.0 75%", "1.1.0 50%, 1.0.0 50%", "1.1.0 100%"] {
+                #expect(result.output.contains(share), "no step '\(share)' in \(result.output)")
+            }
+            try await project.release("1.2.0", broken: true)
+            result = try await project.deploy("staging")
+            try #require(result.status == 0, "\(result.output)")
+            result = try await project.deploy("production")
+            #expect(result.status == 3, "\(result.output)")
+            #expect(result.output.contains("canary 25%"), "\(result.output)")
+            #expect(!result.output.contains("canary 50%"), "the canary went on after its gate failed: \(result.output)")
+            #expect(await Self.get(project.production, "/version")?.body == "1.1.0")
         }
+    }
 
-        try await project.release("1.2.0", broken: true)
-        result = try await project.deploy("staging")
-        try #require(result.status == 0, "\(result.output)")
-        result = try await project.deploy("production")
-        #expect(result.status == 3, "\(result.output)")
-        #expect(result.output.contains("canary 25%"), "\(result.output)")
-        #expect(!result.output.contains("canary 50%"), "the canary went on after its gate failed: \(result.output)")
-        #expect(await get(project.production, "/version")?.body == "1.1.0")
-
-        // A deploy killed with SIGKILL while it moves traffic: the next command records it as
-        // interrupted, and deploy rollback puts back the last release that passed here.
-        try await project.release("1.3.0")
-        let child = try DeployProcess(arguments: ["staging"], directory: project.repo.path, environment: project.environment)
-        // Killed once nginx sends traffic to 1.3.0, which has not passed its bake.
-        #expect(await child.waitForLine(containing: ": 1.3.0 100% (took"))
-        child.signal(SIGKILL)
-        _ = try await child.wait()
-        let status = try await project.deploy("status", "staging")
-        #expect(status.output.contains("interrupted"), "\(status.output)")
-        result = try await project.deploy("rollback", "staging", "--reason", "deploy died")
-        #expect(result.status == 0, "\(result.output)")
-        #expect(await get(project.staging, "/version")?.body == "1.2.0")
-        let left = try await project.containers()
-        #expect(left.count == 2, "leftover containers: \(left)")
+    @Test("a deploy killed with SIGKILL mid-rollout is recorded interrupted, and deploy rollback restores the last good release")
+    func killedMidRollout() async throws {
+        try await Project.with(strategy: "{ canary: { steps: [25, 50, 100] } }", stagingGates: "[]") { project in
+            var result = try await project.deploy("staging")
+            try #require(result.status == 0, "\(result.output)")
+            try await project.release("1.3.0")
+            let child = try DeployProcess(arguments: ["staging"], directory: project.repo.path, environment: project.environment)
+            // Killed once nginx sends traffic to 1.3.0, which has not passed its bake.
+            #expect(await child.waitForLine(containing: ": 1.3.0 100% (took"))
+            child.signal(SIGKILL)
+            _ = try await child.wait()
+            let status = try await project.deploy("status", "staging")
+            #expect(status.output.contains("interrupted"), "\(status.output)")
+            result = try await project.deploy("rollback", "staging", "--reason", "deploy died")
+            #expect(result.status == 0, "\(result.output)")
+            #expect(await Self.get(project.staging, "/version")?.body == "1.0.0")
+            let left = try await project.containers()
+            #expect(left.count == 1, "leftover containers: \(left)")
+        }
     }
 
     @Test("rollback rehearsal: measured when it passes; a failed one fails the run and production refuses the release")
     func rehearsal() async throws {
-        try await ContainerServices.with { services in
-            let project = try await Project.make(
-                services, strategy: "{ blue_green: { bake: 1s } }", stagingGates: "[health, marker]", rehearse: true)
-            do {
-                try await Self.rehearsal(project)
-            } catch {
-                await project.tearDown()
-                throw error
-            }
-            await project.tearDown()
+        try await Project.with(strategy: "{ blue_green: { bake: 1s } }", stagingGates: "[health, marker]", rehearse: true) { project in
+            try await Self.rehearsal(project)
         }
     }
 

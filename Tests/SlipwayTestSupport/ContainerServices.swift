@@ -1,5 +1,6 @@
 import Foundation
 import SlipwayProcess
+public import Testing
 
 /// A podman API service and a docker registry of the test's own, started and stopped by the
 /// project's own `scripts/services` (what `scripts/bootstrap` runs for the main job): their own
@@ -44,4 +45,34 @@ public struct ContainerServices: Sendable {
         guard let port = LoopbackPort.free() else { throw DeployProcessError(message: "no free port on 127.0.0.1: \(errno)") }
         return UInt16(port)
     }
+}
+
+extension ContainerServices {
+    /// The services of the suite running now (``SharedContainerServices``), if it has them.
+    @TaskLocal public static var current: ContainerServices?
+
+    /// The suite's services: those of ``SharedContainerServices``, else a set of the test's own.
+    public static func shared<T: Sendable>(_ body: @Sendable (ContainerServices) async throws -> T) async throws -> T {
+        if let current { return try await body(current) }
+        return try await with(body)
+    }
+}
+
+/// A suite trait: one podman service and one registry for every test of the suite, started before
+/// its first test and stopped (by their process ids) after its last. Tests reach them through
+/// ``ContainerServices/shared(_:)``; each test still has its own app name, ports, nginx and
+/// containers, so they run in parallel.
+public struct SharedContainerServices: SuiteTrait, TestScoping {
+    public var isRecursive: Bool { false }
+
+    public func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        try await ContainerServices.with { services in
+            try await ContainerServices.$current.withValue(services) { try await function() }
+        }
+    }
+}
+
+extension Trait where Self == SharedContainerServices {
+    /// One podman service and registry for the whole suite.
+    public static var sharedContainerServices: Self { SharedContainerServices() }
 }
