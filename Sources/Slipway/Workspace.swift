@@ -42,12 +42,12 @@ public final class Workspace: Sendable {
         let store = try RunStore(path: statePath)
         for reclaimed in try await store.reclaimAbandonedRuns(host: HostName.current, now: Date(), isAlive: ProcessLiveness.isAlive) {
             let run = reclaimed.run
-            note("run \(run.id!) (\(run.environment)) was \(run.reason ?? "interrupted")")
+            note("run \(run.id) (\(run.environment)) was \(run.reason ?? "interrupted")")
             for pid in reclaimed.orphanedChildren where ProcessLiveness.stopOrphanedGroup(pid) {
-                note("stopped the process group \(pid) that run \(run.id!)'s step left running")
+                note("stopped the process group \(pid) that run \(run.id)'s step left running")
                 try? await store.append(
                     EventRecord(
-                        runID: run.id!, at: Date(), kind: .stepOrphanStopped,
+                        runID: run.id, at: Date(), kind: .stepOrphanStopped,
                         message: "stopped process group \(pid), left running by the interrupted step"))
             }
         }

@@ -112,7 +112,7 @@ extension RunStore {
     func writeImmediate<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
             return try await uncancellable {
-                try await self.writer.writeWithoutTransaction { db in
+                try self.writer.writeWithoutTransaction { db in
                     var result: T?
                     try db.inTransaction(.immediate) {
                         result = try body(db)

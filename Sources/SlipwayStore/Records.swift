@@ -11,7 +11,9 @@ public struct RunRecord: Codable, Sendable, Hashable, FetchableRecord, MutablePe
     public static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy { .timeIntervalSince1970 }
     public static func databaseDateDecodingStrategy(for column: String) -> DatabaseDateDecodingStrategy { .timeIntervalSince1970 }
 
-    public var id: Int64?
+    /// The store's id for the record: 0 until the store has inserted it, never 0 after.
+    public var id: Int64 { storedID ?? 0 }
+    var storedID: Int64?
     public var pipeline: String
     public var app: String
     public var environment: String
@@ -69,10 +71,11 @@ public struct RunRecord: Codable, Sendable, Hashable, FetchableRecord, MutablePe
 
     public var trigger: Trigger { Trigger(user: triggerUser, ci: triggerCI, jobURL: triggerURL) }
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+    public mutating func didInsert(_ inserted: InsertionSuccess) { storedID = inserted.rowID }
 
     enum CodingKeys: String, CodingKey {
-        case id, pipeline, app, environment, sha, version, outcome, reason
+        case storedID = "id"
+        case pipeline, app, environment, sha, version, outcome, reason
         case triggerUser = "trigger_user", triggerCI = "trigger_ci", triggerURL = "trigger_url"
         case startedAt = "started_at", endedAt = "ended_at", exitCode = "exit_code"
         case ownerPID = "owner_pid", ownerHost = "owner_host", heartbeatAt = "heartbeat_at"
@@ -87,7 +90,9 @@ public struct StageRecord: Codable, Sendable, Hashable, FetchableRecord, Mutable
     public static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy { .timeIntervalSince1970 }
     public static func databaseDateDecodingStrategy(for column: String) -> DatabaseDateDecodingStrategy { .timeIntervalSince1970 }
 
-    public var id: Int64?
+    /// The store's id for the record: 0 until the store has inserted it, never 0 after.
+    public var id: Int64 { storedID ?? 0 }
+    var storedID: Int64?
     public var runID: Int64
     public var position: Int
     public var name: String
@@ -106,11 +111,11 @@ public struct StageRecord: Codable, Sendable, Hashable, FetchableRecord, Mutable
         self.outcome = .pending
     }
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+    public mutating func didInsert(_ inserted: InsertionSuccess) { storedID = inserted.rowID }
 
     enum CodingKeys: String, CodingKey {
-        case id, position, name, kind, outcome, reason
-        case runID = "run_id", startedAt = "started_at", endedAt = "ended_at"
+        case position, name, kind, outcome, reason
+        case storedID = "id", runID = "run_id", startedAt = "started_at", endedAt = "ended_at"
     }
 }
 
@@ -120,7 +125,9 @@ public struct StepRecord: Codable, Sendable, Hashable, FetchableRecord, MutableP
     public static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy { .timeIntervalSince1970 }
     public static func databaseDateDecodingStrategy(for column: String) -> DatabaseDateDecodingStrategy { .timeIntervalSince1970 }
 
-    public var id: Int64?
+    /// The store's id for the record: 0 until the store has inserted it, never 0 after.
+    public var id: Int64 { storedID ?? 0 }
+    var storedID: Int64?
     public var runID: Int64
     public var stageID: Int64
     public var position: Int
@@ -153,11 +160,11 @@ public struct StepRecord: Codable, Sendable, Hashable, FetchableRecord, MutableP
         self.outputTruncated = false
     }
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+    public mutating func didInsert(_ inserted: InsertionSuccess) { storedID = inserted.rowID }
 
     enum CodingKeys: String, CodingKey {
-        case id, position, name, command, outcome, attempts, output
-        case runID = "run_id", stageID = "stage_id", exitCode = "exit_code"
+        case position, name, command, outcome, attempts, output
+        case storedID = "id", runID = "run_id", stageID = "stage_id", exitCode = "exit_code"
         case startedAt = "started_at", endedAt = "ended_at", durationMS = "duration_ms"
         case outputBytes = "output_bytes", outputTruncated = "output_truncated", childPID = "child_pid"
     }
@@ -169,7 +176,9 @@ public struct EventRecord: Codable, Sendable, Hashable, FetchableRecord, Mutable
     public static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy { .timeIntervalSince1970 }
     public static func databaseDateDecodingStrategy(for column: String) -> DatabaseDateDecodingStrategy { .timeIntervalSince1970 }
 
-    public var id: Int64?
+    /// The store's id for the record: 0 until the store has inserted it, never 0 after.
+    public var id: Int64 { storedID ?? 0 }
+    var storedID: Int64?
     public var runID: Int64
     public var at: Date
     /// An ``EventName``: `run.started`, `stage.started`, `step.retrying`, `run.interrupted`, …
@@ -187,11 +196,11 @@ public struct EventRecord: Codable, Sendable, Hashable, FetchableRecord, Mutable
         self.message = message
     }
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+    public mutating func didInsert(_ inserted: InsertionSuccess) { storedID = inserted.rowID }
 
     enum CodingKeys: String, CodingKey {
-        case id, at, kind, stage, step, message
-        case runID = "run_id"
+        case at, kind, stage, step, message
+        case storedID = "id", runID = "run_id"
     }
 }
 

@@ -93,7 +93,7 @@ public final class RunStore: DeployStore {
             var run = run
             try run.insert(db)
             var event = EventRecord(
-                runID: run.id!, at: run.startedAt, kind: .runStarted,
+                runID: run.id, at: run.startedAt, kind: .runStarted,
                 message: "\(run.trigger.description) started \(run.environment) of \(run.app)")
             try event.insert(db)
             return run
@@ -172,7 +172,7 @@ public final class RunStore: DeployStore {
                 step.runID, step.stageID, step.position, step.name, step.command, step.outcome, step.attempts,
                 step.startedAt?.timeIntervalSince1970,
             ])
-            step.id = db.lastInsertedRowID
+            step.storedID = db.lastInsertedRowID
             for event in events { try Self.save(event, db) }
             return step
         }
@@ -281,7 +281,7 @@ public final class RunStore: DeployStore {
                         """, arguments: [run.id])
                 let reason =
                     "interrupted: deploy (pid \(run.ownerPID) on \(run.ownerHost)) stopped without recording an end; last heartbeat \(ISO8601DateFormatter().string(from: run.heartbeatAt))"
-                try Self.close(runID: run.id!, outcome: .interrupted, exitCode: nil, reason: reason, at: now, db: db)
+                try Self.close(runID: run.id, outcome: .interrupted, exitCode: nil, reason: reason, at: now, db: db)
                 current.outcome = .interrupted
                 current.reason = reason
                 current.endedAt = now
@@ -354,21 +354,27 @@ public final class RunStore: DeployStore {
 
     // MARK: - Plumbing
 
-    /// Runs a database access to its end even when the calling task is cancelled: GRDB's async
-    /// calls stop at cancellation, but a run being stopped (Ctrl-C, SIGTERM) must still record how
-    /// far it got and how it ended.
-    func uncancellable<T: Sendable>(_ access: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await Task { try await access() }.value
+    /// Where database accesses run: off the Swift concurrency pool (a busy database blocks a thread
+    /// of this queue, never one of the two cooperative threads of a two-core machine), and to
+    /// their end even when the calling task is cancelled, since a run being stopped (Ctrl-C,
+    /// SIGTERM) must still record how far it got. GRDB's own async calls stop at cancellation and
+    /// cost a task per access; this costs one hop.
+    static let accessQueue = DispatchQueue(label: "slipway.store", attributes: .concurrent)
+
+    func uncancellable<T: Sendable>(_ access: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Self.accessQueue.async { continuation.resume(with: Result { try access() }) }
+        }
     }
 
     func read<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        do { return try await uncancellable { try await self.writer.read(body) } } catch let error as StoreError { throw error } catch {
+        do { return try await uncancellable { try self.writer.read(body) } } catch let error as StoreError { throw error } catch {
             throw StoreError(operation: operation, underlying: "\(error)")
         }
     }
 
     func write<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        do { return try await uncancellable { try await self.writer.write(body) } } catch let error as StoreError { throw error } catch {
+        do { return try await uncancellable { try self.writer.write(body) } } catch let error as StoreError { throw error } catch {
             throw StoreError(operation: operation, underlying: "\(error)")
         }
     }

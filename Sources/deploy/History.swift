@@ -31,7 +31,7 @@ struct History: AsyncParsableCommand {
             }
             let rows = runs.map { run -> [String] in
                 [
-                    String(run.id!), run.environment, run.outcome.rawValue, run.version ?? "-",
+                    String(run.id), run.environment, run.outcome.rawValue, run.version ?? "-",
                     run.sha.map { String($0.prefix(7)) } ?? "-", Format.timestamp(run.startedAt),
                     run.endedAt.map { Format.elapsed(from: run.startedAt, to: $0) } ?? "-", run.trigger.description,
                 ]

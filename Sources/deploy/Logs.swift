@@ -27,8 +27,8 @@ struct Logs: AsyncParsableCommand {
     func run() async throws {
         try await guarded {
             let (_, detail) = try await location.runDetail(run)
-            let id = detail.run.id!
-            let stageNames = Dictionary(uniqueKeysWithValues: detail.stages.map { ($0.id!, $0.name) })
+            let id = detail.run.id
+            let stageNames = Dictionary(uniqueKeysWithValues: detail.stages.map { ($0.id, $0.name) })
             var logs = detail.steps.map { s in
                 StepLog(
                     stage: stageNames[s.stageID] ?? "?", step: s.name, outcome: s.outcome, output: s.output, truncated: s.outputTruncated)

@@ -37,7 +37,7 @@ struct Show: AsyncParsableCommand {
     func run() async throws {
         try await guarded {
             let (store, detail) = try await location.runDetail(run)
-            let id = detail.run.id!
+            let id = detail.run.id
             let stages = detail.stages.map { stage in
                 RunView.StageView(
                     stage: stage,
@@ -58,7 +58,7 @@ struct Show: AsyncParsableCommand {
             }
             let r = detail.run
             var lines = [
-                "run \(r.id!): \(r.app) to \(r.environment): \(r.outcome.rawValue)" + (r.exitCode.map { " (exit \($0))" } ?? ""),
+                "run \(r.id): \(r.app) to \(r.environment): \(r.outcome.rawValue)" + (r.exitCode.map { " (exit \($0))" } ?? ""),
                 "  release   \(Release(sha: r.sha, version: r.version).description)",
                 "  by        \(r.trigger.description)",
                 "  started   \(Format.timestamp(r.startedAt))"

@@ -71,12 +71,12 @@ struct Status: AsyncParsableCommand {
                 if let good = status.lastGood {
                     print(
                         "  last good   \(Release(sha: good.sha, version: good.version).description), deployed by \(good.trigger.description) "
-                            + "at \(Format.timestamp(good.endedAt ?? good.startedAt)) (run \(good.id!))")
+                            + "at \(Format.timestamp(good.endedAt ?? good.startedAt)) (run \(good.id))")
                 } else {
                     print("  last good   nothing has succeeded here yet")
                 }
                 if let latest = status.latest, latest.id != status.lastGood?.id {
-                    print("  latest run  \(latest.id!) \(latest.outcome.rawValue)" + (latest.reason.map { ": \($0)" } ?? ""))
+                    print("  latest run  \(latest.id) \(latest.outcome.rawValue)" + (latest.reason.map { ": \($0)" } ?? ""))
                 }
                 if let held = status.heldBy { print("  held        \(held)") }
                 if let frozen = status.frozen { print("  frozen      \(frozen)") }

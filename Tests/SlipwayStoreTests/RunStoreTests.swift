@@ -37,7 +37,7 @@ struct RunStoreTests {
                 version: version, startedAt: Date(), ownerPID: 1, ownerHost: "h")
             record.kind = kind
             record.image = image
-            let id = try await store.insert(record).id!
+            let id = try await store.insert(record).id
             try await store.finish(runID: id, outcome: outcome, exitCode: 0, reason: nil, at: Date())
             return id
         }
@@ -79,7 +79,7 @@ struct RunStoreTests {
         var record = try await startRun(store)
         record.overrides = ["freeze 2026-12-24..2026-12-27: fix, urgent", "allow-dirty (1 changed file)"]
         try await store.update(record)
-        await #expect(try store.run(id: record.id!)?.overrides == ["freeze 2026-12-24..2026-12-27: fix, urgent", "allow-dirty (1 changed file)"])
+        await #expect(try store.run(id: record.id)?.overrides == ["freeze 2026-12-24..2026-12-27: fix, urgent", "allow-dirty (1 changed file)"])
     }
 
     @Test("reopening a store keeps every record and applies nothing twice")
@@ -89,8 +89,8 @@ struct RunStoreTests {
         let path = directory.file("state.sqlite")
         let store = try RunStore(path: path)
         let run = try await startRun(store)
-        try await store.finish(runID: run.id!, outcome: .succeeded, exitCode: 0, reason: nil, at: Date())
-        let id = run.id!
+        try await store.finish(runID: run.id, outcome: .succeeded, exitCode: 0, reason: nil, at: Date())
+        let id = run.id
         let reopened = try RunStore(path: path)
         await #expect(try reopened.appliedMigrations().count == RunStore.migrator.migrations.count)
         await #expect(try reopened.run(id: id)?.outcome == .succeeded)
@@ -111,10 +111,10 @@ struct RunStoreTests {
     func reclaimsDeadOwner() async throws {
         let store = try RunStore.inMemory()
         let run = try await startRun(store, pid: 999_999)
-        var stage = try await store.insert(StageRecord(runID: run.id!, position: 0, name: "build", kind: "run"))
+        var stage = try await store.insert(StageRecord(runID: run.id, position: 0, name: "build", kind: "run"))
         stage.outcome = .running
         try await store.update(stage)
-        var step = try await store.insert(StepRecord(runID: run.id!, stageID: stage.id!, position: 0, name: "build", command: "make"))
+        var step = try await store.insert(StepRecord(runID: run.id, stageID: stage.id, position: 0, name: "build", command: "make"))
         step.outcome = .running
         step.childPID = 4242
         try await store.update(step)
@@ -123,7 +123,7 @@ struct RunStoreTests {
 
         #expect(reclaimed.map(\.run.id) == [run.id])
         #expect(reclaimed.first?.orphanedChildren == [4242])
-        let detail = try await #require(try store.detail(runID: run.id!))
+        let detail = try await #require(try store.detail(runID: run.id))
         #expect(detail.run.outcome == .interrupted)
         #expect(detail.run.reason?.contains("pid 999999 on this-host") == true)
         #expect(detail.stages.map(\.outcome) == [.interrupted])
@@ -142,8 +142,8 @@ struct RunStoreTests {
 
         #expect(reclaimed.map(\.run.id) == [remoteStale.id])
         #expect(reclaimed.first?.orphanedChildren == [])
-        await #expect(try store.run(id: live.id!)?.outcome == .running)
-        await #expect(try store.run(id: remoteFresh.id!)?.outcome == .running)
+        await #expect(try store.run(id: live.id)?.outcome == .running)
+        await #expect(try store.run(id: remoteFresh.id)?.outcome == .running)
     }
 
     @Test("history lists newest first, filtered by environment and limited")

@@ -64,8 +64,8 @@ struct ChangelogTests {
             RunRecord(
                 pipeline: "p", app: "a", environment: "production", trigger: Trigger(user: "u"),
                 sha: deployed, version: "1.2.0", startedAt: Date(), ownerPID: 1, ownerHost: "h"))
-        try await store.finish(runID: run.id!, outcome: .succeeded, exitCode: 0, reason: nil, at: Date())
-        run = try await #require(try store.run(id: run.id!))
+        try await store.finish(runID: run.id, outcome: .succeeded, exitCode: 0, reason: nil, at: Date())
+        run = try await #require(try store.run(id: run.id))
         let log = try await changelog(repo, environment: "production", store: store)
         #expect(log.base.kind == .lastGoodRelease)
         #expect(log.base.description.contains("the last good release of production, 1.2.0 (run 1"))

@@ -37,7 +37,7 @@ struct RestructuringDefectTests {
         record.image = "127.0.0.1:5000/hello@sha256:" + String(repeating: "a", count: 64)
         record.outcome = .succeeded
         try await store.update(record)
-        return record.id!
+        return record.id
     }
 
     @Test("the documented top-level docker: key is accepted and used")

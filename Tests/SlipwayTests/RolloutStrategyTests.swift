@@ -29,7 +29,7 @@ struct RolloutHarness {
         record.image = Self.image + String(repeating: version.first!, count: 64)
         record.outcome = good ? .succeeded : .failed
         try await fixture.store.update(record)
-        let release = ReleaseReference(run: record.id!, version: version, sha: String(sha), image: record.image!)
+        let release = ReleaseReference(run: record.id, version: version, sha: String(sha), image: record.image!)
         if serving { target.seed(release, history: history) }
         return release
     }

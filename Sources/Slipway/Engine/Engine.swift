@@ -133,8 +133,8 @@ public struct Engine: Sendable {
         if let latest = try await store.latestRun(environment: from, sha: sha), latest.rehearsal == .failed {
             throw RunRefused(
                 message:
-                    "release \(release.description) failed its rollback rehearsal in \(from) (run \(latest.id!)): \(plan.environment.name) does not take it",
-                hint: "`deploy show \(latest.id!)` shows what failed; fix it and deploy \(from) again")
+                    "release \(release.description) failed its rollback rehearsal in \(from) (run \(latest.id)): \(plan.environment.name) does not take it",
+                hint: "`deploy show \(latest.id)` shows what failed; fix it and deploy \(from) again")
         }
         if try await store.lastSucceeded(environment: from, sha: sha) == nil {
             throw RunRefused(
@@ -168,7 +168,7 @@ public struct Engine: Sendable {
                 // A release by name is one that was built and pushed: its commit, its image.
                 let named = try await pushedRelease(release.version ?? "", environment: plan.environment.name)
                 release = Release(sha: named.sha, version: named.version, source: release.source)
-                plan = plan.deployingBuiltRelease(release.description, builtBy: named.id!)
+                plan = plan.deployingBuiltRelease(release.description, builtBy: named.id)
                 image = named.image
                 if named.sha != changelog?.head { changelog = nil }
             } else {

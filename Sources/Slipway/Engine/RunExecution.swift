@@ -51,7 +51,7 @@ extension Engine {
         record.image = image
         record.kind = plan.isRollback ? "rollback" : "deploy"
         let run = try await store.insert(record)
-        let runID = run.id!
+        let runID = run.id
         try await store.attachLease(environment: plan.environment.name, pid: pid, host: host, runID: runID)
         try await store.audit(
             actor: trigger.description, action: "run.started", environment: plan.environment.name, runID: runID,

@@ -141,11 +141,11 @@ extension Changelog {
                 base = Base(
                     kind: .lastGoodRelease, sha: sha,
                     description:
-                        "the last good release of \(environment), \(good.version ?? String(sha.prefix(7))) (run \(good.id!), \(sha.prefix(7)))"
+                        "the last good release of \(environment), \(good.version ?? String(sha.prefix(7))) (run \(good.id), \(sha.prefix(7)))"
                 )
             } else {
                 notes.append(
-                    "\(environment)'s last good release \(sha.prefix(7)) (run \(good.id!)) is not in this repository"
+                    "\(environment)'s last good release \(sha.prefix(7)) (run \(good.id)) is not in this repository"
                         + (repository.isShallow ? ": this is a shallow clone, run `git fetch --unshallow`" : ": fetch it, or pass --since"))
             }
         }

@@ -22,7 +22,7 @@ extension Rollout {
         var candidates: [ReleaseReference] = []
         let recorded = await (try? store.goodReleases(environment: environment.name, before: wanted == nil ? serving?.run : nil, limit: 50)) ?? []
         candidates = recorded.compactMap { run in
-            run.image.map { ReleaseReference(run: run.id!, version: run.version, sha: run.sha, image: $0) }
+            run.image.map { ReleaseReference(run: run.id, version: run.version, sha: run.sha, image: $0) }
         }
         var source = "the run store"
         if candidates.isEmpty, let stable {

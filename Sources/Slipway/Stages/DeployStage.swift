@@ -37,7 +37,7 @@ struct DeployStage: StageExecutor {
             } catch {
                 return .init(outcome: .failed, reason: "\(error)")
             }
-            let rollout = Rollout(context: context, target: target, log: StepRecorder(context: context, stage: stage, stageID: record.id!))
+            let rollout = Rollout(context: context, target: target, log: StepRecorder(context: context, stage: stage, stageID: record.id))
             return isRollback ? await rollout.emergencyRollback(to: rollbackTo) : await rollout.deploy()
         }
     }

@@ -68,7 +68,7 @@ extension RunContext {
         _ step: Step, stage: Stage, stageRecord: StageRecord, opening: (StageRecord, EventRecord)?, position: Int,
         closing: (Outcome) -> (StageRecord, EventRecord)?
     ) async -> StageOutcome {
-        let stageID = stageRecord.id!
+        let stageID = stageRecord.id
         let values = variables(stage: stage.name)
         let stepName = step.name
         let label = stepName == stage.name ? stage.name : "\(stage.name)/\(stepName)"
@@ -127,7 +127,7 @@ extension RunContext {
             let stageName = stage.name
             let reporter = self.reporter
             let store = self.store
-            let stepID = record.id!
+            let stepID = record.id
             do {
                 termination = try await engine.launcher.run(
                     spec, masker: masker,
