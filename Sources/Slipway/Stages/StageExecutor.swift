@@ -34,13 +34,9 @@ extension Stage.Kind {
 }
 
 extension RunContext {
-    func runStage(_ stage: Stage, slot: StageSlot) async -> StageOutcome {
-        await stage.kind.executor.run(stage, in: self, slot: slot)
-    }
-
-    /// Records the stage's start, runs `body` (whose own steps are recorded as it goes) and records
-    /// how the stage ended.
-    func recordedStage(_ stage: Stage, slot: StageSlot, _ body: (StageRecord) async -> StageOutcome) async -> StageOutcome {
+    /// A stage's record as it starts, the event saying so (reported now, written by the caller
+    /// with its first write), and when it started.
+    func openStage(_ stage: Stage, slot: StageSlot) -> (StageRecord, EventRecord, ContinuousClock.Instant) {
         let started = ContinuousClock.now
         var record = stages[slot.position]
         record.outcome = .running
@@ -49,6 +45,17 @@ extension RunContext {
             runID: runID, at: Date(), kind: .stageStarted, stage: stage.name,
             message: "stage \(stage.name) started (\(slot.index)/\(slot.count))")
         reporter.report(.stageStarted(name: stage.name, index: slot.index, count: slot.count))
+        return (record, startEvent, started)
+    }
+
+    func runStage(_ stage: Stage, slot: StageSlot) async -> StageOutcome {
+        await stage.kind.executor.run(stage, in: self, slot: slot)
+    }
+
+    /// Records the stage's start, runs `body` (whose own steps are recorded as it goes) and records
+    /// how the stage ended.
+    func recordedStage(_ stage: Stage, slot: StageSlot, _ body: (StageRecord) async -> StageOutcome) async -> StageOutcome {
+        let (record, startEvent, started) = openStage(stage, slot: slot)
         do { try await store.update(record, event: startEvent) } catch { return StageOutcome(outcome: .failed, reason: "\(error)") }
         let result = await body(record)
         let (closed, event) = stageClosing(record, outcome: result.outcome, started: started, reason: result.reason)

@@ -19,14 +19,7 @@ extension RunContext {
     /// Runs `steps` as the stage `stage`. The stage's start is written with its first step's, and
     /// its end with its last step's: two transactions per step in all.
     func runSteps(_ steps: [Step], of stage: Stage, slot: StageSlot) async -> StageOutcome {
-        let started = ContinuousClock.now
-        var record = stages[slot.position]
-        record.outcome = .running
-        record.startedAt = Date()
-        let startEvent = EventRecord(
-            runID: runID, at: Date(), kind: .stageStarted, stage: stage.name,
-            message: "stage \(stage.name) started (\(slot.index)/\(slot.count))")
-        reporter.report(.stageStarted(name: stage.name, index: slot.index, count: slot.count))
+        var (record, startEvent, started) = openStage(stage, slot: slot)
 
         var result = StageOutcome(outcome: .succeeded)
         var opening: (StageRecord, EventRecord)? = (record, startEvent)
