@@ -1,5 +1,5 @@
-import SlipwayPipeline
 import SlipwayCore
+import SlipwayPipeline
 
 /// The version of Slipway itself.
 public enum SlipwayVersion {

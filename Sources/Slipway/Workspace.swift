@@ -1,8 +1,8 @@
 import Foundation
 import Logging
+import SlipwayGit
 import SlipwayProcess
 public import SlipwayStore
-import SlipwayGit
 
 /// What every `deploy` command shares (as SwiftPM's SwiftCommandState): where the pipeline, the
 /// run store and the targets' files are, the store opened once, and the operations a command
@@ -70,7 +70,8 @@ public final class Workspace: Sendable {
     /// The target of `environment`, or nil when it has none.
     public func target(_ pipeline: Pipeline, environment: String) throws -> (any DeployTarget)? {
         try pipeline.environment(named: environment)?.target?.makeTarget(
-            TargetSetting(pipeline: pipeline, environment: environment, stateDirectory: stateDirectory, processEnvironment: processEnvironment))
+            TargetSetting(
+                pipeline: pipeline, environment: environment, stateDirectory: stateDirectory, processEnvironment: processEnvironment))
     }
 
     // MARK: Locks
@@ -132,7 +133,8 @@ public final class Workspace: Sendable {
             let listed = git.dirtyPaths.prefix(10).map { "      \($0)" }.joined(separator: "\n")
             guard allowDirty else {
                 throw RunRefused(
-                    message: "the working tree has uncommitted changes, and \(plan.environment.name) takes only committed releases:\n\(listed)",
+                    message:
+                        "the working tree has uncommitted changes, and \(plan.environment.name) takes only committed releases:\n\(listed)",
                     hint: "commit or stash them; or pass --allow-dirty to deploy them anyway (the run records that you did)")
             }
             overrides.append("allow-dirty (\(git.dirtyPaths.count) changed file\(git.dirtyPaths.count == 1 ? "" : "s"))")
@@ -141,7 +143,8 @@ public final class Workspace: Sendable {
         if let repository = resolved.repository, let git = resolved.git {
             do {
                 changelog = try await Changelog.build(
-                    repository: repository, release: git, version: resolved.release.version, environment: plan.environment.name, store: store,
+                    repository: repository, release: git, version: resolved.release.version, environment: plan.environment.name,
+                    store: store,
                     rules: plan.pipeline.riskRules)
                 for line in changelog?.notes ?? [] { note(line) }
             } catch {
@@ -161,7 +164,8 @@ public final class Workspace: Sendable {
         let repository = try Repository(discoveringFrom: directory)
         let release = try repository.release()
         let changelog = try await Changelog.build(
-            repository: repository, release: release, environment: environment, store: store, since: since, firstParentOnly: firstParentOnly,
+            repository: repository, release: release, environment: environment, store: store, since: since,
+            firstParentOnly: firstParentOnly,
             rules: pipeline?.riskRules ?? .defaults)
         return (changelog, release.shallow, release.shortSHA)
     }

@@ -1,5 +1,5 @@
-import SlipwayCore
 public import Foundation
+import SlipwayCore
 
 /// A window when an environment takes no deploys: a fixed period, or a weekly one, in a time zone.
 public struct FreezeWindow: Sendable, Hashable {

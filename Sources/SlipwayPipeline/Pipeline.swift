@@ -1,5 +1,5 @@
-import SlipwayCore
 import Foundation
+import SlipwayCore
 
 /// A position in a pipeline file, 1-based like compilers print it.
 public struct SourceLocation: Sendable, Hashable, Codable, CustomStringConvertible {

@@ -1,5 +1,5 @@
-import SlipwayCore
 import Foundation
+import SlipwayCore
 import Yams
 
 /// Reads a pipeline file and checks all of it, collecting every problem rather than stopping at

@@ -1,5 +1,5 @@
-import SlipwayCore
 import Foundation
+import SlipwayCore
 import Yams
 
 // The checks across sections, once every section is read: references between stages, environments,

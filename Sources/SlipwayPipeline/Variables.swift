@@ -1,5 +1,5 @@
-import SlipwayCore
 import Foundation
+import SlipwayCore
 
 /// `${NAME}` references in argv elements and gate settings.
 ///

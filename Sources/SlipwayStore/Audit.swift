@@ -1,7 +1,7 @@
-import SlipwayCore
 import Crypto
 public import Foundation
 public import GRDB
+import SlipwayCore
 
 /// One entry of the audit log. Each entry carries the hash of the one before it, so that an
 /// edited or removed entry breaks the chain from that point on.

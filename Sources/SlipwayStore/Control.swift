@@ -1,6 +1,6 @@
-import SlipwayCore
 public import Foundation
 public import GRDB
+import SlipwayCore
 
 /// Who holds an environment: a running deploy (a lease with a heartbeat), or a person's manual
 /// lock (a freeze, until `deploy unlock`).
@@ -209,7 +209,9 @@ extension RunStore {
     }
 
     public func leaveQueue(ticket: Int64) async throws {
-        try await writeImmediate("leaving the queue") { db in try db.execute(sql: "DELETE FROM lease_queue WHERE id = ?", arguments: [ticket]) }
+        try await writeImmediate("leaving the queue") { db in
+            try db.execute(sql: "DELETE FROM lease_queue WHERE id = ?", arguments: [ticket])
+        }
     }
 
     /// Ties the lease to the run it now serves.
@@ -373,7 +375,9 @@ extension RunStore {
                         arguments: [runID, policy.stage, approver]) ?? false
             }
             try check(pending)
-            guard let policy = pending.policy else { throw StoreError(operation: "recording the decision", underlying: "no approval is open") }
+            guard let policy = pending.policy else {
+                throw StoreError(operation: "recording the decision", underlying: "no approval is open")
+            }
             try db.execute(
                 sql: "INSERT INTO approval (run_id, stage, approver, decision, comment, at) VALUES (?, ?, ?, ?, ?, ?)",
                 arguments: [runID, policy.stage, approver, approve ? "approved" : "rejected", comment, now.timeIntervalSince1970])

@@ -1,6 +1,6 @@
-public import SlipwayCore
 public import Foundation
 import GRDB
+public import SlipwayCore
 
 /// An environment that automatic deploys leave alone: after a rollback, until someone unpins it
 /// or deploys a release by name.

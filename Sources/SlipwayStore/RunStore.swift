@@ -1,6 +1,6 @@
-public import SlipwayCore
 public import Foundation
 import GRDB
+public import SlipwayCore
 
 #if canImport(Glibc)
     import Glibc
@@ -254,7 +254,6 @@ public final class RunStore: DeployStore {
 
     // MARK: - Abandoned runs
 
-
     /// Marks `interrupted` every run still `running` whose owner is gone: on this host a pid that is
     /// no longer alive, anywhere a heartbeat older than `staleAfter`. Returns the runs it marked.
     @discardableResult
@@ -326,7 +325,9 @@ public final class RunStore: DeployStore {
     }
 
     /// Saves a run's changelog (Markdown and JSON) beside it.
-    public func saveChangelog(runID: Int64, baseKind: String, baseSHA: String?, commitCount: Int, markdown: String, json: String) async throws {
+    public func saveChangelog(runID: Int64, baseKind: String, baseSHA: String?, commitCount: Int, markdown: String, json: String)
+        async throws
+    {
         try await write("recording the changelog") { db in
             try db.execute(
                 sql: """

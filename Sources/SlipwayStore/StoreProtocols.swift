@@ -132,7 +132,9 @@ extension RunLog {
     }
     public func history(limit: Int) async throws -> [RunRecord] { try await history(environment: nil, limit: limit) }
     public func history(environment: String) async throws -> [RunRecord] { try await history(environment: environment, limit: 20) }
-    public func lastSucceeded(environment: String) async throws -> RunRecord? { try await lastSucceeded(environment: environment, sha: nil) }
+    public func lastSucceeded(environment: String) async throws -> RunRecord? {
+        try await lastSucceeded(environment: environment, sha: nil)
+    }
     public func goodReleases(environment: String) async throws -> [RunRecord] {
         try await goodReleases(environment: environment, before: nil, limit: 20)
     }
@@ -147,7 +149,9 @@ extension LeaseBook {
             environment: environment, holder: holder, host: host, pid: pid, now: now, staleAfter: 60, queueTicket: queueTicket,
             isAlive: isAlive)
     }
-    public func lock(environment: String, by holder: String, reason: String, host: String, now: Date, isAlive: @escaping @Sendable (Int32) -> Bool)
+    public func lock(
+        environment: String, by holder: String, reason: String, host: String, now: Date, isAlive: @escaping @Sendable (Int32) -> Bool
+    )
         async throws -> Lease?
     {
         try await lock(environment: environment, by: holder, reason: reason, host: host, now: now, staleAfter: 60, isAlive: isAlive)
@@ -161,5 +165,7 @@ extension AuditLog {
     public func audit(actor: String, action: String, environment: String?, detail: String, at date: Date) async throws {
         try await audit(actor: actor, action: action, environment: environment, runID: nil, detail: detail, at: date)
     }
-    public func auditLog(environment: String? = nil) async throws -> [AuditEntry] { try await auditLog(environment: environment, limit: nil) }
+    public func auditLog(environment: String? = nil) async throws -> [AuditEntry] {
+        try await auditLog(environment: environment, limit: nil)
+    }
 }

@@ -98,7 +98,8 @@ struct Unpin: AsyncParsableCommand {
 
 struct Teardown: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Take an environment down: remove what its target runs (containers, and nginx for a docker target); recorded in the audit log.")
+        abstract:
+            "Take an environment down: remove what its target runs (containers, and nginx for a docker target); recorded in the audit log.")
 
     @Argument(help: "The environment to take down.")
     var environment: String
@@ -117,7 +118,8 @@ struct Teardown: AsyncParsableCommand {
             }
             let workspace = location.workspace()
             let store = try await workspace.openStore()
-            let done = try await workspace.teardown(pipeline, environment: environment, store: store, actor: actor.resolve(location.environment))
+            let done = try await workspace.teardown(
+                pipeline, environment: environment, store: store, actor: actor.resolve(location.environment))
             for line in done { print(line) }
         }
     }

@@ -19,7 +19,9 @@ struct Run: AsyncParsableCommand {
 
     @OptionGroup var location: LocationOptions
 
-    @Option(name: .long, help: ArgumentHelp(
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
             "Deploy a release that an earlier run built and pushed (a version or a commit): its image, its commit; nothing is built. With no target, only the version recorded.",
             valueName: "version"))
     var release: String?

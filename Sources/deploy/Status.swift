@@ -93,7 +93,9 @@ struct Status: AsyncParsableCommand {
                             "  serving     \(route.release) at \(serving.url), \(route.weight)% of traffic "
                                 + "(\(route.instance) at \(route.url))")
                     }
-                    for detail in serving.details { print("  \(serving.kind.padding(toLength: 10, withPad: " ", startingAt: 0))  \(detail)") }
+                    for detail in serving.details {
+                        print("  \(serving.kind.padding(toLength: 10, withPad: " ", startingAt: 0))  \(detail)")
+                    }
                     if let problem = serving.problem { print("  problem     \(problem)") }
                 }
             }

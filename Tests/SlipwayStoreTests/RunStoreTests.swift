@@ -1,9 +1,10 @@
 import Foundation
 import GRDB
 import SlipwayCore
-@testable import SlipwayStore
 import SlipwayTestSupport
 import Testing
+
+@testable import SlipwayStore
 
 @Suite("Run store")
 struct RunStoreTests {
@@ -79,7 +80,8 @@ struct RunStoreTests {
         var record = try await startRun(store)
         record.overrides = ["freeze 2026-12-24..2026-12-27: fix, urgent", "allow-dirty (1 changed file)"]
         try await store.update(record)
-        await #expect(try store.run(id: record.id)?.overrides == ["freeze 2026-12-24..2026-12-27: fix, urgent", "allow-dirty (1 changed file)"])
+        await #expect(
+            try store.run(id: record.id)?.overrides == ["freeze 2026-12-24..2026-12-27: fix, urgent", "allow-dirty (1 changed file)"])
     }
 
     @Test("reopening a store keeps every record and applies nothing twice")

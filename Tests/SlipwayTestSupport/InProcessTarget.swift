@@ -32,7 +32,8 @@ public final class InProcessTarget: DeployTarget {
     /// What an earlier deploy left: `release` serving all traffic, carrying `history`.
     public func seed(_ release: ReleaseReference, history: [ReleaseReference] = []) {
         let instance = TargetInstance(
-            name: "r\(release.run)", release: release, url: "inproc://r\(release.run)", goodHistory: history, startedBy: String(release.run))
+            name: "r\(release.run)", release: release, url: "inproc://r\(release.run)", goodHistory: history, startedBy: String(release.run)
+        )
         state.withLock {
             $0.instances.append(instance)
             $0.routes = [TrafficShare(instance, weight: 100)]
@@ -49,7 +50,8 @@ public final class InProcessTarget: DeployTarget {
         if let version = release.version, brokenVersions.contains(version) {
             throw Refused(description: "r\(run) (\(version)) never answered")
         }
-        let instance = TargetInstance(name: "r\(run)", release: release, url: "inproc://r\(run)", goodHistory: history, startedBy: String(run))
+        let instance = TargetInstance(
+            name: "r\(run)", release: release, url: "inproc://r\(run)", goodHistory: history, startedBy: String(run))
         state.withLock { $0.instances.append(instance) }
         say("started \(instance.name)")
         return instance

@@ -91,7 +91,8 @@ struct ControlTests {
             """)
         #expect(after.exitStatus == .success)
         #expect(FileManager.default.fileExists(atPath: fixture.directory.file("built")))
-        await #expect(try fixture.detail(after).events.contains { $0.kind == "hook.failed" && $0.message.contains("post-deploy hook exit 9") })
+        await #expect(
+            try fixture.detail(after).events.contains { $0.kind == "hook.failed" && $0.message.contains("post-deploy hook exit 9") })
     }
 
     @Test("a failing pre-build hook stops the run before the build")

@@ -29,7 +29,8 @@ struct LeaseWaitTests {
     }
 
     func lock(_ store: RunStore) async throws {
-        _ = try await store.lock(environment: "staging", by: "ann", reason: "maintenance", host: "here", now: Date(), isAlive: { _ in true })
+        _ = try await store.lock(
+            environment: "staging", by: "ann", reason: "maintenance", host: "here", now: Date(), isAlive: { _ in true })
     }
 
     @Test("without --wait, a held environment is refused at once, saying who holds it and how to free it")

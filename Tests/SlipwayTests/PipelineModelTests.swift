@@ -127,7 +127,11 @@ struct PipelineModelTests {
             Issue.record("build is not a build stage")
         }
         if case .deploy(let environment) = stages[4].kind { #expect(environment == "staging") } else { Issue.record("not a deploy") }
-        if case .approval(let environment) = stages[5].kind { #expect(environment == "production") } else { Issue.record("not an approval") }
+        if case .approval(let environment) = stages[5].kind {
+            #expect(environment == "production")
+        } else {
+            Issue.record("not an approval")
+        }
         // Locations are kept: each stage knows where it was written.
         #expect(stages.map(\.location.line) == [39, 40, 44, 45, 46, 47, 48])
     }

@@ -56,7 +56,9 @@ struct RestructuringDefectTests {
         defer { fixture.directory.remove() }
         try await fixture.store.pin(environment: "staging", runID: nil, actor: "ann", reason: "rolled back", at: Date())
         await #expect {
-            _ = try await fixture.run(Self.dockerPipeline, release: Release(sha: "f" + String(repeating: "0", count: 39), version: "9.9.9"), explicitRelease: true)
+            _ = try await fixture.run(
+                Self.dockerPipeline, release: Release(sha: "f" + String(repeating: "0", count: 39), version: "9.9.9"), explicitRelease: true
+            )
         } throws: { error in
             "\(error)".contains("no release '9.9.9' was built and pushed here")
         }

@@ -20,7 +20,9 @@ struct RolloutHarness {
 
     /// A release an earlier run pushed (and, with `serving`, that runs now and passed its gates).
     @discardableResult
-    func pushed(_ version: String, serving: Bool = false, good: Bool = true, history: [ReleaseReference] = []) async throws -> ReleaseReference {
+    func pushed(_ version: String, serving: Bool = false, good: Bool = true, history: [ReleaseReference] = []) async throws
+        -> ReleaseReference
+    {
         let sha = String(repeating: version.replacingOccurrences(of: ".", with: ""), count: 14).prefix(40)
         var record = try await fixture.store.insert(
             RunRecord(
@@ -126,9 +128,10 @@ struct RolloutStrategyTests {
         let result = try await harness.deploy("1.1.0", strategy: "{ blue_green: { bake: 5m } }", gates: "[third-fails]")
         #expect(result.exitStatus == .rolledBack, "\(result)")
         #expect(harness.target.moves == ["1.1.0 100%", "1.0.0 100%"])
-        await #expect(try harness.steps(result).filter { $0.hasPrefix("gate") } == [
-            "gate third-fails", "gate third-fails (bake 1)", "gate third-fails (bake 2)", "gate third-fails (verify 1.0.0)",
-        ])
+        await #expect(
+            try harness.steps(result).filter { $0.hasPrefix("gate") } == [
+                "gate third-fails", "gate third-fails (bake 1)", "gate third-fails (bake 2)", "gate third-fails (verify 1.0.0)",
+            ])
         #expect(harness.target.serving == "1.0.0 100%")
     }
 
@@ -142,7 +145,11 @@ struct RolloutStrategyTests {
         #expect(result.exitStatus == .success, "\(result)")
         #expect(harness.target.moves == ["1.1.0 25%, 1.0.0 75%", "1.1.0 50%, 1.0.0 50%", "1.1.0 100%"])
         let gates = try await harness.steps(result).filter { $0.hasPrefix("gate") }
-        #expect(gates == ["gate healthy at 25%", "gate preview at 25%", "gate healthy at 50%", "gate preview at 50%", "gate healthy at 100%", "gate preview at 100%"])
+        #expect(
+            gates == [
+                "gate healthy at 25%", "gate preview at 25%", "gate healthy at 50%", "gate preview at 50%", "gate healthy at 100%",
+                "gate preview at 100%",
+            ])
         await #expect(try harness.steps(result).filter { $0 == "pause" }.count == 2)
     }
 
@@ -221,7 +228,8 @@ struct RolloutStrategyTests {
     func rollbackFromInstanceHistory() async throws {
         let harness = try RolloutHarness()
         defer { harness.fixture.directory.remove() }
-        let previous = ReleaseReference(run: 41, version: "1.0.0", sha: nil, image: RolloutHarness.image + String(repeating: "1", count: 64))
+        let previous = ReleaseReference(
+            run: 41, version: "1.0.0", sha: nil, image: RolloutHarness.image + String(repeating: "1", count: 64))
         harness.target.seed(
             ReleaseReference(run: 42, version: "1.1.0", sha: nil, image: RolloutHarness.image + String(repeating: "2", count: 64)),
             history: [previous])

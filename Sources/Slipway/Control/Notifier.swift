@@ -1,10 +1,9 @@
-public import SlipwayPipeline
-import SlipwayCore
 import Foundation
-import Synchronization
+import SlipwayCore
+public import SlipwayPipeline
 import SlipwayProcess
 import SlipwayStore
-
+import Synchronization
 
 /// One message for the webhooks.
 public struct Notification: Sendable {
@@ -62,7 +61,9 @@ final class WebhookReporter: Reporting {
             run.withLock { $0 = (app, environment, release, trigger.description) }
             tell(.started, runID: runID, reason: changes)
         case .approvalWaiting(let runID, _, _, let needed, let deadline, _):
-            tell(.waitingForApproval, runID: runID, reason: "needs \(needed) approval\(needed == 1 ? "" : "s") before \(deadline.formatted(.iso8601))")
+            tell(
+                .waitingForApproval, runID: runID,
+                reason: "needs \(needed) approval\(needed == 1 ? "" : "s") before \(deadline.formatted(.iso8601))")
         case .runFinished(let runID, let outcome, _, let reason, _):
             let event: NotificationEvent =
                 switch outcome {

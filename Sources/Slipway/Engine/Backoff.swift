@@ -1,5 +1,5 @@
-import SlipwayPipeline
 import SlipwayCore
+import SlipwayPipeline
 
 /// Exponential backoff with jitter between attempts of a step.
 public enum Backoff {

@@ -1,7 +1,7 @@
-import SlipwayPipeline
-public import SlipwayCore
 public import Foundation
 import Logging
+public import SlipwayCore
+import SlipwayPipeline
 public import SlipwayProcess
 public import SlipwayStore
 import Synchronization
@@ -98,7 +98,8 @@ public struct Engine: Sendable {
                 let target = plan.pipeline.environment(named: name)?.target
                 if let target {
                     do {
-                        _ = try makeTarget(target, TargetSetting(pipeline: plan.pipeline, environment: name, stateDirectory: stateDirectory))
+                        _ = try makeTarget(
+                            target, TargetSetting(pipeline: plan.pipeline, environment: name, stateDirectory: stateDirectory))
                     } catch {
                         throw RunRefused(
                             message: "stage '\(entry.stage.name)' deploys to a \(target.kind) target: \(error)",

@@ -1,5 +1,5 @@
-import SlipwayPipeline
 import SlipwayCore
+import SlipwayPipeline
 
 /// An environment that cannot be deployed now: held by another deploy, locked by a person, or frozen.
 public struct EnvironmentUnavailable: Error, Sendable, CustomStringConvertible {

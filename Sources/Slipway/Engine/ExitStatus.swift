@@ -1,5 +1,5 @@
-import SlipwayPipeline
 import SlipwayCore
+import SlipwayPipeline
 
 /// `deploy`'s exit codes, as `deploy --help` lists them.
 public enum ExitStatus: Int32, Sendable, CaseIterable {

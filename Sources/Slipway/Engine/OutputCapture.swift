@@ -1,5 +1,5 @@
-import SlipwayPipeline
 import SlipwayCore
+import SlipwayPipeline
 
 /// Keeps a step's output for the run record: whole up to `limit` bytes, then the first and last
 /// halves with a marker saying how much was left out.

@@ -1,5 +1,5 @@
-public import SlipwayPipeline
 import SlipwayCore
+public import SlipwayPipeline
 
 /// Which stages `deploy <env>` runs, and why the others are left out.
 ///

@@ -1,6 +1,6 @@
-import SlipwayPipeline
-import SlipwayCore
 import Foundation
+import SlipwayCore
+import SlipwayPipeline
 
 /// Whether a process id belongs to a live process (a zombie counts as dead).
 public enum ProcessLiveness {

@@ -1,10 +1,9 @@
-import SlipwayPipeline
-import SlipwayCore
 import Foundation
+import SlipwayCore
+import SlipwayPipeline
 import SlipwayProcess
 import SlipwayStore
 import Synchronization
-
 
 /// The state of one run while its stages execute.
 struct RunContext: Sendable {

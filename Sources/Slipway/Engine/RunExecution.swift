@@ -1,7 +1,7 @@
-import SlipwayPipeline
-import SlipwayCore
 import Foundation
 import Logging
+import SlipwayCore
+import SlipwayPipeline
 import SlipwayProcess
 import SlipwayStore
 import Synchronization
@@ -57,7 +57,8 @@ extension Engine {
             actor: trigger.description, action: "run.started", environment: plan.environment.name, runID: runID,
             detail: "release \(release.description)" + (overrides.isEmpty ? "" : "; overrides: " + overrides.joined(separator: "; ")))
         for override in overrides {
-            try await store.append(EventRecord(runID: runID, at: Date(), kind: .runOverride, message: "\(trigger.user) overrode: \(override)"))
+            try await store.append(
+                EventRecord(runID: runID, at: Date(), kind: .runOverride, message: "\(trigger.user) overrode: \(override)"))
         }
         if let changelog {
             let encoder = JSONEncoder()
@@ -76,7 +77,8 @@ extension Engine {
                     : StageRecord.skipped(runID: runID, position: position, stage: entry.stage, reason: entry.skipReason)
             })
         // Everything the run reports goes to the reporter and, for the run-level events, to the webhooks.
-        let reporter: any Reporting = notify.map { FanOutReporter([self.reporter, WebhookReporter(isRollback: plan.isRollback, send: $0)]) }
+        let reporter: any Reporting =
+            notify.map { FanOutReporter([self.reporter, WebhookReporter(isRollback: plan.isRollback, send: $0)]) }
             ?? self.reporter
         reporter.report(
             .runStarted(

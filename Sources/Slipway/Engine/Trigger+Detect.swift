@@ -1,6 +1,6 @@
-import SlipwayPipeline
-public import SlipwayCore
 import Foundation
+public import SlipwayCore
+import SlipwayPipeline
 import SlipwayStore
 
 extension Trigger {

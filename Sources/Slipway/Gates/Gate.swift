@@ -1,7 +1,6 @@
-public import SlipwayPipeline
-import SlipwayCore
 public import Foundation
-
+import SlipwayCore
+public import SlipwayPipeline
 
 /// One look at a gate: did it hold, and what was seen.
 public struct GateMeasurement: Sendable, Hashable, Codable {

@@ -1,9 +1,8 @@
-import SlipwayPipeline
-import SlipwayCore
 import Foundation
+import SlipwayCore
+import SlipwayPipeline
 import SlipwayProcess
 import Synchronization
-
 
 /// Where gates look: the release under test (straight to its container) and the environment's
 /// address (through the proxy).

@@ -1,7 +1,7 @@
-public import SlipwayPipeline
-import SlipwayCore
 public import Foundation
+import SlipwayCore
 public import SlipwayGit
+public import SlipwayPipeline
 public import SlipwayStore
 
 /// What a release ships: the commits since a base, grouped as Conventional Commits, a suggested

@@ -1,6 +1,6 @@
-import SlipwayPipeline
 public import SlipwayCore
 public import SlipwayGit
+import SlipwayPipeline
 
 /// Finds what is being released: git at the working directory first, then a CI system's variables.
 public enum ReleaseResolver {

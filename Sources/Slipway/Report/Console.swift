@@ -1,6 +1,6 @@
-import SlipwayPipeline
-import SlipwayCore
 import Foundation
+import SlipwayCore
+import SlipwayPipeline
 import Synchronization
 
 /// Serialised writes to a file descriptor, so lines from concurrent streams never interleave.

@@ -1,6 +1,6 @@
-import SlipwayPipeline
-public import SlipwayCore
 public import Foundation
+public import SlipwayCore
+import SlipwayPipeline
 public import SlipwayProcess
 import SlipwayStore
 

@@ -1,6 +1,6 @@
-public import SlipwayPipeline
-public import SlipwayCore
 public import Foundation
+public import SlipwayCore
+public import SlipwayPipeline
 public import SlipwayProcess
 
 /// One running copy of a release on a target: a container behind nginx, a Deployment of one
@@ -107,7 +107,9 @@ public struct TargetStatus: Sendable, Encodable {
         public var url: String
     }
 
-    public init(kind: String, url: String, routes: [TrafficShare], details: [String] = [], instances: [String]? = nil, problem: String? = nil) {
+    public init(
+        kind: String, url: String, routes: [TrafficShare], details: [String] = [], instances: [String]? = nil, problem: String? = nil
+    ) {
         self.kind = kind
         self.url = url
         self.routes = routes.map {

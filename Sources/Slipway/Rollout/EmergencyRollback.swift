@@ -1,6 +1,6 @@
-import SlipwayPipeline
-import SlipwayCore
 import Foundation
+import SlipwayCore
+import SlipwayPipeline
 import SlipwayProcess
 import SlipwayStore
 
@@ -20,7 +20,8 @@ extension Rollout {
         let stable = now.stable
         let serving = stable?.release
         var candidates: [ReleaseReference] = []
-        let recorded = await (try? store.goodReleases(environment: environment.name, before: wanted == nil ? serving?.run : nil, limit: 50)) ?? []
+        let recorded =
+            await (try? store.goodReleases(environment: environment.name, before: wanted == nil ? serving?.run : nil, limit: 50)) ?? []
         candidates = recorded.compactMap { run in
             run.image.map { ReleaseReference(run: run.id, version: run.version, sha: run.sha, image: $0) }
         }

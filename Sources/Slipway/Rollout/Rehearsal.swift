@@ -1,6 +1,6 @@
-import SlipwayPipeline
-import SlipwayCore
 import Foundation
+import SlipwayCore
+import SlipwayPipeline
 import SlipwayStore
 
 /// `rehearse_rollback: true`: once the new release has passed its gates, traffic goes back to the

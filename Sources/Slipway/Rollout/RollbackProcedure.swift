@@ -1,6 +1,6 @@
-import SlipwayPipeline
-import SlipwayCore
 import Foundation
+import SlipwayCore
+import SlipwayPipeline
 import SlipwayStore
 
 /// The automatic rollback: a gate failed after the new release took traffic. All traffic goes
@@ -39,14 +39,16 @@ struct RollbackProcedure: Sendable {
         let store = rollout.store
         try? await store.recordRollback(runID: context.runID, restoredRunID: stable.release?.run, milliseconds: ms)
         let said = "\(version) serves all traffic again, \(ms) ms after the first failed measurement"
-        try? await store.append(EventRecord(runID: context.runID, at: Date(), kind: .rollback, stage: rollout.log.stage.name, message: said))
+        try? await store.append(
+            EventRecord(runID: context.runID, at: Date(), kind: .rollback, stage: rollout.log.stage.name, message: said))
         context.reporter.report(.notice(said))
         let verification = await rollout.gatesVerdict(
             environment.gates, targets: rollout.targets(stable, release: stable.release), label: " (verify \(version))",
             firstFailure: Moment())
         try? await rollout.retire(candidate)
         let pinReason = "rolled back from \(context.release.description) to \(version): \(reason)"
-        try? await store.pin(environment: environment.name, runID: context.runID, actor: context.trigger.description, reason: pinReason, at: Date())
+        try? await store.pin(
+            environment: environment.name, runID: context.runID, actor: context.trigger.description, reason: pinReason, at: Date())
         if let verification {
             return .init(
                 outcome: .rollbackFailed, reason: "\(reason); rolled back to \(version), which then failed its gates too: \(verification)")

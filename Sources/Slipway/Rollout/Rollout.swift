@@ -1,6 +1,6 @@
-import SlipwayPipeline
-import SlipwayCore
 import Foundation
+import SlipwayCore
+import SlipwayPipeline
 import SlipwayProcess
 import SlipwayStore
 import Synchronization
@@ -139,7 +139,6 @@ struct Rollout: Sendable {
         } while !over()
         return nil
     }
-
 
     // MARK: - Deploy
 

@@ -1,5 +1,5 @@
-import SlipwayPipeline
 import SlipwayCore
+import SlipwayPipeline
 
 /// How far a strategy took a candidate.
 enum RolloutVerdict: Sendable, Equatable {
@@ -116,6 +116,11 @@ struct Canary: RolloutStrategy {
 
     func worstCase(_ plan: Plan, budget: TargetBudget) -> [(String, Duration)] {
         let perStep = [budget.route, plan.gatesWorstCase(plan.environment.gates), plan.gatesWorstCase(analysis)].saturatingSum()
-        return [("\(steps.count) canary steps", perStep.saturatingTimes(steps.count).saturatingPlus((pause ?? .zero).saturatingTimes(steps.count - 1)))]
+        return [
+            (
+                "\(steps.count) canary steps",
+                perStep.saturatingTimes(steps.count).saturatingPlus((pause ?? .zero).saturatingTimes(steps.count - 1))
+            )
+        ]
     }
 }

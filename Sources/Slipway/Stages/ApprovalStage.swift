@@ -1,6 +1,6 @@
-import SlipwayPipeline
-import SlipwayCore
 import Foundation
+import SlipwayCore
+import SlipwayPipeline
 import SlipwayProcess
 import SlipwayStore
 import Synchronization
@@ -71,7 +71,8 @@ extension RunContext {
                 var waited = Duration.zero
                 var seen: [String] = []
                 while true {
-                    switch (try? await Approvals.state(in: store, runID: runID, stage: stage.name, needed: spec.approvers)) ?? .waiting(approvedBy: seen)
+                    switch (try? await Approvals.state(in: store, runID: runID, stage: stage.name, needed: spec.approvers))
+                        ?? .waiting(approvedBy: seen)
                     {
                     case .approved(let by):
                         try? await store.append(

@@ -1,6 +1,6 @@
-import SlipwayPipeline
-import SlipwayCore
 import Foundation
+import SlipwayCore
+import SlipwayPipeline
 import SlipwayStore
 
 /// `deploy:` stages, and the rollback stage of `deploy rollback`: the environment's target, built

@@ -1,6 +1,6 @@
-import SlipwayPipeline
-import SlipwayCore
 import Foundation
+import SlipwayCore
+import SlipwayPipeline
 import SlipwayStore
 
 /// Where a stage sits in its run: its position in the pipeline (its record), and its number among

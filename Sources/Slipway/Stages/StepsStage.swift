@@ -1,7 +1,7 @@
-import SlipwayPipeline
-import SlipwayCore
 import Foundation
 import Logging
+import SlipwayCore
+import SlipwayPipeline
 import SlipwayProcess
 import SlipwayStore
 import Synchronization

@@ -1,5 +1,5 @@
-public import SlipwayPipeline
 import SlipwayCore
+public import SlipwayPipeline
 
 /// Where a pipeline's `target:` becomes a ``DeployTarget``: the one place that knows which type
 /// each kind of target is. A new target adds its case here and its folder beside `Docker/`.

@@ -1,5 +1,5 @@
-import SlipwayCore
 import Foundation
+import SlipwayCore
 import Yams
 
 // `environments:`: each environment, its `target:`, `strategy:` and `approval:`.
@@ -161,7 +161,8 @@ extension PipelineReader {
         let allowed = pairs["allowed"].map { stringList($0, "allowed") } ?? []
         if let countNode = pairs["approvers"], !allowed.isEmpty, count > Set(allowed).count {
             error(
-                countNode, "approvers: \(count) can never be met: only \(Set(allowed).count) name\(Set(allowed).count == 1 ? " is" : "s are") allowed",
+                countNode,
+                "approvers: \(count) can never be met: only \(Set(allowed).count) name\(Set(allowed).count == 1 ? " is" : "s are") allowed",
                 hint: "lower approvers, or add names to `allowed:`")
         }
         return ApprovalSpec(

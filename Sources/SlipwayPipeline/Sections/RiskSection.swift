@@ -1,5 +1,5 @@
-import SlipwayCore
 import Foundation
+import SlipwayCore
 import Yams
 
 // `risk:`: which changed paths the change-risk report flags.

@@ -1,5 +1,5 @@
-import SlipwayCore
 import Foundation
+import SlipwayCore
 import Yams
 
 // `secrets:`, `variables:` (top level and per environment) and a build stage's `args:`.

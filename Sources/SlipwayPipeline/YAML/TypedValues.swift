@@ -1,5 +1,5 @@
-import SlipwayCore
 import Foundation
+import SlipwayCore
 import Yams
 
 // Reading typed values from YAML nodes, each with a diagnostic at the node when it is not what
@@ -131,7 +131,9 @@ extension PipelineReader {
 
     func size(_ node: Node, _ what: String) -> Int? {
         guard case .scalar(let scalar) = node, let value = SizeParser.parse(scalar.string), value > 0 else {
-            error(node, "\(what) must be a size from 1 byte to \(SizeParser.maximumText), such as 512KiB, 1MiB or 65536, found \(describe(node))")
+            error(
+                node,
+                "\(what) must be a size from 1 byte to \(SizeParser.maximumText), such as 512KiB, 1MiB or 65536, found \(describe(node))")
             return nil
         }
         return value

@@ -1,6 +1,6 @@
-import SlipwayPipeline
-public import SlipwayCore
 import Foundation
+public import SlipwayCore
+import SlipwayPipeline
 public import SlipwayProcess
 
 /// A container Slipway started for an environment, as `docker inspect` describes it.
@@ -143,7 +143,9 @@ public struct DockerCLI: Sendable {
         let id = output.split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
         // `127.0.0.1:41234` (podman and Docker print one line per address).
         let published = try await run(["port", name, "\(containerPort)/tcp"], timeout: .seconds(60))
-        guard let port = published.split(whereSeparator: \.isNewline).lazy.compactMap({ $0.split(separator: ":").last.flatMap { Int($0) } }).first
+        guard
+            let port = published.split(whereSeparator: \.isNewline).lazy.compactMap({ $0.split(separator: ":").last.flatMap { Int($0) } })
+                .first
         else {
             throw CommandFailed(command: "\(command) port \(name)", termination: "named no port", output: published)
         }

@@ -1,6 +1,6 @@
-public import SlipwayPipeline
-public import SlipwayCore
 import Foundation
+public import SlipwayCore
+public import SlipwayPipeline
 import SlipwayProcess
 
 /// An environment on one host: each release a container (through the docker CLI, Docker Engine or
@@ -91,7 +91,8 @@ public struct DockerTarget: DeployTarget {
         let state = try await router.apply(backends)
         let took = ContinuousClock.now - started
         let split = state.backends.map { "\($0.release?.version ?? $0.container) \($0.weight)%" }.joined(separator: ", ")
-        return "nginx generation \(state.generation) on \(spec.listen): \(split.isEmpty ? "nothing" : split) (took \(DurationParser.format(took)))"
+        return
+            "nginx generation \(state.generation) on \(spec.listen): \(split.isEmpty ? "nothing" : split) (took \(DurationParser.format(took)))"
     }
 
     public func retire(_ instance: TargetInstance) async throws {

@@ -1,6 +1,6 @@
-import SlipwayPipeline
-public import SlipwayCore
 public import Foundation
+public import SlipwayCore
+import SlipwayPipeline
 public import SlipwayProcess
 
 #if canImport(Glibc)
@@ -159,7 +159,8 @@ public struct NginxRouter: Sendable {
         let deadline = ContinuousClock.now + .seconds(10)
         var last = "no answer"
         while ContinuousClock.now < deadline {
-            if let answer = try? await HTTP.get(unixSocket: controlSocket, path: "/generation", timeout: .seconds(1)), answer.status == 200 {
+            if let answer = try? await HTTP.get(unixSocket: controlSocket, path: "/generation", timeout: .seconds(1)), answer.status == 200
+            {
                 let seen = Int(answer.body.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
                 if seen >= generation { return }
                 last = "generation \(seen)"
