@@ -181,14 +181,18 @@ public struct Step: Sendable {
     public var continueOnError: Bool
     public var environment: [(name: String, value: String)]
     public var workingDirectory: String?
+    /// Leave running what the step started in its process group (a daemon on purpose); otherwise
+    /// it is stopped when the step ends, and the step's output says so.
+    public var keepBackground: Bool
 
     public static let defaultBackoff = Duration.seconds(1)
     public static let maximumBackoff = Duration.seconds(300)
 
     public init(
         name: String, location: SourceLocation, action: Action, timeout: Duration?, retries: Int, backoff: Duration,
-        continueOnError: Bool, environment: [(name: String, value: String)], workingDirectory: String?
+        continueOnError: Bool, environment: [(name: String, value: String)], workingDirectory: String?, keepBackground: Bool = false
     ) {
+        self.keepBackground = keepBackground
         self.name = name
         self.location = location
         self.action = action

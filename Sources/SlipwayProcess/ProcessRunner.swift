@@ -41,6 +41,33 @@ public struct ProcessRunner: ProcessLaunching {
 
     private struct TimedOut: Error {}
 
+    /// What ended inside a running child's watch.
+    private enum Part: Sendable {
+        case drained
+        case exited(keptBackground: Bool)
+        case readingStopped
+    }
+
+    /// Returns once `pid` (our child) has exited: a zombie not yet reaped (swift-subprocess reaps
+    /// it), or gone.
+    private static func waitForExit(_ pid: Int32) async {
+        while !Task.isCancelled {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")")
+            else { return }
+            if stat[stat.index(after: close)...].split(separator: " ").first == "Z" { return }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    static func describe(_ pids: [Int32]) -> String {
+        pids.prefix(5).map { pid in
+            let command =
+                (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?
+                .split(separator: "\0").joined(separator: " ") ?? ""
+            return command.isEmpty ? "pid \(pid)" : "pid \(pid) (\(command.prefix(60)))"
+        }.joined(separator: ", ") + (pids.count > 5 ? " and \(pids.count - 5) more" : "")
+    }
+
     public func run(
         _ spec: ProcessSpec,
         masker: SecretMasker,
@@ -66,6 +93,8 @@ public struct ProcessRunner: ProcessLaunching {
         let timeout = spec.timeout
         let clock = self.clock
         let group = ProcessGroup()
+        let keepBackground = spec.keepBackground
+        let grace = spec.gracePeriod
         do {
             defer { if group.needsSweep { group.killRemaining() } }
             let result = try await Subprocess.run(
@@ -78,31 +107,65 @@ public struct ProcessRunner: ProcessLaunching {
                 output: .sequence,
                 error: .sequence
             ) { execution in
-                group.leader.store(execution.processIdentifier.value, ordering: .relaxed)
-                await onStart(execution.processIdentifier.value)
+                let leader = execution.processIdentifier.value
+                group.leader.store(leader, ordering: .relaxed)
+                await onStart(leader)
                 let stdout = execution.standardOutput
                 let stderr = execution.standardError
-                try await withThrowingTaskGroup(of: Bool.self) { group in
-                    group.addTask {
+                // Done when both streams are drained and the child itself has exited; the timeout
+                // bounds all of it, so a child that closes its output cannot outlive it.
+                try await withThrowingTaskGroup(of: Part.self) { parts in
+                    parts.addTask {
                         try await Self.drain(stdout, as: .stdout, masker: masker, onOutput: onOutput)
-                        return true
+                        return .drained
                     }
-                    group.addTask {
+                    parts.addTask {
                         try await Self.drain(stderr, as: .stderr, masker: masker, onOutput: onOutput)
-                        return true
+                        return .drained
+                    }
+                    parts.addTask {
+                        await Self.waitForExit(leader)
+                        // What the child left in its process group is stopped, unless kept on purpose.
+                        let left = ProcessGroup.members(of: leader)
+                        if !left.isEmpty {
+                            let what = Self.describe(left)
+                            if keepBackground {
+                                await onOutput(OutputLine(stream: .stderr, text: "deploy: left running (keep_background): \(what)"))
+                            } else {
+                                await onOutput(
+                                    OutputLine(stream: .stderr, text: "deploy: stopped what the step left running in its process group: \(what)"))
+                                await ProcessGroup.stop(leader, grace: grace)
+                            }
+                        }
+                        return .exited(keptBackground: keepBackground && !left.isEmpty)
                     }
                     if let timeout {
-                        group.addTask {
+                        parts.addTask {
                             try await clock.sleep(for: timeout)
                             throw TimedOut()
                         }
                     }
                     var drained = 0
-                    while let finished = try await group.next() {
-                        if finished { drained += 1 }
-                        if drained == 2 { break }
+                    var exited = false
+                    while let part = try await parts.next() {
+                        switch part {
+                        case .drained:
+                            drained += 1
+                        case .exited(let keptBackground):
+                            exited = true
+                            if keptBackground {
+                                // A daemon kept on purpose may hold the pipes: read on only briefly.
+                                parts.addTask {
+                                    try await Task.sleep(for: .milliseconds(200))
+                                    return .readingStopped
+                                }
+                            }
+                        case .readingStopped:
+                            drained = 2
+                        }
+                        if drained == 2 && exited { break }
                     }
-                    group.cancelAll()
+                    parts.cancelAll()
                 }
             }
             if Task.isCancelled {
@@ -142,6 +205,29 @@ public struct ProcessRunner: ProcessLaunching {
         func killRemaining() {
             let pid = leader.load(ordering: .relaxed)
             if pid > 0 { kill(-pid, SIGKILL) }
+        }
+
+        /// The live processes of process group `pgid` other than its leader, from /proc.
+        static func members(of pgid: Int32) -> [Int32] {
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+            return entries.compactMap { Int32($0) }.filter { pid in
+                guard pid != pgid, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                    let close = stat.lastIndex(of: ")")
+                else { return false }
+                // After the command name: state, ppid, pgrp.
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                return fields.count > 2 && fields[0] != "Z" && Int32(fields[2]) == pgid
+            }.sorted()
+        }
+
+        /// SIGTERM to the group, then SIGKILL to what is left after `grace`.
+        static func stop(_ pgid: Int32, grace: Duration) async {
+            kill(-pgid, SIGTERM)
+            let deadline = ContinuousClock.now + grace
+            while !members(of: pgid).isEmpty, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+            if !members(of: pgid).isEmpty { kill(-pgid, SIGKILL) }
         }
     }
 

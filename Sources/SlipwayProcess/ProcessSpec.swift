@@ -12,6 +12,9 @@ public struct ProcessSpec: Sendable, Hashable {
     public var timeout: Duration?
     /// How long the group has between SIGTERM and SIGKILL when it is stopped.
     public var gracePeriod: Duration
+    /// Leave running what the child started in its process group once it exits (a daemon started
+    /// on purpose). Otherwise the group is stopped when the child exits, and the output says so.
+    public var keepBackground: Bool
 
     public init(
         executable: String,
@@ -19,8 +22,10 @@ public struct ProcessSpec: Sendable, Hashable {
         environment: [String: String],
         workingDirectory: String? = nil,
         timeout: Duration? = nil,
-        gracePeriod: Duration = .seconds(5)
+        gracePeriod: Duration = .seconds(5),
+        keepBackground: Bool = false
     ) {
+        self.keepBackground = keepBackground
         self.executable = executable
         self.arguments = arguments
         self.environment = environment

@@ -81,6 +81,55 @@ struct ProcessRunnerTests {
         #expect(ProcessWatch.waitForExit(grandchild))
     }
 
+    @Test("the timeout bounds the child's whole life, even after it has closed its output")
+    func timeoutAfterOutputClosed() async throws {
+        let collected = Collected()
+        let clock = ManualClock()
+        let result = try await ProcessRunner(clock: clock).run(
+            ProcessSpec(
+                executable: "/bin/sh", arguments: ["-c", "exec >/dev/null 2>&1; sleep 300"], environment: environment,
+                timeout: .seconds(2), gracePeriod: .seconds(1)),
+            masker: .none,
+            onStart: { pid in
+                collected.pid.withLock { $0 = pid }
+                // Time passes the timeout once the runner waits on it, output closed or not.
+                Task {
+                    await clock.waitForSleeper()
+                    clock.advance(by: .seconds(2))
+                }
+            },
+            onOutput: { line in collected.lines.withLock { $0.append(line) } })
+        #expect(result == .timedOut)
+        #expect(ProcessWatch.waitForExit(collected.pid.withLock { $0 }))
+    }
+
+    @Test("what a child leaves running in its process group is stopped when it exits, and its output says so")
+    func backgroundChildrenStopped() async throws {
+        let collected = Collected()
+        let result = try await run(
+            ProcessSpec(executable: "/bin/sh", arguments: ["-c", "sleep 300 & echo child $!"], environment: environment, gracePeriod: .seconds(1)),
+            collected: collected)
+        #expect(result == .exited(0))
+        let grandchild = try #require(collected.texts.first { $0.hasPrefix("child ") }.flatMap { Int32($0.dropFirst(6)) })
+        #expect(collected.texts.contains { $0.hasPrefix("deploy: stopped what the step left running in its process group: pid \(grandchild)") })
+        #expect(ProcessWatch.waitForExit(grandchild))
+    }
+
+    @Test("keep_background leaves a daemon running on purpose, and says so")
+    func backgroundChildrenKept() async throws {
+        let collected = Collected()
+        let result = try await run(
+            ProcessSpec(
+                executable: "/bin/sh", arguments: ["-c", "sleep 300 & echo child $!"], environment: environment, keepBackground: true),
+            collected: collected)
+        #expect(result == .exited(0))
+        let grandchild = try #require(collected.texts.first { $0.hasPrefix("child ") }.flatMap { Int32($0.dropFirst(6)) })
+        #expect(collected.texts.contains { $0.hasPrefix("deploy: left running (keep_background): pid \(grandchild)") })
+        #expect(kill(grandchild, 0) == 0)
+        kill(grandchild, SIGKILL)
+        #expect(ProcessWatch.waitForExit(grandchild))
+    }
+
     @Test("cancelling the task stops the child's whole process group")
     func cancellationKillsTheGroup() async throws {
         let directory = try TemporaryDirectory("cancel")

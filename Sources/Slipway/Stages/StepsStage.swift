@@ -75,12 +75,12 @@ extension RunContext {
                 let expanded = try argv.map { try Variables.expand($0, with: values) }
                 spec = ProcessSpec(
                     executable: expanded[0], arguments: Array(expanded.dropFirst()), environment: env,
-                    workingDirectory: workdir, timeout: step.timeout)
+                    workingDirectory: workdir, timeout: step.timeout, keepBackground: step.keepBackground)
                 display = masker.mask(spec.displayCommand)
             case .sh(let script):
                 spec = ProcessSpec(
                     executable: "/bin/sh", arguments: ["-e", "-c", script, stepName], environment: env,
-                    workingDirectory: workdir, timeout: step.timeout)
+                    workingDirectory: workdir, timeout: step.timeout, keepBackground: step.keepBackground)
                 let firstLine = script.split(separator: "\n").first.map(String.init) ?? ""
                 display = masker.mask("sh: " + firstLine + (script.contains("\n") ? " …" : ""))
             }

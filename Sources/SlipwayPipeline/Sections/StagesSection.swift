@@ -7,7 +7,7 @@ extension PipelineReader {
     // MARK: Stages
 
     static let stageActions = ["run", "sh", "steps", "deploy", "approval", "build", "push"]
-    static let stepOptions = ["timeout", "retries", "backoff", "continue_on_error", "env", "workdir"]
+    static let stepOptions = ["timeout", "retries", "backoff", "continue_on_error", "env", "workdir", "keep_background"]
 
     func stageList(_ node: Node) -> [Stage] {
         guard let items = sequence(node, "stages", hint: "stages is a list: `- { name: test, run: [swift, test] }`") else { return [] }
@@ -156,6 +156,7 @@ extension PipelineReader {
             backoff: pairs["backoff"].flatMap { duration($0, "backoff") } ?? Step.defaultBackoff,
             continueOnError: pairs["continue_on_error"].flatMap { bool($0, "continue_on_error") } ?? false,
             environment: environment,
-            workingDirectory: pairs["workdir"].flatMap { string($0, "workdir") })
+            workingDirectory: pairs["workdir"].flatMap { string($0, "workdir") },
+            keepBackground: pairs["keep_background"].flatMap { bool($0, "keep_background") } ?? false)
     }
 }
