@@ -5,35 +5,93 @@ import Yams
 /// Reads a pipeline file and checks all of it, collecting every problem rather than stopping at
 /// the first, so that one `deploy validate` shows a user everything to fix.
 public enum PipelineLoader {
-    /// Words `deploy` uses as subcommands; an environment cannot be called one of them.
+    /// Words `deploy` uses as subcommands; an environment cannot be called one of them. The
+    /// command line passes its own command table (`reservedNames:`), so a new command is never
+    /// forgotten; this list is what the library knows by itself.
     public static let reservedEnvironmentNames: Set<String> = [
-        "validate", "plan", "history", "show", "logs", "rollback", "abort", "unpin", "status", "approve",
-        "reject", "lock", "unlock", "changelog", "checklist", "audit", "help", "version",
+        "run", "validate", "plan", "history", "show", "logs", "rollback", "abort", "unpin", "status", "approve",
+        "reject", "lock", "unlock", "changelog", "checklist", "audit", "teardown", "help", "version",
     ]
 
     /// Loads and validates `path`; throws ``PipelineError`` listing every error (warnings are returned).
-    public static func load(path: String) throws(PipelineError) -> (pipeline: Pipeline, warnings: [Diagnostic]) {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            let reason =
-                FileManager.default.fileExists(atPath: path)
-                ? "cannot read the file as UTF-8 text" : "no such file"
-            throw PipelineError(
-                file: path,
-                diagnostics: [
-                    Diagnostic(
-                        at: SourceLocation(file: path, line: 1, column: 1), reason,
-                        hint: "pass the pipeline with --pipeline FILE (default: Pipelines/<app>.yml or slipway.yml)")
-                ])
+    public static func load(path: String, reservedNames: Set<String> = reservedEnvironmentNames) throws(PipelineError) -> (
+        pipeline: Pipeline, warnings: [Diagnostic]
+    ) {
+        let start = SourceLocation(file: path, line: 1, column: 1)
+        func refuse(_ message: String, at location: SourceLocation? = nil, hint: String) -> PipelineError {
+            PipelineError(file: path, diagnostics: [Diagnostic(at: location ?? start, message, hint: hint)])
         }
-        return try parse(yaml: text, file: path)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw refuse("no such file", hint: "pass the pipeline with --pipeline FILE (default: Pipelines/<app>.yml or slipway.yml)")
+        }
+        if isDirectory.boolValue {
+            throw refuse("this is a directory, not a pipeline file", hint: "name the .yml file inside it, e.g. --pipeline \(path)/app.yml")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw refuse(
+                "cannot be read: \(FileManager.default.isReadableFile(atPath: path) ? "reading it failed" : "permission denied")",
+                hint: "check the file's permissions (`ls -l \(path)`)")
+        }
+        switch Self.text(of: data) {
+        case .success(let text):
+            return try parse(yaml: text, file: path, reservedNames: reservedNames)
+        case .failure(let problem):
+            throw refuse(
+                problem.message, at: SourceLocation(file: path, line: problem.line, column: problem.column),
+                hint: "save the file as UTF-8 text without NUL bytes")
+        }
+    }
+
+    /// Where a file stops being UTF-8 text.
+    struct NotText: Error {
+        var line: Int
+        var column: Int
+        var message: String
+    }
+
+    /// The file's text, or where (line and column, counted in characters) it stops being text.
+    static func text(of data: Data) -> Result<String, NotText> {
+        var iterator = data.makeIterator()
+        var decoder = UTF8()
+        var line = 1
+        var column = 1
+        var offset = 0
+        var text = ""
+        text.reserveCapacity(data.count)
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar):
+                if scalar == "\0" {
+                    return .failure(NotText(line: line, column: column, message: "the file has a NUL byte (at byte \(offset))"))
+                }
+                text.unicodeScalars.append(scalar)
+                offset += UTF8.width(scalar)
+                if scalar == "\n" {
+                    line += 1
+                    column = 1
+                } else {
+                    column += 1
+                }
+            case .emptyInput:
+                return .success(text)
+            case .error:
+                let byte = offset < data.count ? data[data.startIndex + offset] : 0
+                return .failure(
+                    NotText(
+                        line: line, column: column,
+                        message:
+                            "the file is not UTF-8 text: byte 0x\(String(byte, radix: 16, uppercase: true)) (at byte \(offset)) starts no character"
+                    ))
+            }
+        }
     }
 
     /// Validates pipeline text; `file` is the name used in locations.
-    public static func parse(yaml: String, file: String) throws(PipelineError) -> (pipeline: Pipeline, warnings: [Diagnostic]) {
-        let reader = PipelineReader(file: file)
+    public static func parse(yaml: String, file: String, reservedNames: Set<String> = reservedEnvironmentNames) throws(PipelineError) -> (
+        pipeline: Pipeline, warnings: [Diagnostic]
+    ) {
+        let reader = PipelineReader(file: file, reservedNames: reservedNames)
         let pipeline = reader.pipeline(yaml: yaml)
         let errors = reader.diagnostics.filter { $0.severity == .error }
         guard errors.isEmpty, let pipeline else {
@@ -55,7 +113,13 @@ final class PipelineReader {
     let file: String
     var diagnostics: [Diagnostic] = []
 
-    init(file: String) { self.file = file }
+    /// Names an environment may not take (the command line's commands).
+    let reservedNames: Set<String>
+
+    init(file: String, reservedNames: Set<String> = PipelineLoader.reservedEnvironmentNames) {
+        self.file = file
+        self.reservedNames = reservedNames
+    }
 
     func location(_ node: Node) -> SourceLocation {
         let mark = node.mark
@@ -92,7 +156,9 @@ final class PipelineReader {
             "app", "image", "docker", "secrets", "variables", "environments", "stages", "gates", "hooks", "output_limit", "risk",
             "notify",
         ]
-        checkKeys(top, allowed: allowed, in: "the pipeline")
+        // `x-…` keys are the file's own (as in Compose files): a place for anchors that merge keys
+        // share, e.g. `x-defaults: &defaults { timeout: 5m }` and `<<: *defaults` in a stage.
+        checkKeys(Mapping(entries: top.entries.filter { !$0.key.hasPrefix("x-") }), allowed: allowed, in: "the pipeline")
 
         let app = required(top, "app", in: root, context: "the pipeline", hint: "name the application, e.g. `app: hello`")
             .flatMap { string($0, "app") }

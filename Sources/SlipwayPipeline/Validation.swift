@@ -18,8 +18,11 @@ extension PipelineReader {
         var stageNodes: [Node] = []
         if let stagesNode, case .sequence(let sequence) = stagesNode { stageNodes = Array(sequence) }
 
+        // Each stage's node by where it was written: one pass, so that validation stays linear.
+        var nodeAt: [SourceLocation: Node] = [:]
+        for stageNode in stageNodes where nodeAt[location(stageNode)] == nil { nodeAt[location(stageNode)] = stageNode }
         func node(of stage: Stage, key: String) -> Node? {
-            stageNodes.first { location($0) == stage.location }.flatMap { n -> Node? in
+            nodeAt[stage.location].flatMap { n -> Node? in
                 guard case .mapping(let m) = n else { return nil }
                 return Mapping(m)[key]
             }
@@ -51,6 +54,11 @@ extension PipelineReader {
             case .approval(let environment):
                 if !environmentNames.contains(environment) {
                     unknownEnvironment(environment, at: node(of: stage, key: "approval") ?? root, what: "stage '\(stage.name)'")
+                } else if let deploy = deployed[environment] {
+                    error(
+                        node(of: stage, key: "approval") ?? root,
+                        "stage '\(stage.name)' approves \(environment) after stage '\(deploy)' has deployed it",
+                        hint: "move it before '\(deploy)': an approval comes before the deploy it allows")
                 }
             case .steps, .build, .push, .rollback:
                 break
@@ -58,6 +66,7 @@ extension PipelineReader {
         }
 
         // Gates named by environments and strategies.
+        var promoteNodes: [String: Node] = [:]
         if case .mapping(let rootMap) = root, let envs = Mapping(rootMap)["environments"], case .mapping(let envMap) = envs {
             for (keyNode, name, value) in Mapping(envMap).entries {
                 guard let spec = environments.first(where: { $0.name == name }), case .mapping(let rawBody) = value else { continue }
@@ -82,6 +91,7 @@ extension PipelineReader {
                         gateNode, "environment '\(name)' uses gate '\(gate)', which is not declared",
                         hint: guess.map { "did you mean '\($0)'?" } ?? "declare it under `gates:`")
                 }
+                if spec.promoteFrom != nil, let fromNode = body["promote_from"] { promoteNodes[name] = fromNode }
                 if let from = spec.promoteFrom, let fromNode = body["promote_from"] {
                     if from == name {
                         error(fromNode, "environment '\(name)' cannot promote from itself")
@@ -98,6 +108,29 @@ extension PipelineReader {
                         keyNode, "environment '\(name)' sets approval: but no stage is `approval: \(name)`",
                         hint: "add `- { name: sign-off, approval: \(name) }` before its deploy stage, or the settings are unused")
                 }
+            }
+        }
+
+        // promote_from must not go round in a circle: each release would wait for the other forever.
+        let promotions = Dictionary(
+            environments.compactMap { env in env.promoteFrom.map { (env.name, $0) } }, uniquingKeysWith: { a, _ in a })
+        var reported = Set<String>()
+        for environment in environments where !reported.contains(environment.name) {
+            var chain = [environment.name]
+            var current = environment.name
+            while let next = promotions[current], next != current, environmentNames.contains(next) {
+                if let start = chain.firstIndex(of: next) {
+                    let cycle = Array(chain[start...]) + [next]
+                    if cycle.allSatisfy({ !reported.contains($0) }), let at = promoteNodes[cycle[0]] {
+                        error(
+                            at, "promote_from goes round in a circle: \(cycle.joined(separator: " ← "))",
+                            hint: "one environment of the chain must take releases without promote_from (usually the first, e.g. staging)")
+                    }
+                    reported.formUnion(cycle)
+                    break
+                }
+                chain.append(next)
+                current = next
             }
         }
 
@@ -118,6 +151,19 @@ extension PipelineReader {
                 for element in elements {
                     guard case .scalar(let scalar) = element else { continue }
                     checkReference(in: scalar, node: element, known: known, secrets: secretNames)
+                }
+            }
+            // ${NAME} in a step's env: values, known the same way (an environment variable is no secret leak).
+            var envNodes: [Node] = []
+            if let env = stageMap["env"] { envNodes.append(env) }
+            if let steps = stageMap["steps"], case .sequence(let items) = steps {
+                for item in items { if case .mapping(let sm) = item, let env = Mapping(sm)["env"] { envNodes.append(env) } }
+            }
+            for env in envNodes {
+                guard case .mapping(let pairs) = env else { continue }
+                for (_, _, value) in Mapping(pairs).entries {
+                    guard case .scalar(let scalar) = value else { continue }
+                    checkReference(in: scalar, node: value, known: known, secrets: [])
                 }
             }
         }

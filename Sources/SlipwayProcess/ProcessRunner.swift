@@ -133,7 +133,8 @@ public struct ProcessRunner: ProcessLaunching {
                                 await onOutput(OutputLine(stream: .stderr, text: "deploy: left running (keep_background): \(what)"))
                             } else {
                                 await onOutput(
-                                    OutputLine(stream: .stderr, text: "deploy: stopped what the step left running in its process group: \(what)"))
+                                    OutputLine(
+                                        stream: .stderr, text: "deploy: stopped what the step left running in its process group: \(what)"))
                                 await ProcessGroup.stop(leader, grace: grace)
                             }
                         }

@@ -29,6 +29,12 @@ struct Deploy: AsyncParsableCommand {
         }
     }
 
+    /// Every word `deploy` takes as a command, from the command table itself: no environment may
+    /// be called one of them, and a new command is never forgotten.
+    static var reservedNames: Set<String> {
+        Set(configuration.subcommands.map { $0._commandName }).union(["help", "version"])
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "deploy",
         abstract: "Slipway: run a release through its pipeline, record every run, and roll back when it goes wrong.",

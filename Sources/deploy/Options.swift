@@ -65,7 +65,7 @@ struct LocationOptions: ParsableArguments {
 
     func loadPipeline() throws -> Pipeline {
         let path = try pipelinePath()
-        let (pipeline, warnings) = try PipelineLoader.load(path: path)
+        let (pipeline, warnings) = try PipelineLoader.load(path: path, reservedNames: Deploy.reservedNames)
         for warning in warnings { Console.standardError.write(warning.description + "\n") }
         return pipeline
     }

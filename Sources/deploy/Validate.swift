@@ -27,7 +27,7 @@ struct Validate: AsyncParsableCommand {
             var reports: [FileReport] = []
             for path in paths {
                 do {
-                    let (pipeline, warnings) = try PipelineLoader.load(path: path)
+                    let (pipeline, warnings) = try PipelineLoader.load(path: path, reservedNames: Deploy.reservedNames)
                     reports.append(FileReport(file: path, valid: true, diagnostics: warnings))
                     if !json {
                         for warning in warnings { print(warning) }

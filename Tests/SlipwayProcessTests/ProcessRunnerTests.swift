@@ -107,11 +107,13 @@ struct ProcessRunnerTests {
     func backgroundChildrenStopped() async throws {
         let collected = Collected()
         let result = try await run(
-            ProcessSpec(executable: "/bin/sh", arguments: ["-c", "sleep 300 & echo child $!"], environment: environment, gracePeriod: .seconds(1)),
+            ProcessSpec(
+                executable: "/bin/sh", arguments: ["-c", "sleep 300 & echo child $!"], environment: environment, gracePeriod: .seconds(1)),
             collected: collected)
         #expect(result == .exited(0))
         let grandchild = try #require(collected.texts.first { $0.hasPrefix("child ") }.flatMap { Int32($0.dropFirst(6)) })
-        #expect(collected.texts.contains { $0.hasPrefix("deploy: stopped what the step left running in its process group: pid \(grandchild)") })
+        #expect(
+            collected.texts.contains { $0.hasPrefix("deploy: stopped what the step left running in its process group: pid \(grandchild)") })
         #expect(ProcessWatch.waitForExit(grandchild))
     }
 

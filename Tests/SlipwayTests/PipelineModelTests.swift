@@ -1,5 +1,6 @@
 import Foundation
 import Slipway
+import SlipwayTestSupport
 import Testing
 
 /// The loader's success path: a pipeline using every key that docs/pipelines.md documents,
@@ -134,5 +135,47 @@ struct PipelineModelTests {
         }
         // Locations are kept: each stage knows where it was written.
         #expect(stages.map(\.location.line) == [39, 40, 44, 45, 46, 47, 48])
+    }
+
+    @Test("YAML merge keys share step options; a stage's own key wins; x- keys are the file's own")
+    func mergeKeys() throws {
+        let pipeline = try PipelineLoader.parse(
+            yaml: """
+                app: hello
+                x-defaults: &defaults { timeout: 5m, retries: 2 }
+                stages:
+                  - { <<: *defaults, name: unit, run: [swift, test] }
+                  - { <<: *defaults, name: lint, run: [swiftlint], retries: 0 }
+                """, file: "p.yml"
+        ).pipeline
+        let steps = pipeline.stages.compactMap { stage -> Step? in
+            if case .steps(let steps) = stage.kind { steps.first } else { nil }
+        }
+        #expect(steps.map(\.timeout) == [.seconds(300), .seconds(300)])
+        #expect(steps.map(\.retries) == [2, 0])
+    }
+
+    @Test("a file that is a directory, has a NUL byte or is not UTF-8 is refused with where and what")
+    func unreadableFiles() throws {
+        let directory = try TemporaryDirectory("pipeline-files")
+        defer { directory.remove() }
+        func refusal(_ path: String) -> Diagnostic? {
+            do {
+                _ = try PipelineLoader.load(path: path)
+                return nil
+            } catch {
+                return error.diagnostics.first
+            }
+        }
+        try FileManager.default.createDirectory(atPath: directory.file("dir.yml"), withIntermediateDirectories: true)
+        #expect(refusal(directory.file("dir.yml"))?.message == "this is a directory, not a pipeline file")
+        FileManager.default.createFile(atPath: directory.file("nul.yml"), contents: Data("app: a\nstages: []\n\0\n".utf8))
+        let nul = refusal(directory.file("nul.yml"))
+        #expect(nul?.message.hasPrefix("the file has a NUL byte") == true)
+        #expect(nul.map { [$0.location.line, $0.location.column] } == [3, 1])
+        FileManager.default.createFile(atPath: directory.file("latin1.yml"), contents: Data([0x61, 0x70, 0x70, 0x3A, 0x20, 0xE9, 0x0A]))
+        let latin1 = refusal(directory.file("latin1.yml"))
+        #expect(latin1?.message.hasPrefix("the file is not UTF-8 text: byte 0xE9") == true)
+        #expect(latin1.map { [$0.location.line, $0.location.column] } == [1, 6])
     }
 }

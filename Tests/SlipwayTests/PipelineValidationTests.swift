@@ -26,6 +26,77 @@ let valid = """
     """
 
 let brokenPipelines: [BrokenPipeline] = [
+    BrokenPipeline(
+        name: "promote_from in a circle",
+        yaml: """
+            app: hello
+            environments:
+              a: { promote_from: b }
+              b: { promote_from: a }
+            stages:
+              - { name: a, deploy: a }
+              - { name: b, deploy: b }
+            """,
+        line: 3, column: 22, message: "promote_from goes round in a circle: a ← b ← a"),
+    BrokenPipeline(
+        name: "an environment named like the teardown command",
+        yaml: "app: hello\nenvironments: { teardown: {} }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 2, column: 17, message: "environment name 'teardown' clashes with the command `deploy teardown`"),
+    BrokenPipeline(
+        name: "an empty step name",
+        yaml: "app: hello\nstages:\n  - name: t\n    steps:\n      - { name: \"\", run: [true] }\n",
+        line: 5, column: 17, message: "step name is empty"),
+    BrokenPipeline(
+        name: "a step name with a newline",
+        yaml: "app: hello\nstages:\n  - name: t\n    steps:\n      - { name: \"a\\nb\", run: [true] }\n",
+        line: 5, column: 17, message: "step name 'a\\nb' is not valid"),
+    BrokenPipeline(
+        name: "an approval after the deploy it should allow",
+        yaml: """
+            app: hello
+            environments: { production: {} }
+            stages:
+              - { name: production, deploy: production }
+              - { name: sign-off, approval: production }
+            """,
+        line: 5, column: 33, message: "stage 'sign-off' approves production after stage 'production' has deployed it"),
+    BrokenPipeline(
+        name: "an unknown variable in a step's env",
+        yaml: "app: hello\nstages:\n  - { name: a, run: [true], env: { TOKEN: \"${NOPE}\" } }\n",
+        line: 3, column: 44, message: "unknown variable ${NOPE}"),
+    BrokenPipeline(
+        name: "a freeze on a month that does not exist",
+        yaml: """
+            app: hello
+            environments:
+              production:
+                freeze: [{ from: "2026-13-45 00:00", to: "2026-12-27 00:00", reason: x }]
+            stages:
+              - { name: a, run: [true] }
+            """,
+        line: 4, column: 22, message: "'2026-13-45 00:00' is not a date that exists"),
+    BrokenPipeline(
+        name: "a freeze on 30 February",
+        yaml: """
+            app: hello
+            environments:
+              production:
+                freeze: [{ from: "2026-02-30 00:00", to: "2026-03-02 00:00", reason: x }]
+            stages:
+              - { name: a, run: [true] }
+            """,
+        line: 4, column: 22, message: "'2026-02-30 00:00' is not a date that exists"),
+    BrokenPipeline(
+        name: "a freeze that ends before it starts",
+        yaml: """
+            app: hello
+            environments:
+              production:
+                freeze: [{ from: "2026-12-27 00:00", to: "2026-12-24 00:00", reason: x }]
+            stages:
+              - { name: a, run: [true] }
+            """,
+        line: 4, column: 46, message: "this freeze window ends before it starts"),
     BrokenPipeline(name: "empty file", yaml: "", line: 1, column: 1, message: "the pipeline is empty"),
     BrokenPipeline(name: "only a comment", yaml: "# nothing here\n", line: 1, column: 1, message: "the pipeline is empty"),
     BrokenPipeline(

@@ -8,7 +8,7 @@ extension PipelineReader {
         guard let pairs = mapping(node, "environments") else { return [] }
         var result: [EnvironmentSpec] = []
         for (keyNode, name, value) in pairs.entries {
-            if PipelineLoader.reservedEnvironmentNames.contains(name) {
+            if reservedNames.contains(name) {
                 error(
                     keyNode, "environment name '\(name)' clashes with the command `deploy \(name)`",
                     hint: "rename the environment, e.g. '\(name)-env'")

@@ -40,6 +40,12 @@ extension PipelineReader {
                 guard let from = required(pairs, "from", in: item, context: "a freeze window", hint: example).flatMap({ localTime($0) }),
                     let to = required(pairs, "to", in: item, context: "a freeze window", hint: example).flatMap({ localTime($0) })
                 else { continue }
+                var calendar = Calendar(identifier: .gregorian)
+                calendar.timeZone = zone
+                if let start = calendar.date(from: from), let end = calendar.date(from: to), end <= start, let toNode = pairs["to"] {
+                    error(toNode, "this freeze window ends before it starts", hint: "`to` must be later than `from`")
+                    continue
+                }
                 windows.append(FreezeWindow(period: .dates(from: from, to: to), zone: zone, reason: reason, location: location(item)))
             }
         }
@@ -79,6 +85,19 @@ extension PipelineReader {
             )
             return nil
         }
-        return DateComponents(year: date[0], month: date[1], day: date[2], hour: minute / 60, minute: minute % 60)
+        let components = DateComponents(year: date[0], month: date[1], day: date[2], hour: minute / 60, minute: minute % 60)
+        // The calendar would roll 2026-02-30 over into March: a date must exist as written.
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        guard (1...9999).contains(date[0]), (1...12).contains(date[1]),
+            let day = calendar.date(from: DateComponents(year: date[0], month: date[1], day: 1)),
+            let days = calendar.range(of: .day, in: .month, for: day), days.contains(date[2])
+        else {
+            error(
+                node, "'\(text)' is not a date that exists",
+                hint: "write \"YYYY-MM-DD HH:MM\" with a real month and day, e.g. \"2026-12-20 18:00\"")
+            return nil
+        }
+        return components
     }
 }

@@ -77,6 +77,13 @@ extension PipelineReader {
                         string($0, "name")
                     })
                 else { continue }
+                if let nameNode = stepPairs["name"], !isValidStepName(stepName) {
+                    error(
+                        nameNode,
+                        "step name \(stepName.isEmpty ? "is empty" : "'\(stepName.prefix(40).debugDescription.dropFirst().dropLast())\(stepName.count > 40 ? "…" : "")' is not valid")",
+                        hint: "a step name is 1 to 100 characters on one line, e.g. `name: unit`")
+                    continue
+                }
                 if steps.contains(where: { $0.name == stepName }) {
                     error(stepPairs["name"] ?? item, "step name '\(stepName)' is used twice in stage '\(name)'")
                     continue
@@ -106,6 +113,12 @@ extension PipelineReader {
             if !isNull(body), let settings = mapping(body, "push") { checkKeys(settings, allowed: [], in: "push") }
             return Stage(name: name, location: here, kind: .push)
         }
+    }
+
+    /// One line of 1 to 100 printable characters: it is shown in `stage/step` labels and records.
+    func isValidStepName(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 100 && !name.unicodeScalars.contains { $0.properties.generalCategory == .control }
+            && name.trimmingCharacters(in: .whitespaces) == name
     }
 
     func step(name: String, node: Node, pairs: Mapping) -> Step? {

@@ -12,8 +12,29 @@ extension PipelineReader {
 
         init(entries: [(keyNode: Node, key: String, value: Node)]) { self.entries = entries }
 
+        /// The mapping's entries, with YAML merge keys (`<<: *base`, or `<<: [*a, *b]`) applied:
+        /// merged entries come after the mapping's own and never replace them.
         init(_ mapping: Node.Mapping) {
-            entries = mapping.map { (keyNode: $0.key, key: $0.key.string ?? "", value: $0.value) }
+            var own: [(keyNode: Node, key: String, value: Node)] = []
+            var merged: [(keyNode: Node, key: String, value: Node)] = []
+            for (key, value) in mapping {
+                guard key.string == "<<" else {
+                    own.append((keyNode: key, key: key.string ?? "", value: value))
+                    continue
+                }
+                let sources: [Node] =
+                    switch value {
+                    case .mapping: [value]
+                    case .sequence(let items): Array(items)
+                    default: []
+                    }
+                for case .mapping(let source) in sources {
+                    for entry in Mapping(source).entries where !merged.contains(where: { $0.key == entry.key }) {
+                        merged.append(entry)
+                    }
+                }
+            }
+            entries = own + merged.filter { entry in !own.contains { $0.key == entry.key } }
         }
 
         subscript(key: String) -> Node? { entries.first { $0.key == key }?.value }
