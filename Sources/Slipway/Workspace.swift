@@ -167,7 +167,9 @@ public final class Workspace: Sendable {
             repository: repository, release: release, environment: environment, store: store, since: since,
             firstParentOnly: firstParentOnly,
             rules: pipeline?.riskRules ?? .defaults)
-        return (changelog, release.shallow, release.shortSHA)
+        // The pipeline's secrets, where they are set, are masked in what commit authors wrote.
+        let masker = SecretMasker(secrets: (pipeline?.secrets ?? []).compactMap { processEnvironment[$0] })
+        return (changelog.masked(by: masker), release.shallow, release.shortSHA)
     }
 }
 

@@ -30,6 +30,41 @@ struct ReleaseCommandTests {
         return repo
     }
 
+    @Test("a secret's value in a commit message is masked in the run's output, the stored changelog, show and changelog")
+    func secretsInCommitMessagesAreMasked() async throws {
+        let repo = try await GitFixture("e2e-secret")
+        defer { repo.remove() }
+        let secret = "s3cr3t-\(UUID().uuidString.prefix(8))"
+        try repo.directory.write(".gitignore", ".slipway/\n")
+        try repo.directory.write(
+            "slipway.yml", "app: hello\nsecrets: [API_TOKEN]\nenvironments: { staging: {} }\nstages:\n  - { name: staging, deploy: staging }\n")
+        try await repo.git("add", ".gitignore", "slipway.yml")
+        try await repo.git("commit", "-q", "-m", "chore: pipeline")
+        try await repo.git("tag", "v1.0.0")
+        try await repo.commit("fix: rotate token \(secret)", file: "token.txt")
+        let environment = ["API_TOKEN": secret]
+        var commands = [["changelog", "staging"], ["changelog", "--json"]]
+        for command in commands {
+            let shown = try await runDeploy(command, in: repo.path, environment: environment)
+            #expect(shown.output.contains("rotate token ***"), "\(command): \(shown.output)")
+            #expect(!shown.output.contains(secret), "\(command) shows the secret: \(shown.output)")
+        }
+        let deployed = try await runDeploy(["staging"], in: repo.path, environment: environment)
+        #expect(deployed.status == 0, "\(deployed.output)")
+        #expect(!deployed.output.contains(secret))
+        commands = [["show", "1"], ["show", "1", "--json"]]
+        for command in commands {
+            let shown = try await runDeploy(command, in: repo.path, environment: environment)
+            #expect(shown.status == 0, "\(command): \(shown.output)")
+            #expect(shown.output.contains("rotate token ***"), "\(command): \(shown.output)")
+            #expect(!shown.output.contains(secret), "\(command) shows the secret: \(shown.output)")
+        }
+        let stored = try await GitFixture.run(
+            ["sqlite3", ".slipway/state.sqlite", "SELECT markdown || json FROM changelog"], in: repo.path, environment: [:])
+        #expect(stored.contains("rotate token ***"))
+        #expect(!stored.contains(secret))
+    }
+
     @Test("a run records its version and changelog; production takes only what passed staging; show prints it")
     func runRecordsTheChangelog() async throws {
         let repo = try await repository()

@@ -178,6 +178,8 @@ public struct Engine: Sendable {
             }
         }
         let masker = try preflight(plan)
+        // Commit messages are the authors' text: a secret pasted into one is masked like any other.
+        changelog = changelog?.masked(by: masker)
         try await checkPromotion(plan, release: release)
         let environment = plan.environment.name
         var overrides = overrides

@@ -1,4 +1,5 @@
 public import Foundation
+public import SlipwayProcess
 import SlipwayCore
 public import SlipwayGit
 public import SlipwayPipeline
@@ -199,5 +200,25 @@ extension Changelog {
     /// One line for the start of a run: `ships 12 commits touching 40 files since …; flagged: …`.
     public var summary: String {
         risk.summary(commits: commits.count) + " (since \(base.description))"
+    }
+}
+
+extension Changelog {
+    /// The changelog with every secret's value masked in what people wrote: subjects, bodies,
+    /// authors, breaking-change notes, and the notes about the range.
+    public func masked(by masker: SecretMasker) -> Changelog {
+        var copy = self
+        copy.commits = commits.map { entry in
+            var entry = entry
+            entry.subject = masker.mask(entry.subject)
+            entry.summary = masker.mask(entry.summary)
+            entry.body = masker.mask(entry.body)
+            entry.author = masker.mask(entry.author)
+            entry.breakingNote = entry.breakingNote.map(masker.mask)
+            return entry
+        }
+        copy.notes = notes.map(masker.mask)
+        copy.base.description = masker.mask(base.description)
+        return copy
     }
 }
