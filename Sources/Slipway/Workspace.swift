@@ -36,9 +36,24 @@ public final class Workspace: Sendable {
 
     // MARK: The store
 
-    /// Opens the run store (creating it), then marks the runs whose `deploy` died as interrupted
-    /// and stops the process groups their steps left running.
-    public func openStore() async throws -> any DeployStore {
+    /// Opens the run store, after checking that the file is one (another application's database is
+    /// refused untouched). A command that writes creates it, saying so. Then the runs whose
+    /// `deploy` died are marked interrupted and the process groups their steps left running are
+    /// stopped. A command that only reads (`.readOnly`) never creates anything: with no store yet
+    /// it reads an empty one, and a store it may only read (an auditor's) is read as it is.
+    public func openStore(_ access: RunStore.Access = .readWrite) async throws -> any DeployStore {
+        let exists = FileManager.default.fileExists(atPath: statePath)
+        if access == .readOnly {
+            // Nothing has run here: read an empty store rather than create one.
+            guard exists else { return try RunStore.inMemory() }
+            // A store this user may only read (an auditor's copy) is read as it is; one it may
+            // write is opened as usual, so that runs whose deploy died are still marked.
+            let writable =
+                FileManager.default.isWritableFile(atPath: statePath) && FileManager.default.isWritableFile(atPath: stateDirectory)
+            if !writable { return try RunStore(path: statePath, access: .readOnly) }
+        }
+        if !exists { note("creating the run store at \(statePath)") }
+        // (A reading command reaches here only for a store that exists and that it may write.)
         let store = try RunStore(path: statePath)
         for reclaimed in try await store.reclaimAbandonedRuns(host: HostName.current, now: Date(), isAlive: ProcessLiveness.isAlive) {
             let run = reclaimed.run
@@ -160,7 +175,7 @@ public final class Workspace: Sendable {
     public func changelog(
         environment: String?, pipeline: Pipeline?, since: String?, firstParentOnly: Bool, directory: String
     ) async throws -> (changelog: Changelog, shallow: Bool, shortSHA: String) {
-        let store = environment == nil ? nil : try await openStore()
+        let store = environment == nil ? nil : try await openStore(.readOnly)
         let repository = try Repository(discoveringFrom: directory)
         let release = try repository.release()
         let changelog = try await Changelog.build(

@@ -22,8 +22,33 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 public final class RunStore: DeployStore {
     let writer: any DatabaseWriter
 
-    /// Opens (creating if needed) the store at `path`.
-    public convenience init(path: String) throws {
+    /// How a command opens the store: a deploy writes (and may create it); a command that only
+    /// reads never creates, migrates or changes anything, and works on a file it may only read.
+    public enum Access: Sendable {
+        case readWrite
+        case readOnly
+    }
+
+    /// Opens the store at `path` (creating it, for `.readWrite`). A file that is not a Slipway
+    /// store (another application's SQLite database, or no database at all) is refused untouched.
+    public convenience init(path: String, access: Access = .readWrite) throws {
+        if access == .readOnly {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw StoreError(operation: "opening \(path)", underlying: "there is no run store there")
+            }
+            try Self.recognise(path)
+            var config = Configuration()
+            config.readonly = true
+            config.busyMode = .timeout(30)
+            let queue: DatabaseQueue
+            do {
+                queue = try Self.openToRead(path, configuration: config)
+            } catch {
+                throw StoreError(operation: "opening \(path) to read", underlying: "\(error)")
+            }
+            try self.init(writer: queue, migrate: false)
+            return
+        }
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -44,6 +69,9 @@ public final class RunStore: DeployStore {
                 Glibc.close(lock)
             }
         }
+        // Under the lock, so that a store another deploy is creating right now is not mistaken
+        // for someone else's file.
+        if FileManager.default.fileExists(atPath: path) { try Self.recognise(path) }
         let pool: DatabasePool
         do {
             pool = try DatabasePool(path: path, configuration: config)
@@ -58,8 +86,54 @@ public final class RunStore: DeployStore {
         try RunStore(writer: DatabaseQueue())
     }
 
-    /// Wraps any GRDB writer (an in-memory `DatabaseQueue()` in tests) and migrates it.
-    init(writer: any DatabaseWriter) throws {
+    /// Refuses, before anything is written, a file that is not a Slipway run store: one with
+    /// tables but not Slipway's migrations, or not an SQLite database at all.
+    static func recognise(_ path: String) throws {
+        var config = Configuration()
+        config.readonly = true
+        let tables: [String]
+        let migrations: [String]
+        do {
+            let queue = try openToRead(path, configuration: config)
+            (tables, migrations) = try queue.read { db in
+                let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                let migrations =
+                    tables.contains("grdb_migrations") ? try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") : []
+                return (tables, migrations)
+            }
+            try queue.close()
+        } catch {
+            throw StoreError(
+                operation: "opening \(path)", underlying: "it is not a Slipway run store (SQLite says: \(error)); nothing was changed")
+        }
+        if !tables.isEmpty, !migrations.contains(Self.firstMigration) {
+            let listed = tables.prefix(5).joined(separator: ", ") + (tables.count > 5 ? ", …" : "")
+            throw StoreError(
+                operation: "opening \(path)",
+                underlying: "it is not a Slipway run store (it holds tables \(listed)); nothing was changed: name another with --state")
+        }
+    }
+
+    static let firstMigration = "v1: runs, stages, steps, events"
+
+    /// A read-only connection. A store in WAL mode needs its `-shm` file, which someone who may
+    /// only read the store (an auditor) cannot create: then the file is read as immutable, a
+    /// snapshot of what is on disk.
+    static func openToRead(_ path: String, configuration: Configuration) throws -> DatabaseQueue {
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            _ = try queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") }
+            return queue
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_READONLY || error.resultCode == .SQLITE_CANTOPEN {
+            let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+            let uri = "file:" + (absolute.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? absolute) + "?immutable=1"
+            return try DatabaseQueue(path: uri, configuration: configuration)
+        }
+    }
+
+    /// Wraps any GRDB writer (an in-memory `DatabaseQueue()` in tests) and migrates it; with
+    /// `migrate: false` (a read-only store) it checks that no migration is needed instead.
+    init(writer: any DatabaseWriter, migrate: Bool = true) throws {
         self.writer = writer
         let superseded: Bool
         do {
@@ -73,6 +147,15 @@ public final class RunStore: DeployStore {
                 underlying:
                     "it was written by a newer version of deploy, whose records this version cannot read safely; upgrade deploy (this is \(Self.migrator.migrations.last ?? "empty"))"
             )
+        }
+        guard migrate else {
+            let complete = (try? writer.read { db in try Self.migrator.hasCompletedMigrations(db) }) ?? false
+            if !complete {
+                throw StoreError(
+                    operation: "opening the run store to read",
+                    underlying: "it was written by an older version of deploy; a command that writes (a deploy) upgrades it first")
+            }
+            return
         }
         do {
             try Self.migrator.migrate(writer)

@@ -19,7 +19,8 @@ struct History: AsyncParsableCommand {
     func run() async throws {
         try await guarded {
             guard limit > 0 else { throw CLIError.usage("--limit must be at least 1") }
-            let store = try await location.openStore()
+            if let environment { try await location.requireEnvironment(environment) }
+            let store = try await location.openStore(.readOnly)
             let runs = try await store.history(environment: environment, limit: limit)
             if json {
                 print(try encodeJSON(runs))

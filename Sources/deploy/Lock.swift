@@ -19,6 +19,7 @@ struct Lock: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
+            try await location.requireEnvironment(environment)
             let workspace = location.workspace()
             let store = try await workspace.openStore()
             let who = actor.resolve(location.environment)
@@ -44,6 +45,7 @@ struct Unlock: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
+            try await location.requireEnvironment(environment)
             let store = try await location.openStore()
             let who = actor.resolve(location.environment)
             guard let removed = try await store.unlock(environment: environment, by: who, now: Date()) else {
@@ -80,7 +82,8 @@ struct Audit: AsyncParsableCommand {
 
         func run() async throws {
             try await guarded {
-                let entries = try await location.openStore().auditLog(environment: environment, limit: limit)
+                if let environment { try await location.requireEnvironment(environment) }
+                let entries = try await location.openStore(.readOnly).auditLog(environment: environment, limit: limit)
                 if json {
                     print(try encodeJSON(entries))
                     return
@@ -105,7 +108,7 @@ struct Audit: AsyncParsableCommand {
 
         func run() async throws {
             try await guarded {
-                let result = try await location.openStore().verifyAudit()
+                let result = try await location.openStore(.readOnly).verifyAudit()
                 print(result)
                 if !result.isIntact { throw ExitCode(ExitStatus.failed.rawValue) }
             }

@@ -49,18 +49,34 @@ struct LocationOptions: ParsableArguments {
     }
 
     /// Opens the store and marks runs whose `deploy` died as interrupted.
-    func openStore() async throws -> any DeployStore {
-        try await workspace().openStore()
+    func openStore(_ access: RunStore.Access = .readWrite) async throws -> any DeployStore {
+        try await workspace().openStore(access)
     }
 
     /// Opens the store and reads one run, as `show` and `logs` take it (`12` or `#12`).
     func runDetail(_ text: String) async throws -> (store: any DeployStore, detail: RunDetail) {
         let id = try runID(text)
-        let store = try await openStore()
+        let store = try await openStore(.readOnly)
         guard let detail = try await store.detail(runID: id) else {
             throw CLIError.failed("there is no run \(id) in \(statePath())", hint: "`deploy history` lists the runs")
         }
         return (store, detail)
+    }
+
+    /// Refuses an environment nobody declared (a typo must not lock, unpin or list nothing while
+    /// the real environment stays as it was): the pipeline's environments, or, with no pipeline
+    /// here, those the run store knows.
+    func requireEnvironment(_ name: String) async throws {
+        let known: [String]
+        let file: String
+        if let pipeline = try? loadPipeline() {
+            known = pipeline.environments.map(\.name)
+            file = pipeline.file
+        } else {
+            known = Set(try await openStore(.readOnly).history(limit: 1000).map(\.environment)).sorted()
+            file = statePath()
+        }
+        guard known.contains(name) else { throw Plan.UnknownEnvironment(name: name, known: known, file: file) }
     }
 
     func loadPipeline() throws -> Pipeline {

@@ -85,6 +85,7 @@ struct Unpin: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
+            try await location.requireEnvironment(environment)
             let store = try await location.openStore()
             let who = actor.resolve(location.environment)
             guard let pin = try await store.unpin(environment: environment, actor: who, reason: reason, at: Date()) else {

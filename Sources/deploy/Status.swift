@@ -33,7 +33,7 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         try await guarded {
             let pipeline = try? location.loadPipeline()
-            let store = try await location.openStore()
+            let store = try await location.openStore(.readOnly)
             var names = pipeline?.environments.map(\.name) ?? []
             for run in try await store.history(limit: 200) where !names.contains(run.environment) { names.append(run.environment) }
             if let environment {

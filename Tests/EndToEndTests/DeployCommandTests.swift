@@ -59,8 +59,10 @@ struct DeployCommandTests {
         // Then history shows it interrupted, and the step's orphaned processes are stopped
         let history = try await runDeploy(["history", "--json"], in: directory.path)
         #expect(history.status == 0)
-        let jsonStart = try #require(history.output.firstIndex(of: "["))
-        let runs = try #require(try json(String(history.output[jsonStart...])) as? [[String: Any]])
+        // The notes go to stderr, whose lines may arrive between stdout's: read the JSON alone.
+        let printed = history.output.split(separator: "\n").filter { !$0.hasPrefix("note: ") }.joined(separator: "\n")
+        let jsonStart = try #require(printed.firstIndex(of: "["))
+        let runs = try #require(try json(String(printed[jsonStart...])) as? [[String: Any]])
         #expect(runs.map { $0["id"] as? Int } == [2, 1])
         #expect(runs.map { $0["outcome"] as? String } == ["interrupted", "succeeded"])
         #expect((runs[0]["reason"] as? String)?.contains("interrupted: deploy (pid") == true)

@@ -10,7 +10,9 @@ import Testing
 /// Real deploys of the example app: podman behind the docker CLI, a registry, nginx in front,
 /// HTTP gates, on this machine. The suite shares one podman service and registry; each test has
 /// its own app, ports, nginx and containers, and takes them all down at the end.
-@Suite("deploy to a docker target behind nginx", .timeLimit(.minutes(8)), .sharedContainerServices)
+/// The tests run one after another: side by side on a two-core machine, with the rest of the
+/// suite running too, image builds took over 30 s and nginx's first start over 10 s.
+@Suite("deploy to a docker target behind nginx", .timeLimit(.minutes(8)), .sharedContainerServices, .serialized)
 struct DockerTargetTests {
     /// A git repository holding the example app and a pipeline with two docker environments.
     struct Project {

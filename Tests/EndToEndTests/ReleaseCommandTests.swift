@@ -37,7 +37,8 @@ struct ReleaseCommandTests {
         let secret = "s3cr3t-\(UUID().uuidString.prefix(8))"
         try repo.directory.write(".gitignore", ".slipway/\n")
         try repo.directory.write(
-            "slipway.yml", "app: hello\nsecrets: [API_TOKEN]\nenvironments: { staging: {} }\nstages:\n  - { name: staging, deploy: staging }\n")
+            "slipway.yml",
+            "app: hello\nsecrets: [API_TOKEN]\nenvironments: { staging: {} }\nstages:\n  - { name: staging, deploy: staging }\n")
         try await repo.git("add", ".gitignore", "slipway.yml")
         try await repo.git("commit", "-q", "-m", "chore: pipeline")
         try await repo.git("tag", "v1.0.0")

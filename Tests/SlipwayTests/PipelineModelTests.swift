@@ -169,11 +169,12 @@ struct PipelineModelTests {
         }
         try FileManager.default.createDirectory(atPath: directory.file("dir.yml"), withIntermediateDirectories: true)
         #expect(refusal(directory.file("dir.yml"))?.message == "this is a directory, not a pipeline file")
-        FileManager.default.createFile(atPath: directory.file("nul.yml"), contents: Data("app: a\nstages: []\n\0\n".utf8))
+        _ = FileManager.default.createFile(atPath: directory.file("nul.yml"), contents: Data("app: a\nstages: []\n\0\n".utf8))
         let nul = refusal(directory.file("nul.yml"))
         #expect(nul?.message.hasPrefix("the file has a NUL byte") == true)
         #expect(nul.map { [$0.location.line, $0.location.column] } == [3, 1])
-        FileManager.default.createFile(atPath: directory.file("latin1.yml"), contents: Data([0x61, 0x70, 0x70, 0x3A, 0x20, 0xE9, 0x0A]))
+        let latin1Bytes: [UInt8] = [0x61, 0x70, 0x70, 0x3A, 0x20, 0xE9, 0x0A]  // "app: é" in Latin-1
+        _ = FileManager.default.createFile(atPath: directory.file("latin1.yml"), contents: Data(latin1Bytes))
         let latin1 = refusal(directory.file("latin1.yml"))
         #expect(latin1?.message.hasPrefix("the file is not UTF-8 text: byte 0xE9") == true)
         #expect(latin1.map { [$0.location.line, $0.location.column] } == [1, 6])

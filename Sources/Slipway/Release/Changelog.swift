@@ -1,8 +1,8 @@
 public import Foundation
-public import SlipwayProcess
 import SlipwayCore
 public import SlipwayGit
 public import SlipwayPipeline
+public import SlipwayProcess
 public import SlipwayStore
 
 /// What a release ships: the commits since a base, grouped as Conventional Commits, a suggested
