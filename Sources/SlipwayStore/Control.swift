@@ -140,6 +140,12 @@ extension RunStore {
         queueTicket: Int64?, isAlive: @escaping @Sendable (Int32) -> Bool
     ) async throws -> LeaseAttempt {
         try await writeImmediate("taking the lease of \(environment)") { db in
+            // A waiter is alive while it asks: its heartbeat is renewed however long the holder
+            // runs, so that no later waiter takes it for dead and jumps the line.
+            if let queueTicket {
+                try db.execute(
+                    sql: "UPDATE lease_queue SET heartbeat_at = ? WHERE id = ?", arguments: [now.timeIntervalSince1970, queueTicket])
+            }
             if let current = try Self.liveLease(
                 db, environment: environment, host: host, now: now, staleAfter: staleAfter, isAlive: isAlive)
             {
@@ -163,8 +169,6 @@ extension RunStore {
                         ahead += 1
                     }
                 }
-                try db.execute(
-                    sql: "UPDATE lease_queue SET heartbeat_at = ? WHERE id = ?", arguments: [now.timeIntervalSince1970, queueTicket])
                 if ahead > 0 { return .queued(ahead: ahead) }
                 try db.execute(sql: "DELETE FROM lease_queue WHERE id = ?", arguments: [queueTicket])
             }

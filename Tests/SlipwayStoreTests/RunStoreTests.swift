@@ -160,4 +160,32 @@ struct RunStoreTests {
         #expect(try await store.history(limit: 20).map(\.id) == [3, 2, 1])
         await #expect(try store.history(environment: "staging", limit: 1).map(\.id) == [3])
     }
+
+    @Test("waiters keep their place however long the holder runs: a later one never takes an earlier one for dead")
+    func queueKeepsItsOrder() async throws {
+        let store = try RunStore.inMemory()
+        let start = Date(timeIntervalSince1970: 1_000_000)
+        func at(_ seconds: Double) -> Date { start.addingTimeInterval(seconds) }
+        let alive: @Sendable (Int32) -> Bool = { _ in true }
+        #expect(try await store.acquireLease(environment: "e", holder: "h", host: "h", pid: 1, now: at(0), isAlive: alive) == .acquired)
+        let first = try await store.enqueue(environment: "e", holder: "a", host: "a", pid: 2, now: at(0))
+        let second = try await store.enqueue(environment: "e", holder: "b", host: "b", pid: 3, now: at(1))
+        // The holder runs long; both waiters keep asking (the holder's own heartbeat too).
+        for tick in stride(from: 30.0, through: 120, by: 30) {
+            try await store.heartbeatLease(environment: "e", pid: 1, host: "h", now: at(tick))
+            for (ticket, name, pid) in [(first, "a", Int32(2)), (second, "b", Int32(3))] {
+                let attempt = try await store.acquireLease(
+                    environment: "e", holder: name, host: name, pid: pid, now: at(tick), queueTicket: ticket, isAlive: alive)
+                #expect(attempt != .acquired)
+            }
+        }
+        try await store.releaseLease(environment: "e", pid: 1, host: "h")
+        // The second waiter asks first once the lease is free: the first is still ahead of it.
+        let second1 = try await store.acquireLease(
+            environment: "e", holder: "b", host: "b", pid: 3, now: at(125), queueTicket: second, isAlive: alive)
+        #expect(second1 == .queued(ahead: 1))
+        let first1 = try await store.acquireLease(
+            environment: "e", holder: "a", host: "a", pid: 2, now: at(126), queueTicket: first, isAlive: alive)
+        #expect(first1 == .acquired)
+    }
 }
