@@ -41,7 +41,7 @@ public final class Workspace: Sendable {
     /// `deploy` died are marked interrupted and the process groups their steps left running are
     /// stopped. A command that only reads (`.readOnly`) never creates anything: with no store yet
     /// it reads an empty one, and a store it may only read (an auditor's) is read as it is.
-    public func openStore(_ access: RunStore.Access = .readWrite) async throws -> any DeployStore {
+    public func openStore(_ access: RunStore.Access = .readWrite, busyTimeout: Duration = .seconds(30)) async throws -> any DeployStore {
         let exists = FileManager.default.fileExists(atPath: statePath)
         if access == .readOnly {
             // Nothing has run here: read an empty store rather than create one.
@@ -50,11 +50,11 @@ public final class Workspace: Sendable {
             // write is opened as usual, so that runs whose deploy died are still marked.
             let writable =
                 FileManager.default.isWritableFile(atPath: statePath) && FileManager.default.isWritableFile(atPath: stateDirectory)
-            if !writable { return try RunStore(path: statePath, access: .readOnly) }
+            if !writable { return try RunStore(path: statePath, access: .readOnly, busyTimeout: busyTimeout) }
         }
         if !exists { note("creating the run store at \(statePath)") }
         // (A reading command reaches here only for a store that exists and that it may write.)
-        let store = try RunStore(path: statePath)
+        let store = try RunStore(path: statePath, busyTimeout: busyTimeout)
         for reclaimed in try await store.reclaimAbandonedRuns(host: HostName.current, now: Date(), isAlive: ProcessLiveness.isAlive) {
             let run = reclaimed.run
             note("run \(run.id) (\(run.environment)) was \(run.reason ?? "interrupted")")

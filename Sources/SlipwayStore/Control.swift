@@ -122,7 +122,7 @@ extension RunStore {
                 }
             }
         } catch let error as DatabaseError {
-            throw StoreError(operation: operation, underlying: "\(error)")
+            throw storeError(operation, error)
         }
     }
 

@@ -31,7 +31,10 @@ public final class RunStore: DeployStore {
 
     /// Opens the store at `path` (creating it, for `.readWrite`). A file that is not a Slipway
     /// store (another application's SQLite database, or no database at all) is refused untouched.
-    public convenience init(path: String, access: Access = .readWrite) throws {
+    /// `busyTimeout` is how long an access waits while another process holds the database's write
+    /// lock (a deploy with `--wait` waits as long as it would wait for the environment).
+    public convenience init(path: String, access: Access = .readWrite, busyTimeout: Duration = .seconds(30)) throws {
+        let busySeconds = max(busyTimeout / .seconds(1), 1)
         if access == .readOnly {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw StoreError(operation: "opening \(path)", underlying: "there is no run store there")
@@ -39,7 +42,7 @@ public final class RunStore: DeployStore {
             try Self.recognise(path)
             var config = Configuration()
             config.readonly = true
-            config.busyMode = .timeout(30)
+            config.busyMode = .timeout(busySeconds)
             let queue: DatabaseQueue
             do {
                 queue = try Self.openToRead(path, configuration: config)
@@ -54,7 +57,7 @@ public final class RunStore: DeployStore {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
         var config = Configuration()
-        config.busyMode = .timeout(30)
+        config.busyMode = .timeout(busySeconds)
         config.prepareDatabase { db in
             // NORMAL is durable in WAL mode across a process crash (only power loss can lose the last commits).
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
@@ -453,13 +456,37 @@ public final class RunStore: DeployStore {
 
     func read<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do { return try await uncancellable { try self.writer.read(body) } } catch let error as StoreError { throw error } catch {
-            throw StoreError(operation: operation, underlying: "\(error)")
+            throw storeError(operation, error)
         }
     }
 
     func write<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do { return try await uncancellable { try self.writer.write(body) } } catch let error as StoreError { throw error } catch {
-            throw StoreError(operation: operation, underlying: "\(error)")
+            throw storeError(operation, error)
         }
+    }
+
+    /// What went wrong, in words: a store held busy past the wait names the processes that have it open.
+    func storeError(_ operation: String, _ error: any Error) -> StoreError {
+        if let error = error as? DatabaseError, error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+            let path = writer.path
+            let holders = Self.processes(holding: path).filter { $0 != getpid() }
+            return StoreError(
+                operation: operation,
+                underlying: "the run store \(path) stayed locked by another process past the wait"
+                    + (holders.isEmpty ? "" : " (open in pid \(holders.map(String.init).joined(separator: ", ")))")
+                    + "; nothing was recorded: try again, or wait longer with --wait")
+        }
+        return StoreError(operation: operation, underlying: "\(error)")
+    }
+
+    /// The processes that have `path` open, from /proc (those this user may look into).
+    static func processes(holding path: String) -> [Int32] {
+        let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { Int32($0) }.filter { pid in
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+            return fds.contains { fd in (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)")) == target }
+        }.sorted()
     }
 }

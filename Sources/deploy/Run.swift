@@ -58,7 +58,8 @@ struct Run: AsyncParsableCommand {
             let pipeline = try location.loadPipeline()
             let plan = try Plan(pipeline: pipeline, environment: environment)
             let workspace = location.workspace()
-            let store = try await workspace.openStore()
+            // A store held busy by another process is waited for as long as the environment would be.
+            let store = try await workspace.openStore(busyTimeout: max(wait.flatMap(DurationParser.parse) ?? .zero, .seconds(30)))
             let processEnvironment = ProcessInfo.processInfo.environment
             let style = OutputStyle.detect(console: .standardOutput, environment: processEnvironment)
             let terminal = TerminalReporter(style: style)
