@@ -163,7 +163,7 @@ final class PipelineReader {
         let app = required(top, "app", in: root, context: "the pipeline", hint: "name the application, e.g. `app: hello`")
             .flatMap { string($0, "app") }
         if let appNode = top["app"], let app, !isValidIdentifier(app) {
-            error(appNode, "app name '\(app)' is not valid", hint: "use letters, digits, '-', '_' and '.'")
+            error(appNode, "app name \(shown(app)) is not valid" + tooLong(app), hint: "use 1 to 63 letters, digits, '-', '_' and '.'")
         }
         let image = top["image"].flatMap { string($0, "image") }
         let secrets = top["secrets"].map(secretList) ?? []

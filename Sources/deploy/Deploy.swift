@@ -11,6 +11,15 @@ struct Deploy: AsyncParsableCommand {
         // to it fail quietly instead, and the run goes on and is recorded.
         signal(SIGPIPE, SIG_IGN)
         Workspace.bootstrapLogging(environment: ProcessInfo.processInfo.environment)
+        // A negative run id (`deploy show -1`) would read as an unknown option: say what is wrong.
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let subcommand = arguments.first, ["show", "logs", "approve", "reject"].contains(subcommand),
+            let negative = arguments.dropFirst().first(where: { $0.count > 1 && $0.hasPrefix("-") && Int($0.dropFirst()) != nil })
+        {
+            Console.standardError.write(
+                "error: '\(negative)' is not a run: run ids are positive whole numbers (`deploy history` lists them)\n")
+            Foundation.exit(ExitStatus.usage.rawValue)
+        }
         do {
             var command = try parseAsRoot()
             if var command = command as? any AsyncParsableCommand {

@@ -8,8 +8,13 @@ struct History: AsyncParsableCommand {
     @Argument(help: "Only runs of this environment.")
     var environment: String?
 
-    @Option(name: .long, help: "How many runs to list.")
+    // `.unconditional`: `--limit -5` is a value to refuse with a reason, not a missing one.
+    @Option(name: .long, parsing: .unconditional, help: "How many runs to list (1 or more).")
     var limit = 20
+
+    func validate() throws {
+        guard limit >= 1 else { throw ValidationError("--limit must be a positive whole number, not \(limit)") }
+    }
 
     @OptionGroup var location: LocationOptions
 

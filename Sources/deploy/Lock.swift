@@ -72,8 +72,12 @@ struct Audit: AsyncParsableCommand {
         @Option(name: .customLong("env"), help: "Only entries about this environment.")
         var environment: String?
 
-        @Option(name: .long, help: "Only the newest N entries.")
+        @Option(name: .long, parsing: .unconditional, help: "Only the newest N entries (1 or more).")
         var limit: Int?
+
+        func validate() throws {
+            if let limit, limit < 1 { throw ValidationError("--limit must be a positive whole number, not \(limit)") }
+        }
 
         @OptionGroup var location: LocationOptions
 

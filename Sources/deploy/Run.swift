@@ -30,7 +30,7 @@ struct Run: AsyncParsableCommand {
     var allowDirty = false
 
     @Option(
-        name: .long,
+        name: .long, parsing: .unconditional,
         help: ArgumentHelp(
             "If another deploy holds the environment, queue for it (in arrival order) up to this long, e.g. 15m.", valueName: "duration"))
     var wait: String?
@@ -49,6 +49,10 @@ struct Run: AsyncParsableCommand {
             throw ValidationError("--override-freeze needs --reason TEXT: say why, for the audit log")
         }
         if let wait, DurationParser.parse(wait) == nil {
+            if wait.hasPrefix("-") { throw ValidationError("--wait must be a positive duration such as 30s, 15m or 2h, not '\(wait)'") }
+            if DurationParser.isDuration(wait) {
+                throw ValidationError("--wait '\(wait)' is longer than deploy waits: at most \(DurationParser.maximumText)")
+            }
             throw ValidationError("--wait takes a duration such as 30s, 15m or 2h, not '\(wait)'")
         }
     }

@@ -88,4 +88,27 @@ struct StoreCommandTests {
         }
         #expect(!FileManager.default.fileExists(atPath: directory.file(".slipway/state.sqlite")))
     }
+
+    @Test("negative numbers and over-long values on the command line are refused saying what is allowed")
+    func negativeNumbersRefused() async throws {
+        let directory = try project()
+        defer { directory.remove() }
+        let cases: [([String], String)] = [
+            (["history", "--limit", "-5"], "--limit must be a positive whole number, not -5"),
+            (["audit", "--limit", "-2"], "--limit must be a positive whole number, not -2"),
+            (["show", "-1"], "'-1' is not a run: run ids are positive whole numbers"),
+            (["staging", "--wait", "-5s"], "--wait must be a positive duration"),
+            (["staging", "--wait", "99999999999999999999d"], "is longer than deploy waits: at most 366d"),
+        ]
+        for (command, message) in cases {
+            let result = try await runDeploy(command, in: directory.path)
+            #expect(result.status == 2, "\(command): \(result.output)")
+            #expect(result.output.contains(message), "\(command): \(result.output)")
+        }
+        _ = try directory.write("long.yml", "app: " + String(repeating: "a", count: 10_240) + "\nstages: []\n")
+        let long = try await runDeploy(["validate", "long.yml"], in: directory.path)
+        #expect(long.status == 2)
+        #expect(long.output.contains("(10240 characters) is not valid: it is longer than 63 characters"))
+        #expect(long.output.count < 1_000, "the name is echoed in full: \(long.output.count) characters")
+    }
 }

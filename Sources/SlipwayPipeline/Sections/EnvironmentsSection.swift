@@ -13,7 +13,9 @@ extension PipelineReader {
                     keyNode, "environment name '\(name)' clashes with the command `deploy \(name)`",
                     hint: "rename the environment, e.g. '\(name)-env'")
             } else if !isValidIdentifier(name) {
-                error(keyNode, "environment name '\(name)' is not valid", hint: "use letters, digits, '-', '_' and '.'")
+                error(
+                    keyNode, "environment name \(shown(name)) is not valid" + tooLong(name),
+                    hint: "use 1 to 63 letters, digits, '-', '_' and '.'")
             }
             result.append(environment(name: name, keyNode: keyNode, node: value))
         }

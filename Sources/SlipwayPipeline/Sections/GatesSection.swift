@@ -9,7 +9,8 @@ extension PipelineReader {
         var result: [GateSpec] = []
         for (keyNode, name, value) in pairs.entries {
             if !isValidIdentifier(name) {
-                error(keyNode, "gate name '\(name)' is not valid", hint: "use letters, digits, '-', '_' and '.'")
+                error(
+                    keyNode, "gate name \(shown(name)) is not valid" + tooLong(name), hint: "use 1 to 63 letters, digits, '-', '_' and '.'")
             }
             guard let settings = mapping(value, "gate '\(name)'") else { continue }
             let kinds = ["http", "prometheus", "command"]

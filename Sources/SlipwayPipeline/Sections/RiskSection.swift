@@ -9,7 +9,9 @@ extension PipelineReader {
         var result: [(String, [String])] = []
         for (keyNode, name, value) in pairs.entries {
             if !isValidIdentifier(name) {
-                error(keyNode, "risk category '\(name)' is not valid", hint: "use letters, digits, '-', '_' and '.'")
+                error(
+                    keyNode, "risk category \(shown(name)) is not valid" + tooLong(name),
+                    hint: "use 1 to 63 letters, digits, '-', '_' and '.'")
                 continue
             }
             result.append(

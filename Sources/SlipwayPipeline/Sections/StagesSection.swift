@@ -37,7 +37,7 @@ extension PipelineReader {
         checkKeys(pairs, allowed: ["name"] + Self.stageActions + Self.stepOptions, in: "a stage")
         let name = required(pairs, "name", in: node, context: "a stage", hint: "add `name:`").flatMap { string($0, "name") }
         if let name, let nameNode = pairs["name"], !isValidIdentifier(name) {
-            error(nameNode, "stage name '\(name)' is not valid", hint: "use letters, digits, '-', '_' and '.'")
+            error(nameNode, "stage name \(shown(name)) is not valid" + tooLong(name), hint: "use 1 to 63 letters, digits, '-', '_' and '.'")
         }
         let actions = pairs.entries.filter { Self.stageActions.contains($0.key) }
         guard let name else { return nil }

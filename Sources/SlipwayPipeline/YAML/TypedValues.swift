@@ -182,6 +182,14 @@ extension PipelineReader {
         }
     }
 
+    /// A name as a message shows it: quoted, and cut short (with its length) when it is long.
+    func shown(_ name: String) -> String {
+        name.count <= 40 ? "'\(name)'" : "'\(name.prefix(40))…' (\(name.count) characters)"
+    }
+
+    /// What a message adds for a name over the limit of 63 characters.
+    func tooLong(_ name: String) -> String { name.count > 63 ? ": it is longer than 63 characters" : "" }
+
     func isValidIdentifier(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 63
             && name.unicodeScalars.allSatisfy {
