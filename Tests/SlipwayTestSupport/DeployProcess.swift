@@ -80,6 +80,12 @@ public final class DeployProcess: Sendable {
         return nil
     }
 
+    /// The process's id (also its process group's: it runs in a session of its own).
+    public var pid: Int32? {
+        let pid = state.pid.withLock { $0 }
+        return pid > 0 ? pid : nil
+    }
+
     public func signal(_ number: Int32) {
         let pid = state.pid.withLock { $0 }
         if pid > 0 { kill(pid, number) }
