@@ -55,6 +55,7 @@ public final class Workspace: Sendable {
         if !exists { note("creating the run store at \(statePath)") }
         // (A reading command reaches here only for a store that exists and that it may write.)
         let store = try RunStore(path: statePath, busyTimeout: busyTimeout)
+        await recordPending(in: store)
         for reclaimed in try await store.reclaimAbandonedRuns(host: HostName.current, now: Date(), isAlive: ProcessLiveness.isAlive) {
             let run = reclaimed.run
             note("run \(run.id) (\(run.environment)) was \(run.reason ?? "interrupted")")
@@ -67,6 +68,56 @@ public final class Workspace: Sendable {
             }
         }
         return store
+    }
+
+    // MARK: What could not be recorded
+
+    /// Where what could not be recorded waits (a JSON line each) for the next command that can.
+    var pendingPath: String { stateDirectory + "/pending-audit.jsonl" }
+
+    struct Pending: Codable {
+        var at: Date
+        var actor: String
+        var action: String
+        var environment: String?
+        var detail: String
+    }
+
+    /// Keeps, for the audit log, a refusal the store could not take (it was held busy): the next
+    /// command that opens the store records it.
+    public func recordLater(actor: String, action: String, environment: String?, detail: String) {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .secondsSince1970
+        guard var line = try? encoder.encode(Pending(at: Date(), actor: actor, action: action, environment: environment, detail: detail))
+        else { return }
+        line.append(0x0A)
+        try? FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+        if let handle = FileHandle(forWritingAtPath: pendingPath) {
+            handle.seekToEndOfFile()
+            handle.write(line)
+            try? handle.close()
+        } else {
+            _ = FileManager.default.createFile(atPath: pendingPath, contents: line)
+        }
+    }
+
+    /// Records what earlier commands could not, then forgets it (kept if the store refuses again).
+    func recordPending(in store: any DeployStore) async {
+        guard let data = FileManager.default.contents(atPath: pendingPath) else { return }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .secondsSince1970
+        for line in data.split(separator: 0x0A) {
+            guard let pending = try? decoder.decode(Pending.self, from: Data(line)) else { continue }
+            do {
+                try await store.audit(
+                    actor: pending.actor, action: pending.action, environment: pending.environment, runID: nil, detail: pending.detail,
+                    at: pending.at)
+            } catch {
+                return
+            }
+        }
+        try? FileManager.default.removeItem(atPath: pendingPath)
+        note("recorded in the audit log what an earlier command could not (the store was busy)")
     }
 
     /// A store that keeps nothing, for an emergency rollback when the real one cannot be opened.

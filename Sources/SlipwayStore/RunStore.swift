@@ -10,6 +10,8 @@ public import SlipwayCore
 public struct StoreError: Error, Sendable, CustomStringConvertible {
     public var operation: String
     public var underlying: String
+    /// Another process held the store locked past the wait.
+    public var isBusy = false
 
     public var description: String { "run store: \(operation): \(underlying)" }
 }
@@ -79,7 +81,7 @@ public final class RunStore: DeployStore {
         do {
             pool = try DatabasePool(path: path, configuration: config)
         } catch {
-            throw StoreError(operation: "opening \(path)", underlying: "\(error)")
+            throw Self.storeError("opening \(path)", error, path: path)
         }
         try self.init(writer: pool)
     }
@@ -163,7 +165,7 @@ public final class RunStore: DeployStore {
         do {
             try Self.migrator.migrate(writer)
         } catch {
-            throw StoreError(operation: "migrating the schema", underlying: "\(error)")
+            throw Self.storeError("migrating the schema", error, path: writer.path)
         }
     }
 
@@ -468,14 +470,18 @@ public final class RunStore: DeployStore {
 
     /// What went wrong, in words: a store held busy past the wait names the processes that have it open.
     func storeError(_ operation: String, _ error: any Error) -> StoreError {
+        Self.storeError(operation, error, path: writer.path)
+    }
+
+    static func storeError(_ operation: String, _ error: any Error, path: String) -> StoreError {
         if let error = error as? DatabaseError, error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
-            let path = writer.path
             let holders = Self.processes(holding: path).filter { $0 != getpid() }
             return StoreError(
                 operation: operation,
                 underlying: "the run store \(path) stayed locked by another process past the wait"
                     + (holders.isEmpty ? "" : " (open in pid \(holders.map(String.init).joined(separator: ", ")))")
-                    + "; nothing was recorded: try again, or wait longer with --wait")
+                    + "; nothing was recorded: try again, or wait longer with --wait",
+                isBusy: true)
         }
         return StoreError(operation: operation, underlying: "\(error)")
     }

@@ -62,8 +62,22 @@ struct Run: AsyncParsableCommand {
             let pipeline = try location.loadPipeline()
             let plan = try Plan(pipeline: pipeline, environment: environment)
             let workspace = location.workspace()
+            do {
+                try await deploy(plan: plan, workspace: workspace)
+            } catch let error as StoreError where error.isBusy {
+                // The refusal is recorded once the store can take it, by the next command.
+                workspace.recordLater(
+                    actor: Trigger.detect(environment: ProcessInfo.processInfo.environment).description, action: "run.refused",
+                    environment: environment, detail: "the run store was busy past the wait: \(error.underlying)")
+                throw error
+            }
+        }
+    }
+
+    func deploy(plan: Plan, workspace: Workspace) async throws {
+        do {
             // A store held busy by another process is waited for as long as the environment would be.
-            let store = try await workspace.openStore(busyTimeout: max(wait.flatMap(DurationParser.parse) ?? .zero, .seconds(30)))
+            let store = try await workspace.openStore(busyTimeout: max(wait.flatMap(DurationParser.parse) ?? .seconds(30), .seconds(1)))
             let processEnvironment = ProcessInfo.processInfo.environment
             let style = OutputStyle.detect(console: .standardOutput, environment: processEnvironment)
             let terminal = TerminalReporter(style: style)

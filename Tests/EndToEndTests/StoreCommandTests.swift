@@ -111,4 +111,38 @@ struct StoreCommandTests {
         #expect(long.output.contains("(10240 characters) is not valid: it is longer than 63 characters"))
         #expect(long.output.count < 1_000, "the name is echoed in full: \(long.output.count) characters")
     }
+
+    @Test("a deploy that finds the store held busy past its --wait says who holds it, and its refusal is audited later")
+    func busyStoreRefusalAuditedLater() async throws {
+        let directory = try project()
+        defer { directory.remove() }
+        let first = try await runDeploy(["staging"], in: directory.path)
+        try #require(first.status == 0, "\(first.output)")
+        // Another process takes the store's write lock and keeps it until its input ends.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        holder.arguments = [directory.file(".slipway/state.sqlite")]
+        let input = Pipe()
+        let output = Pipe()
+        holder.standardInput = input
+        holder.standardOutput = output
+        try holder.run()
+        input.fileHandleForWriting.write(Data("BEGIN IMMEDIATE;\nSELECT 'locked';\n".utf8))
+        var said = Data()
+        while !String(decoding: said, as: UTF8.self).contains("locked") {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            said.append(chunk)
+        }
+        let refused = try await runDeploy(["staging", "--wait", "1s"], in: directory.path)
+        try input.fileHandleForWriting.close()
+        holder.waitUntilExit()
+        #expect(refused.status == 1, "\(refused.output)")
+        #expect(refused.output.contains("stayed locked by another process past the wait (open in pid \(holder.processIdentifier))"))
+        // The next command records the refusal in the audit log.
+        let audit = try await runDeploy(["audit"], in: directory.path)
+        #expect(audit.output.contains("run.refused"), "\(audit.output)")
+        #expect(!FileManager.default.fileExists(atPath: directory.file(".slipway/pending-audit.jsonl")))
+        #expect(try await runDeploy(["audit", "verify"], in: directory.path).status == 0)
+    }
 }
