@@ -137,6 +137,16 @@ final class PipelineReader {
     // MARK: Document
 
     func pipeline(yaml: String) -> Pipeline? {
+        // An alias used as a mapping key makes YAML libraries compare whole expanded trees (an
+        // "alias bomb" of a few hundred bytes then runs for minutes); a pipeline's keys are plain
+        // words, so such a key is refused before the document is composed.
+        if let key = Self.aliasKey(in: yaml) {
+            diagnostics.append(
+                Diagnostic(
+                    at: SourceLocation(file: file, line: key.line, column: key.column), "a key may not be an alias (\(key.alias))",
+                    hint: "write the key as a plain word; aliases are for values, e.g. `<<: *defaults`"))
+            return nil
+        }
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
@@ -193,6 +203,42 @@ final class PipelineReader {
             file: file, app: app, image: image, secrets: secrets.map(\.name), variables: variables,
             environments: environments, stages: stages, gates: gates, hooks: hooks, outputLimit: outputLimit, riskRules: riskRules,
             webhooks: webhooks, docker: docker)
+    }
+
+    /// The first alias written as a mapping key (`*name:` in a flow or block mapping, or `? *name`),
+    /// with where it is; comments and quoted text are skipped.
+    static func aliasKey(in yaml: String) -> (alias: String, line: Int, column: Int)? {
+        var lineNumber = 0
+        for line in yaml.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNumber += 1
+            guard line.contains("*") else { continue }
+            let characters = Array(line)
+            var quote: Character?
+            var index = 0
+            while index < characters.count {
+                let character = characters[index]
+                if let open = quote {
+                    if character == open { quote = nil }
+                } else if character == "\"" || character == "'" {
+                    quote = character
+                } else if character == "#", index == 0 || characters[index - 1] == " " {
+                    break
+                } else if character == "*", index == 0 || " \t{[,?".contains(characters[index - 1]) {
+                    var end = index + 1
+                    while end < characters.count, !" \t,:]}".contains(characters[end]) { end += 1 }
+                    var next = end
+                    while next < characters.count, characters[next] == " " || characters[next] == "\t" { next += 1 }
+                    let explicitKey = characters[..<index].last { $0 != " " && $0 != "\t" } == "?"
+                    if end > index + 1, explicitKey || (next < characters.count && characters[next] == ":") {
+                        return (String(characters[index..<end]), lineNumber, index + 1)
+                    }
+                    index = end
+                    continue
+                }
+                index += 1
+            }
+        }
+        return nil
     }
 
     func yamlDiagnostic(_ error: any Error) -> Diagnostic {
