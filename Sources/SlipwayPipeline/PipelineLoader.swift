@@ -205,7 +205,7 @@ final class PipelineReader {
             webhooks: webhooks, docker: docker)
     }
 
-    /// The first alias written as a mapping key (`*name:` in a flow or block mapping, or `? *name`),
+    /// The first alias written as a mapping key or inside one (`*name:`, `[*name]: …`, `? *name`),
     /// with where it is; comments and quoted text are skipped.
     static func aliasKey(in yaml: String) -> (alias: String, line: Int, column: Int)? {
         var lineNumber = 0
@@ -226,9 +226,10 @@ final class PipelineReader {
                 } else if character == "*", index == 0 || " \t{[,?".contains(characters[index - 1]) {
                     var end = index + 1
                     while end < characters.count, !" \t,:]}".contains(characters[end]) { end += 1 }
+                    // Past the closers of a flow collection the alias is in (`[*name]: …` is a key too).
                     var next = end
-                    while next < characters.count, characters[next] == " " || characters[next] == "\t" { next += 1 }
-                    let explicitKey = characters[..<index].last { $0 != " " && $0 != "\t" } == "?"
+                    while next < characters.count, " \t]}".contains(characters[next]) { next += 1 }
+                    let explicitKey = characters[..<index].last { !" \t[{".contains($0) } == "?"
                     if end > index + 1, explicitKey || (next < characters.count && characters[next] == ":") {
                         return (String(characters[index..<end]), lineNumber, index + 1)
                     }
