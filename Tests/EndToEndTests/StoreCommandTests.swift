@@ -118,27 +118,12 @@ struct StoreCommandTests {
         defer { directory.remove() }
         let first = try await runDeploy(["staging"], in: directory.path)
         try #require(first.status == 0, "\(first.output)")
-        // Another process takes the store's write lock and keeps it until its input ends.
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        holder.arguments = [directory.file(".slipway/state.sqlite")]
-        let input = Pipe()
-        let output = Pipe()
-        holder.standardInput = input
-        holder.standardOutput = output
-        try holder.run()
-        input.fileHandleForWriting.write(Data("BEGIN IMMEDIATE;\nSELECT 'locked';\n".utf8))
-        var said = Data()
-        while !String(decoding: said, as: UTF8.self).contains("locked") {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            said.append(chunk)
-        }
+        // Another process takes the store's write lock and keeps it until released.
+        let holder = try StoreLockHolder(directory.file(".slipway/state.sqlite"))
         let refused = try await runDeploy(["staging", "--wait", "1s"], in: directory.path)
-        try input.fileHandleForWriting.close()
-        holder.waitUntilExit()
+        try holder.release()
         #expect(refused.status == 1, "\(refused.output)")
-        #expect(refused.output.contains("stayed locked by another process past the wait (open in pid \(holder.processIdentifier))"))
+        #expect(refused.output.contains("stayed locked by another process past the wait (open in pid \(holder.pid))"))
         // The next command records the refusal in the audit log.
         let audit = try await runDeploy(["audit"], in: directory.path)
         #expect(audit.output.contains("run.refused"), "\(audit.output)")

@@ -196,29 +196,14 @@ struct RunStoreTests {
         let path = directory.file("state.sqlite")
         let store = try RunStore(path: path, busyTimeout: .seconds(1))
         let run = try await startRun(store)
-        // Another process takes the write lock and keeps it until its input ends.
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        holder.arguments = [path]
-        let input = Pipe()
-        let output = Pipe()
-        holder.standardInput = input
-        holder.standardOutput = output
-        try holder.run()
-        input.fileHandleForWriting.write(Data("BEGIN IMMEDIATE;\nSELECT 'locked';\n".utf8))
-        var said = Data()
-        while !String(decoding: said, as: UTF8.self).contains("locked") {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            said.append(chunk)
-        }
+        // Another process takes the store's write lock and keeps it until released.
+        let holder = try StoreLockHolder(path)
         await #expect {
             try await store.append(EventRecord(runID: run.id, at: Date(), kind: .notice, message: "while locked"))
         } throws: { error in
-            "\(error)".contains("stayed locked by another process past the wait (open in pid \(holder.processIdentifier))")
+            "\(error)".contains("stayed locked by another process past the wait (open in pid \(holder.pid))")
         }
-        try input.fileHandleForWriting.close()
-        holder.waitUntilExit()
+        try holder.release()
         try await store.append(EventRecord(runID: run.id, at: Date(), kind: .notice, message: "after"))
         #expect(try await store.detail(runID: run.id)?.events.map(\.message).contains("while locked") == false)
     }
