@@ -48,14 +48,24 @@ public struct ProcessRunner: ProcessLaunching {
         case readingStopped
     }
 
-    /// Returns once `pid` (our child) has exited: a zombie not yet reaped (swift-subprocess reaps
-    /// it), or gone.
+    /// Returns once `pid` (our child) has exited, without reaping it (swift-subprocess does): a
+    /// `waitid(WNOWAIT)` blocked on a thread outside the concurrency pool, so no polling and no
+    /// delay after the exit (an error, the child already reaped, also means it has exited). A
+    /// cancelled wait returns at once: a timed-out child is stopped only after this returns.
     private static func waitForExit(_ pid: Int32) async {
-        while !Task.isCancelled {
-            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")")
-            else { return }
-            if stat[stat.index(after: close)...].split(separator: " ").first == "Z" { return }
-            try? await Task.sleep(for: .milliseconds(5))
+        let resumed = Mutex<CheckedContinuation<Void, Never>?>(nil)
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                resumed.withLock { $0 = continuation }
+                if Task.isCancelled { resumed.withLock { $0.take() }?.resume() }
+                DispatchQueue.global().async {
+                    var info = siginfo_t()
+                    while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0, errno == EINTR {}
+                    resumed.withLock { $0.take() }?.resume()
+                }
+            }
+        } onCancel: {
+            resumed.withLock { $0.take() }?.resume()
         }
     }
 

@@ -8,18 +8,19 @@ import Testing
 /// whole process group: each time, what a user relies on afterwards must hold.
 @Suite("SIGKILL at every stage", .timeLimit(.minutes(4)))
 struct SigkillSweepTests {
-    /// Four stages; the one `KILL_AT` names starts a background child, says so, and waits for it
-    /// (the test kills deploy there); the others pass at once.
+    /// Four stages; the one `KILL_AT` names starts a background child that runs until stopped
+    /// (`tail -f /dev/null`), says so, and waits for it (the test kills deploy there); the others
+    /// pass at once.
     static let pipeline = """
         app: hello
         environments: { staging: {} }
         stages:
-          - { name: lint, sh: 'if [ "$KILL_AT" = 1 ]; then sleep 300 & echo "stop""ped-at lint child $!"; wait; fi' }
+          - { name: lint, sh: 'if [ "$KILL_AT" = 1 ]; then tail -f /dev/null & echo "stop""ped-at lint child $!"; wait; fi' }
           - name: test
             steps:
-              - { name: unit, sh: 'if [ "$KILL_AT" = 2 ]; then sleep 300 & echo "stop""ped-at unit child $!"; wait; fi' }
-              - { name: e2e, sh: 'if [ "$KILL_AT" = 3 ]; then sleep 300 & echo "stop""ped-at e2e child $!"; wait; fi' }
-          - { name: package, sh: 'if [ "$KILL_AT" = 4 ]; then sleep 300 & echo "stop""ped-at package child $!"; wait; fi' }
+              - { name: unit, sh: 'if [ "$KILL_AT" = 2 ]; then tail -f /dev/null & echo "stop""ped-at unit child $!"; wait; fi' }
+              - { name: e2e, sh: 'if [ "$KILL_AT" = 3 ]; then tail -f /dev/null & echo "stop""ped-at e2e child $!"; wait; fi' }
+          - { name: package, sh: 'if [ "$KILL_AT" = 4 ]; then tail -f /dev/null & echo "stop""ped-at package child $!"; wait; fi' }
           - { name: staging, deploy: staging }
 
         """

@@ -87,7 +87,7 @@ struct ProcessRunnerTests {
         let clock = ManualClock()
         let result = try await ProcessRunner(clock: clock).run(
             ProcessSpec(
-                executable: "/bin/sh", arguments: ["-c", "exec >/dev/null 2>&1; sleep 300"], environment: environment,
+                executable: "/bin/sh", arguments: ["-c", "exec >/dev/null 2>&1; exec tail -f /dev/null"], environment: environment,
                 timeout: .seconds(2), gracePeriod: .seconds(1)),
             masker: .none,
             onStart: { pid in
@@ -108,7 +108,8 @@ struct ProcessRunnerTests {
         let collected = Collected()
         let result = try await run(
             ProcessSpec(
-                executable: "/bin/sh", arguments: ["-c", "sleep 300 & echo child $!"], environment: environment, gracePeriod: .seconds(1)),
+                executable: "/bin/sh", arguments: ["-c", "tail -f /dev/null & echo child $!"], environment: environment,
+                gracePeriod: .seconds(1)),
             collected: collected)
         #expect(result == .exited(0))
         let grandchild = try #require(collected.texts.first { $0.hasPrefix("child ") }.flatMap { Int32($0.dropFirst(6)) })
@@ -122,7 +123,8 @@ struct ProcessRunnerTests {
         let collected = Collected()
         let result = try await run(
             ProcessSpec(
-                executable: "/bin/sh", arguments: ["-c", "sleep 300 & echo child $!"], environment: environment, keepBackground: true),
+                executable: "/bin/sh", arguments: ["-c", "tail -f /dev/null & echo child $!"], environment: environment,
+                keepBackground: true),
             collected: collected)
         #expect(result == .exited(0))
         let grandchild = try #require(collected.texts.first { $0.hasPrefix("child ") }.flatMap { Int32($0.dropFirst(6)) })

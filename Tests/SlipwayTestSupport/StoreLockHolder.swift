@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Another process (the sqlite3 command) holding a database's write lock until `release()`:
 /// how a long `sqlite3` session or a backup keeps a run store busy.
@@ -17,11 +18,23 @@ public final class StoreLockHolder: Sendable {
         process.standardOutput = output
         try process.run()
         input.fileHandleForWriting.write(Data("BEGIN IMMEDIATE;\nSELECT 'locked';\n".utf8))
-        var said = Data()
-        while !String(decoding: said, as: UTF8.self).contains("locked") {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            said.append(chunk)
+        // Ready once sqlite3 says so; it has 20 seconds.
+        let ready = DispatchSemaphore(value: 0)
+        let said = Mutex(Data())
+        output.fileHandleForReading.readabilityHandler = { handle in
+            let chunk = handle.availableData
+            let done = said.withLock { data in
+                data.append(chunk)
+                return chunk.isEmpty || String(decoding: data, as: UTF8.self).contains("locked")
+            }
+            if done {
+                handle.readabilityHandler = nil
+                ready.signal()
+            }
+        }
+        guard ready.wait(timeout: .now() + 20) == .success, String(decoding: said.withLock { $0 }, as: UTF8.self).contains("locked") else {
+            process.terminate()
+            throw DeployProcessError(message: "sqlite3 did not take the lock of \(path) within 20 s")
         }
     }
 
