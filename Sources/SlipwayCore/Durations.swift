@@ -7,66 +7,51 @@ public enum DurationParser {
     public static let maximum = Duration.seconds(366 * 86400)
     public static let maximumText = "366d"
 
+    /// What a text says as a duration.
+    public enum Reading: Sendable, Equatable {
+        case duration(Duration)
+        /// Written as a duration, but longer than ``maximum``.
+        case tooLong
+        case invalid
+    }
+
     /// A duration up to ``maximum``; nil when the text is not one or is longer.
     public static func parse(_ text: String) -> Duration? {
-        switch parseUnbounded(text) {
-        case .some(let value) where value <= maximum: value
-        default: nil
-        }
+        if case .duration(let value) = read(text) { value } else { nil }
     }
 
-    /// Whether `text` is written as a duration, however long (to tell "too long" from "not a duration").
-    public static func isDuration(_ text: String) -> Bool { parseUnbounded(text) != nil || parseOverflows(text) }
-
-    private static func parseOverflows(_ text: String) -> Bool {
+    /// Reads `text` (`90`, `1h30m`, `2.5s`); the sum is made in floating point, so no text can
+    /// overflow it, and compared with ``maximum`` once.
+    public static func read(_ text: String) -> Reading {
         let text = text.trimmingCharacters(in: .whitespaces)
-        return !text.isEmpty && text.allSatisfy { $0.isASCII && ($0.isNumber || $0.isLetter || $0 == ".") } && text.first!.isNumber
-            && text.contains { $0.isNumber }
-    }
-
-    private static func parseUnbounded(_ text: String) -> Duration? {
-        let text = text.trimmingCharacters(in: .whitespaces)
-        guard !text.isEmpty else { return nil }
-        if text.allSatisfy({ $0.isASCII && $0.isNumber }) {
-            guard let seconds = Int64(text) else { return nil }
-            return .seconds(seconds)
-        }
-        var total = Duration.zero
+        guard !text.isEmpty else { return .invalid }
+        let scales: [String: Double] = ["ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400]
+        var seconds = 0.0
         var number = ""
         var unit = ""
         func flush() -> Bool {
-            guard let value = Double(number), value.isFinite else { return false }
-            let scale: Double
-            switch unit {
-            case "ms": scale = 0.001
-            case "s": scale = 1
-            case "m": scale = 60
-            case "h": scale = 3600
-            case "d": scale = 86400
-            default: return false
-            }
-            let milliseconds = (value * scale * 1000).rounded()
-            // Past the maximum already: stop before the arithmetic can overflow.
-            guard milliseconds <= Double(maximum / .milliseconds(1)) else { return false }
-            total += .milliseconds(Int64(milliseconds))
-            guard total <= maximum else { return false }
+            // Plain digits are seconds.
+            guard let value = Double(number), value.isFinite, let scale = unit.isEmpty ? 1 : scales[unit] else { return false }
+            seconds += value * scale
             number = ""
             unit = ""
             return true
         }
         for character in text {
             if (character.isASCII && character.isNumber) || character == "." {
-                if !unit.isEmpty { guard flush() else { return nil } }
+                if !unit.isEmpty { guard flush() else { return .invalid } }
                 number.append(character)
             } else if character.isASCII && character.isLetter {
-                guard !number.isEmpty else { return nil }
+                guard !number.isEmpty else { return .invalid }
                 unit.append(character)
             } else {
-                return nil
+                return .invalid
             }
         }
-        guard !unit.isEmpty, flush() else { return nil }
-        return total
+        // A unit is needed unless the whole text is one plain whole number of seconds.
+        guard !unit.isEmpty || text.allSatisfy({ $0.isASCII && $0.isNumber }), flush() else { return .invalid }
+        guard seconds.isFinite, seconds <= Double(maximum / .seconds(1)) else { return .tooLong }
+        return .duration(.milliseconds(Int64((seconds * 1000).rounded())))
     }
 
     /// `1h30m`, `5m`, `2.5s`, `300ms`: the short form people read.

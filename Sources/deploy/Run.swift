@@ -50,7 +50,7 @@ struct Run: AsyncParsableCommand {
         }
         if let wait, DurationParser.parse(wait) == nil {
             if wait.hasPrefix("-") { throw ValidationError("--wait must be a positive duration such as 30s, 15m or 2h, not '\(wait)'") }
-            if DurationParser.isDuration(wait) {
+            if DurationParser.read(wait) == .tooLong {
                 throw ValidationError("--wait '\(wait)' is longer than deploy waits: at most \(DurationParser.maximumText)")
             }
             throw ValidationError("--wait takes a duration such as 30s, 15m or 2h, not '\(wait)'")

@@ -34,10 +34,11 @@ enum HTTP {
     static let userAgent = "slipway/\(SlipwayVersion.current)"
 
     /// `GET url`, answered within `timeout` (connecting included).
-    static func get(_ url: String, timeout: Duration) async throws -> Response {
+    static func get(_ url: String, timeout: Duration, host: String? = nil) async throws -> Response {
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "User-Agent", value: userAgent)
         request.headers.add(name: "Cache-Control", value: "no-cache")
+        if let host { request.headers.add(name: "Host", value: host) }
         return try await execute(request, timeout: timeout)
     }
 
@@ -46,11 +47,8 @@ enum HTTP {
         guard let url = URL(httpURLWithSocketPath: socketPath, uri: path) else {
             throw Failure(description: "\(socketPath) cannot be addressed as a Unix socket")
         }
-        var request = HTTPClientRequest(url: url.absoluteString)
-        request.headers.add(name: "User-Agent", value: userAgent)
         // The socket's path is no host name: servers such as nginx refuse it as one.
-        request.headers.add(name: "Host", value: "localhost")
-        return try await execute(request, timeout: timeout)
+        return try await get(url.absoluteString, timeout: timeout, host: "localhost")
     }
 
     /// `POST url` with a JSON body, answered within `timeout`.

@@ -137,7 +137,7 @@ extension PipelineReader {
     }
 
     func duration(_ node: Node, _ what: String) -> Duration? {
-        if case .scalar(let scalar) = node, DurationParser.parse(scalar.string) == nil, DurationParser.isDuration(scalar.string) {
+        if case .scalar(let scalar) = node, DurationParser.read(scalar.string) == .tooLong {
             error(
                 node, "\(what) is longer than deploy allows: at most \(DurationParser.maximumText)",
                 hint: "write a duration from 0s to \(DurationParser.maximumText), e.g. 30s, 5m, 1h30m or 2d")
