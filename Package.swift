@@ -69,7 +69,8 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
-            swiftSettings: strictSettings
+            // Debug builds (what the tests run) can stop themselves at named moments (FaultPoint).
+            swiftSettings: strictSettings + [.define("SLIPWAY_FAULT_POINTS", .when(configuration: .debug))]
         ),
         // Fuzzes the pipeline loader: `scripts/fuzz` builds it with libFuzzer (-DFUZZING); built
         // plainly, it replays files through the loader (a corpus check).

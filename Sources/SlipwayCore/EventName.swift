@@ -27,6 +27,8 @@ public struct EventName: RawRepresentable, Hashable, Sendable, Codable, CustomSt
     public static let rollback = Self(rawValue: "rollback")
     public static let rehearsal = Self(rawValue: "rehearsal")
     public static let deploySkipped = Self(rawValue: "deploy.skipped")
+    /// Removing something a run no longer needs failed; it was left, and the next command removes it.
+    public static let cleanupFailed = Self(rawValue: "cleanup.failed")
     public static let notifySent = Self(rawValue: "notify.sent")
     public static let notifyFailed = Self(rawValue: "notify.failed")
 

@@ -94,12 +94,18 @@ public struct DockerTargetSpec: Sendable, Hashable {
     public var port: Int
     /// How long a new container may take to accept connections.
     public var readyTimeout: Duration
+    /// The daemon the environment's containers run on (`unix:///run/podman/podman.sock`,
+    /// `tcp://…`, `ssh://…`), passed to the docker CLI as DOCKER_HOST; `$DOCKER_HOST` overrides it.
+    public var host: String?
 
-    public init(proxy: String = "nginx", listen: String, port: Int = 8080, readyTimeout: Duration = .seconds(30)) {
+    public init(
+        proxy: String = "nginx", listen: String, port: Int = 8080, readyTimeout: Duration = .seconds(30), host: String? = nil
+    ) {
         self.proxy = proxy
         self.listen = listen
         self.port = port
         self.readyTimeout = readyTimeout
+        self.host = host
     }
 }
 

@@ -19,6 +19,9 @@ struct Status: AsyncParsableCommand {
         var lastGood: RunRecord?
         var latest: RunRecord?
         var heldBy: String?
+        /// The process holding the lease is gone (deploy was killed): the next deploy, rollback or
+        /// lock takes the environment over.
+        var holderGone: Bool?
         var frozen: String?
         var pinned: Pin?
         /// What the target serves now, as the target itself says (nginx and the containers, for docker).
@@ -26,8 +29,13 @@ struct Status: AsyncParsableCommand {
 
         enum CodingKeys: String, CodingKey {
             case environment, latest, frozen, pinned, serving
-            case lastGood = "last_good", heldBy = "held_by"
+            case lastGood = "last_good", heldBy = "held_by", holderGone = "holder_gone"
         }
+    }
+
+    /// A process on this host that no longer runs.
+    static func isGone(pid: Int32, host: String) -> Bool {
+        host == HostName.current && !ProcessLiveness.isAlive(pid)
     }
 
     func run() async throws {
@@ -49,11 +57,19 @@ struct Status: AsyncParsableCommand {
                 if let pipeline, let target = try? location.workspace().target(pipeline, environment: name) {
                     serving = await target.status()
                 }
+                let lease = try await store.lease(environment: name)
+                // Read-only: a run whose process died is shown as what it is, and reclaimed by the
+                // next command that takes the environment.
+                let holderGone = lease.map { $0.kind == .run && Self.isGone(pid: $0.pid, host: $0.host) }
+                var latest = try await store.history(environment: name, limit: 1).first
+                if let run = latest, run.outcome == .running, Self.isGone(pid: run.ownerPID, host: run.ownerHost) {
+                    latest?.outcome = .interrupted
+                    latest?.reason = "its deploy process (pid \(run.ownerPID)) is gone; the next deploy or rollback records it"
+                }
                 await statuses.append(
                     EnvironmentStatus(
-                        environment: name, lastGood: try store.lastSucceeded(environment: name),
-                        latest: try store.history(environment: name, limit: 1).first,
-                        heldBy: try store.lease(environment: name)?.description,
+                        environment: name, lastGood: try store.lastSucceeded(environment: name), latest: latest,
+                        heldBy: lease?.description, holderGone: holderGone == true ? true : nil,
                         frozen: pipeline?.environment(named: name)?.freezes.first { $0.contains(now) }.map {
                             "\($0.reason) (\($0.description))"
                         }, pinned: try await store.pin(environment: name), serving: serving))
@@ -78,7 +94,12 @@ struct Status: AsyncParsableCommand {
                 if let latest = status.latest, latest.id != status.lastGood?.id {
                     print("  latest run  \(latest.id) \(latest.outcome.rawValue)" + (latest.reason.map { ": \($0)" } ?? ""))
                 }
-                if let held = status.heldBy { print("  held        \(held)") }
+                if let held = status.heldBy {
+                    print(
+                        "  held        \(held)"
+                            + (status.holderGone == true
+                                ? " (that process is gone: the next deploy, rollback or lock takes \(status.environment) over)" : ""))
+                }
                 if let frozen = status.frozen { print("  frozen      \(frozen)") }
                 if let pin = status.pinned {
                     print("  pinned      since \(Format.timestamp(pin.at)) by \(pin.actor): \(pin.reason)")

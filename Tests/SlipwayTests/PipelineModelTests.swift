@@ -39,7 +39,11 @@ struct PipelineModelTests {
         let pipeline = try load()
         #expect(pipeline.environments.map(\.name) == ["staging", "production"])
         let staging = try #require(pipeline.environment(named: "staging"))
-        #expect(staging.target == .docker(DockerTargetSpec(listen: "127.0.0.1:8081", port: 8080, readyTimeout: .seconds(20))))
+        #expect(
+            staging.target
+                == .docker(
+                    DockerTargetSpec(
+                        listen: "127.0.0.1:8081", port: 8080, readyTimeout: .seconds(20), host: "unix:///run/podman/podman.sock")))
         #expect(staging.strategy == .blueGreen(previewGates: ["smoke"], bake: .seconds(10)))
         #expect(staging.gates == ["smoke"])
         #expect(staging.rehearseRollback)

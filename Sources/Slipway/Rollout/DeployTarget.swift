@@ -142,7 +142,8 @@ public protocol DeployTarget: Sendable {
         _ release: ReleaseReference, run: Int64, history: [ReleaseReference], say: @escaping @Sendable (String) -> Void
     ) async throws -> TargetInstance
     /// Sends the environment's traffic as `shares` say (nothing at all when empty); returns once
-    /// the new split is in force, with a line saying what changed.
+    /// the new split is in force, with a line saying what changed. Throws ``TrafficUnchanged``
+    /// when it failed before changing anything (traffic still goes where it went).
     func route(_ shares: [TrafficShare]) async throws -> String
     /// Stops and removes an instance.
     func retire(_ instance: TargetInstance) async throws
@@ -154,6 +155,14 @@ public protocol DeployTarget: Sendable {
     func status() async -> TargetStatus
     /// Removes every instance and stops the router; returns what it did, a line each.
     func teardown() async throws -> [String]
+}
+
+/// A change of the traffic split that failed before anything changed: the split before is still in
+/// force. A strategy's first move failing this way means the new release never took traffic.
+public struct TrafficUnchanged: Error, Sendable, CustomStringConvertible {
+    public var cause: any Error
+    public init(_ cause: any Error) { self.cause = cause }
+    public var description: String { "\(cause) (traffic did not move)" }
 }
 
 /// The operations a run record names (``DeployTarget/describe(_:)``).

@@ -25,7 +25,7 @@ struct RollbackProcedure: Sendable {
         context.reporter.report(.notice("rolling back: \(reason)"))
         guard let stable else {
             _ = try? await rollout.move(to: [], label: "stop serving \(candidate.name)")
-            try? await rollout.retire(candidate)
+            await rollout.retireOrWarn(candidate)
             // As before the run: nothing serves.
             return .init(outcome: .failed, reason: "\(reason); nothing served \(environment.name) before, so nothing was rolled back to")
         }
@@ -45,7 +45,7 @@ struct RollbackProcedure: Sendable {
         let verification = await rollout.gatesVerdict(
             environment.gates, targets: rollout.targets(stable, release: stable.release), label: " (verify \(version))",
             firstFailure: Moment())
-        try? await rollout.retire(candidate)
+        await rollout.retireOrWarn(candidate)
         let pinReason = "rolled back from \(context.release.description) to \(version): \(reason)"
         try? await store.pin(
             environment: environment.name, runID: context.runID, actor: context.trigger.description, reason: pinReason, at: Date())

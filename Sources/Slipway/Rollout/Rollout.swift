@@ -72,15 +72,19 @@ struct Rollout: Sendable {
             try? await store.append(
                 EventRecord(
                     runID: context.runID, at: Date(), kind: .traffic, stage: log.stage.name, message: split.isEmpty ? "nothing" : split))
+            FaultPoint.moved.reached()
             return took
         }
     }
 
     func startCandidate(_ release: ReleaseReference, history: [ReleaseReference]) async throws -> TargetInstance {
         let name = "r\(context.runID)"
-        return try await log.step("start \(release.version ?? name)", command: target.describe(.stage(release, name: name))) { say in
+        let instance = try await log.step("start \(release.version ?? name)", command: target.describe(.stage(release, name: name))) {
+            say in
             try await target.stage(release, run: context.runID, history: history, say: say)
         }
+        FaultPoint.started.reached()
+        return instance
     }
 
     /// Removes an instance as a recorded step.
@@ -91,12 +95,29 @@ struct Rollout: Sendable {
         }
     }
 
+    /// Removes an instance the environment no longer needs. A failure does not fail the run: it is
+    /// recorded on the run as a warning, and the next deploy or rollback removes what was left
+    /// (each begins by removing every instance that takes no traffic).
+    func retireOrWarn(_ instance: TargetInstance, step: String? = nil, why: String? = nil) async {
+        do {
+            try await retire(instance, step: step, why: why)
+        } catch {
+            let message =
+                "warning: \(instance.name) (\(instance.label)) was left behind: removing it failed (\(error)); "
+                + "the next deploy or rollback of \(environment.name) removes it"
+            try? await store.append(
+                EventRecord(runID: context.runID, at: Date(), kind: .cleanupFailed, stage: log.stage.name, message: message))
+            context.reporter.report(.notice(message))
+        }
+    }
+
     /// Removes instances a crashed deploy left behind: not routed to. Returns their names.
     func cleanUp(_ now: TargetObservation) async throws -> Set<String> {
         var removed = Set<String>()
         for instance in now.unrouted {
             removed.insert(instance.name)
-            try await retire(instance, step: "clean up \(instance.name)", why: "left by run \(instance.startedBy ?? "?"), not serving")
+            try await retire(
+                instance, step: "clean up \(instance.name)", why: "left by run \(instance.startedBy ?? "?"), taking no traffic")
         }
         return removed
     }
@@ -105,9 +126,12 @@ struct Rollout: Sendable {
     func goodHistory(_ now: TargetObservation) async -> [ReleaseReference] {
         var history: [ReleaseReference] = []
         if let stable = now.stable, let release = stable.release {
-            // Good unless the run store says otherwise (it may not know the run at all).
+            // What serves is good unless the run store says otherwise. The store may not know that
+            // run at all, or (a store lost and begun again) know another run by the same id: only a
+            // run of this very image counts.
             let recorded = try? await store.run(id: release.run)
-            if recorded == nil || recorded?.outcome == .succeeded { history.append(release) }
+            let same = recorded.map { $0.id != context.runID && $0.image == release.image } ?? false
+            if !same || recorded?.outcome == .succeeded { history.append(release) }
             history += stable.goodHistory
         }
         var seen = Set<Int64>()
@@ -116,6 +140,7 @@ struct Rollout: Sendable {
 
     /// Keeps checking the environment's gates until the bake period is over.
     func bake(_ period: Duration, candidate: TargetInstance, firstFailure: Moment) async -> String? {
+        FaultPoint.baking.reached()
         if environment.gates.isEmpty {
             do {
                 try await log.step("bake", command: "wait \(DurationParser.format(period))") { _ in
@@ -201,7 +226,7 @@ struct Rollout: Sendable {
             break
         case .refusedBeforeTraffic(let reason):
             if Task.isCancelled { return await cancelled(candidate: candidate, stable: stable, moved: false) }
-            try? await retire(candidate)
+            await retireOrWarn(candidate)
             return .init(outcome: .failed, reason: "\(reason); the release never took traffic and was removed")
         case .failed(let reason):
             failure = reason
@@ -229,7 +254,7 @@ struct Rollout: Sendable {
 
         // Every gate held: the old release goes, and this one is the environment's good release.
         for instance in now.instances where instance.name != candidate.name {
-            try? await retire(instance, step: "retire \(instance.label)")
+            await retireOrWarn(instance, step: "retire \(instance.label)")
         }
         context.reporter.report(.notice("\(environment.name) serves \(candidate.label) at \(target.serviceURL)"))
         return .init(outcome: .succeeded)
@@ -241,7 +266,7 @@ struct Rollout: Sendable {
             if moved, let stable {
                 _ = try? await move(to: [TrafficShare(stable, weight: 100)], label: "restore \(stable.label)")
             }
-            try? await retire(candidate)
+            await retireOrWarn(candidate)
         }
         return .init(outcome: .cancelled, reason: moved ? "traffic was put back on the release that served before" : nil)
     }

@@ -9,6 +9,12 @@ enum RolloutVerdict: Sendable, Equatable {
     case refusedBeforeTraffic(String)
     /// A gate or a traffic move failed after the candidate took traffic: the run rolls back.
     case failed(String)
+
+    /// The verdict when the move giving the candidate its first traffic failed: refused if the
+    /// target says nothing changed, else failed (it may have taken traffic: roll back).
+    static func firstMoveFailed(_ error: any Error) -> Self {
+        error is TrafficUnchanged ? .refusedBeforeTraffic("\(error)") : .failed("\(error)")
+    }
 }
 
 /// Takes a candidate from no traffic to all of it over any ``DeployTarget``, with the
@@ -40,7 +46,7 @@ struct Rolling: RolloutStrategy {
         do {
             try await rollout.move(to: [TrafficShare(candidate, weight: 100)], label: "switch to \(candidate.label)")
         } catch {
-            return .failed("\(error)")
+            return .firstMoveFailed(error)
         }
         let failure = await rollout.gatesVerdict(
             rollout.environment.gates, targets: rollout.targets(candidate), label: "", firstFailure: firstFailure)
@@ -108,7 +114,7 @@ struct Canary: RolloutStrategy {
                     }
                 }
             } catch {
-                return .failed("\(error)")
+                return index == 0 ? .firstMoveFailed(error) : .failed("\(error)")
             }
         }
         return .passed

@@ -66,7 +66,7 @@ extension PipelineReader {
         guard let settings else { return nil }
         switch kind {
         case "docker":
-            checkKeys(settings, allowed: ["proxy", "listen", "port", "ready_timeout"], in: "the docker target")
+            checkKeys(settings, allowed: ["proxy", "listen", "port", "ready_timeout", "host"], in: "the docker target")
             var spec = DockerTargetSpec(listen: "")
             if let proxyNode = settings["proxy"], let proxy = string(proxyNode, "proxy") {
                 if proxy != "nginx" {
@@ -89,6 +89,15 @@ extension PipelineReader {
                 spec.port = port
             }
             if let readyNode = settings["ready_timeout"], let ready = duration(readyNode, "ready_timeout") { spec.readyTimeout = ready }
+            if let hostNode = settings["host"], let host = string(hostNode, "host") {
+                let schemes = ["unix://", "tcp://", "ssh://", "npipe://", "fd://"]
+                if !schemes.contains(where: { host.hasPrefix($0) && host.count > $0.count }) {
+                    error(
+                        hostNode, "host '\(host)' is not a docker daemon address",
+                        hint: "as DOCKER_HOST takes it, e.g. `host: unix:///run/podman/podman.sock` or `host: tcp://127.0.0.1:2375`")
+                }
+                spec.host = host
+            }
             return .docker(spec)
         default:
             checkKeys(settings, allowed: ["context", "namespace", "manifests"], in: "the kubernetes target")

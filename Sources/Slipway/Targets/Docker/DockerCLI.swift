@@ -78,10 +78,13 @@ public struct DockerCLI: Sendable {
         return output
     }
 
-    /// A name for a new container of this environment (`hello-staging-r12`).
+    /// A name for a new container of this environment (`hello-staging-r12-4f0c2a`). The random
+    /// part makes it unique whatever the run store says: a store lost and begun again repeats run
+    /// ids, and a name already taken must never make a deploy touch the container that has it.
     public func containerName(run: Int64) -> String {
         let safe = "\(app)-\(environmentName)".map { $0.isLetter || $0.isNumber || "_.-".contains($0) ? $0 : "-" }
-        return String(safe) + "-r\(run)"
+        let token = String(UInt32.random(in: 0...0xFF_FFFF), radix: 16)
+        return String(safe) + "-r\(run)-" + String(repeating: "0", count: 6 - token.count) + token
     }
 
     /// Every container of this app and environment that Slipway started, running or not.

@@ -18,13 +18,21 @@ public struct DockerTarget: DeployTarget {
         var processEnvironment = setting.processEnvironment
         if processEnvironment["PATH"] == nil { processEnvironment["PATH"] = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" }
         self.spec = spec
-        cli = DockerCLI(
-            command: setting.pipeline.dockerCommand(environment: processEnvironment), environment: processEnvironment,
-            launcher: setting.launcher, app: setting.pipeline.app, environmentName: setting.environment)
+        let directory = setting.stateDirectory + "/proxy/" + setting.environment
         router = NginxRouter(
-            directory: setting.stateDirectory + "/proxy/" + setting.environment, listen: spec.listen,
-            executable: processEnvironment["SLIPWAY_NGINX"] ?? "nginx", environment: processEnvironment, launcher: setting.launcher)
+            directory: directory, listen: spec.listen, executable: processEnvironment["SLIPWAY_NGINX"] ?? "nginx",
+            environment: processEnvironment, launcher: setting.launcher)
+        endpoint = DockerEndpoint.resolve(
+            process: processEnvironment, spec: spec, pipeline: setting.pipeline, recorded: DockerEndpoint.read(directory: router.directory))
+        var cliEnvironment = processEnvironment
+        cliEnvironment.merge(endpoint.environment) { _, chosen in chosen }
+        cli = DockerCLI(
+            command: endpoint.command, environment: cliEnvironment, launcher: setting.launcher, app: setting.pipeline.app,
+            environmentName: setting.environment)
     }
+
+    /// The CLI and daemon this environment's containers are on (recorded by each deploy).
+    let endpoint: DockerEndpoint
 
     public var kind: String { "docker" }
     public var serviceURL: String { "http://\(spec.listen)" }
@@ -48,7 +56,7 @@ public struct DockerTarget: DeployTarget {
 
     public func observe() async throws -> TargetObservation {
         let containers = try await cli.containers()
-        let routes = (router.state()?.backends ?? []).map { backend in
+        let routes = (await router.serving()?.backends ?? []).map { backend in
             TrafficShare(
                 TargetInstance(name: backend.container, release: backend.release, url: Self.url(port: backend.port)),
                 weight: backend.weight)
@@ -60,6 +68,8 @@ public struct DockerTarget: DeployTarget {
         _ release: ReleaseReference, run: Int64, history: [ReleaseReference], say: @escaping @Sendable (String) -> Void
     ) async throws -> TargetInstance {
         let name = cli.containerName(run: run)
+        // Every later command about this environment reaches the same daemon, from any shell.
+        try endpoint.record(directory: router.directory)
         do {
             let (id, port) = try await cli.start(
                 release, name: name, containerPort: spec.port, history: history, startedBy: run, onLine: say)
@@ -88,14 +98,25 @@ public struct DockerTarget: DeployTarget {
             return NginxRouter.Backend(port: port, weight: share.weight, container: share.instance.name, release: share.instance.release)
         }
         let started = ContinuousClock.now
-        let state = try await router.apply(backends)
+        let state: NginxRouter.State
+        do {
+            state = try await router.apply(backends)
+        } catch {
+            // apply puts nginx's configuration and state.json back when it fails.
+            throw TrafficUnchanged(error)
+        }
         let took = ContinuousClock.now - started
         let split = state.backends.map { "\($0.release?.version ?? $0.container) \($0.weight)%" }.joined(separator: ", ")
         return
             "nginx generation \(state.generation) on \(spec.listen): \(split.isEmpty ? "nothing" : split) (took \(DurationParser.format(took)))"
     }
 
+    /// Removes a container, never one nginx sends traffic to.
     public func retire(_ instance: TargetInstance) async throws {
+        if let serving = await router.serving(), serving.backends.contains(where: { $0.container == instance.name }) {
+            throw NginxRouter.ProxyError(
+                description: "\(instance.name) was not removed: nginx (generation \(serving.generation)) sends it traffic")
+        }
         try await cli.remove(instance.name)
     }
 
@@ -113,7 +134,7 @@ public struct DockerTarget: DeployTarget {
     }
 
     public func status() async -> TargetStatus {
-        let state = router.state()
+        let state = await router.serving()
         let routes = (state?.backends ?? []).map {
             TrafficShare(TargetInstance(name: $0.container, release: $0.release, url: Self.url(port: $0.port)), weight: $0.weight)
         }
@@ -129,7 +150,15 @@ public struct DockerTarget: DeployTarget {
         } catch {
             status.problem = "cannot list containers: \(error)"
         }
-        if pid == nil, !routes.isEmpty { status.problem = "nginx is not running for \(spec.listen)" }
+        let orphans = router.orphanedWorkers()
+        if pid == nil, !orphans.isEmpty {
+            status.problem =
+                "nginx's master is gone; its orphaned worker\(orphans.count == 1 ? "" : "s") (pid \(orphans.map(String.init).joined(separator: ", "))) "
+                + "still serve\(orphans.count == 1 ? "s" : "") \(spec.listen) with generation \(state?.generation ?? 0); "
+                + "the next deploy or rollback replaces \(orphans.count == 1 ? "it" : "them") with a new nginx"
+        } else if pid == nil, !routes.isEmpty {
+            status.problem = "nginx is not running for \(spec.listen)"
+        }
         return status
     }
 
@@ -147,7 +176,7 @@ public struct DockerTarget: DeployTarget {
             failure = error
         }
         await router.stop()
-        try? FileManager.default.removeItem(atPath: router.directory + "/state.json")
+        for file in ["state.json", "state.json.next"] { try? FileManager.default.removeItem(atPath: router.directory + "/" + file) }
         if let failure { throw failure }
         removed.append("stopped nginx on \(spec.listen)")
         return removed

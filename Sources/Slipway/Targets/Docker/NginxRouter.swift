@@ -67,12 +67,39 @@ public struct NginxRouter: Sendable {
     var controlSocket: String { directory + "/control.sock" }
     var errorLog: String { directory + "/error.log" }
 
-    /// What was last applied, if anything.
+    /// What nginx was last confirmed to serve, if anything.
     public func state() -> State? {
-        guard let data = FileManager.default.contents(atPath: statePath) else { return nil }
+        Self.decode(FileManager.default.contents(atPath: statePath))
+    }
+
+    /// A state written before a switch whose confirmation never came (deploy was killed between
+    /// the reload and the confirmation).
+    func pendingState() -> State? {
+        Self.decode(FileManager.default.contents(atPath: statePath + ".next"))
+    }
+
+    static func decode(_ data: Data?) -> State? {
+        guard let data else { return nil }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         return try? decoder.decode(State.self, from: data)
+    }
+
+    /// What serves now: `state.json`, unless a switch was left unconfirmed and nginx itself (its
+    /// control socket) says it runs that switch's generation; that state is then made the record.
+    public func serving() async -> State? {
+        let confirmed = state()
+        guard let pending = pendingState(), pending.generation > confirmed?.generation ?? 0 else { return confirmed }
+        guard await liveGeneration() == pending.generation else { return confirmed }
+        try? ProxyFiles.rename(statePath + ".next", to: statePath)
+        return pending
+    }
+
+    /// The generation nginx answers on its control socket, if it answers.
+    func liveGeneration() async -> Int? {
+        guard let answer = try? await HTTP.get(unixSocket: controlSocket, path: "/generation", timeout: .seconds(1)), answer.status == 200
+        else { return nil }
+        return Int(answer.body.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// The nginx master's pid, when one is running from this directory.
@@ -84,15 +111,67 @@ public struct NginxRouter: Sendable {
         return cmdline.contains("nginx") ? pid : nil
     }
 
+    /// nginx processes of this directory whose master is gone (killed: its workers live on, keep
+    /// the port and serve the last configuration). They are known to be this environment's by the
+    /// socket they hold: the control socket bound in this directory, which no other nginx binds.
+    public func orphanedWorkers() -> [Int32] {
+        let master = masterPID()
+        return Self.holders(ofUnixSocket: controlSocket).filter { pid in
+            pid != master && Self.parent(of: pid) != master
+                && ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.hasPrefix("nginx") ?? false)
+        }
+    }
+
+    /// The processes holding a socket bound to `path` (from /proc/net/unix and each process's fds).
+    static func holders(ofUnixSocket path: String) -> [Int32] {
+        guard let table = try? String(contentsOfFile: "/proc/net/unix", encoding: .utf8) else { return [] }
+        // Num RefCount Protocol Flags Type St Inode Path
+        let inodes = Set(
+            table.split(separator: "\n").dropFirst().compactMap { line -> String? in
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                guard fields.count >= 8, fields[7...].joined(separator: " ") == path else { return nil }
+                return "socket:[\(fields[6])]"
+            })
+        guard !inodes.isEmpty else { return [] }
+        let processes = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap { Int32($0) } ?? []
+        return processes.filter { pid in
+            let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+            return descriptors.contains { descriptor in
+                (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(descriptor)")).map(inodes.contains) ?? false
+            }
+        }
+    }
+
+    /// Stops workers left by a dead master: SIGQUIT (each stops listening at once and finishes
+    /// the requests it holds), then waits up to 5 seconds until none holds the listening sockets,
+    /// so a new master can bind them with the shortest gap. Returns their pids.
+    @discardableResult
+    func stopOrphanedWorkers() async -> [Int32] {
+        let orphans = orphanedWorkers()
+        guard !orphans.isEmpty else { return [] }
+        for pid in orphans { kill(pid, SIGQUIT) }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline, !Set(Self.holders(ofUnixSocket: controlSocket)).isDisjoint(with: orphans) {
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        return orphans
+    }
+
     /// Sends traffic to `backends` (by weight) and returns once nginx answers with the new
-    /// generation: from then on new connections go where they say. Starts nginx if it is not running.
+    /// generation: from then on new connections go where they say. Starts nginx if it is not
+    /// running (first stopping workers a killed master left holding the port).
+    ///
+    /// `state.json` only ever names what nginx was confirmed to serve: the new state is written
+    /// beside it and takes its place once nginx answers with the new generation. If nginx does not
+    /// take the new configuration, the one before is put back.
     @discardableResult
     public func apply(_ backends: [Backend]) async throws -> State {
-        try FileManager.default.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)
-        let generation = (state()?.generation ?? 0) + 1
+        try ProxyFiles.makeDirectory(directory + "/tmp")
+        // An unconfirmed switch may be live: never reuse its generation number.
+        let generation = max(state()?.generation ?? 0, pendingState()?.generation ?? 0) + 1
         let state = State(generation: generation, listen: listen, backends: backends.filter { $0.weight > 0 }, at: Date())
         let staged = configPath + ".next"
-        try Data(configuration(state).utf8).write(to: URL(fileURLWithPath: staged))
+        try ProxyFiles.write(Data(configuration(state).utf8), to: staged)
         // Check the new file before it replaces the one nginx runs, so a bad one never half-applies.
         let check = try await nginx(["-t", "-q", "-c", staged])
         guard check.termination.succeeded else {
@@ -101,23 +180,34 @@ public struct NginxRouter: Sendable {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(state).write(to: URL(fileURLWithPath: statePath + ".next"))
-        guard rename(staged, configPath) == 0, rename(statePath + ".next", statePath) == 0 else {
-            throw ProxyError(description: "cannot replace \(configPath): \(String(cString: strerror(errno)))")
-        }
+        try ProxyFiles.write(try encoder.encode(state), to: statePath + ".next")
+        let previous = configPath + ".previous"
+        unlink(previous)
+        let hadConfiguration = link(configPath, previous) == 0
+        try ProxyFiles.rename(staged, to: configPath)
         var previousWorkers: Set<Int32> = []
-        if let pid = masterPID() {
-            previousWorkers = Self.children(of: pid)
-            // What `nginx -s reload` sends, without another process.
-            kill(pid, SIGHUP)
-        } else {
-            unlink(controlSocket)
-            let started = try await nginx(["-c", configPath])
-            guard started.termination.succeeded else {
-                throw ProxyError(description: "nginx did not start on \(listen): \(started.output)")
+        do {
+            if let pid = masterPID() {
+                previousWorkers = Self.children(of: pid)
+                // What `nginx -s reload` sends, without another process.
+                kill(pid, SIGHUP)
+            } else {
+                await stopOrphanedWorkers()
+                unlink(controlSocket)
+                let started = try await nginx(["-c", configPath])
+                guard started.termination.succeeded else {
+                    throw ProxyError(description: "nginx did not start on \(listen): \(started.output)")
+                }
             }
+            try await waitForGeneration(generation)
+        } catch {
+            // nginx still serves what it served: its configuration file and the record say so again.
+            if hadConfiguration { _ = Glibc.rename(previous, configPath) }
+            unlink(statePath + ".next")
+            throw error
         }
-        try await waitForGeneration(generation)
+        try ProxyFiles.rename(statePath + ".next", to: statePath)
+        unlink(previous)
         await waitForExit(previousWorkers)
         return state
     }
@@ -159,9 +249,7 @@ public struct NginxRouter: Sendable {
         let deadline = ContinuousClock.now + .seconds(10)
         var last = "no answer"
         while ContinuousClock.now < deadline {
-            if let answer = try? await HTTP.get(unixSocket: controlSocket, path: "/generation", timeout: .seconds(1)), answer.status == 200
-            {
-                let seen = Int(answer.body.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+            if let seen = await liveGeneration() {
                 if seen >= generation { return }
                 last = "generation \(seen)"
             }
@@ -175,7 +263,10 @@ public struct NginxRouter: Sendable {
 
     /// Stops nginx (gracefully: it finishes the requests it holds) and waits for it to exit.
     public func stop() async {
-        guard let pid = masterPID() else { return }
+        guard let pid = masterPID() else {
+            await stopOrphanedWorkers()
+            return
+        }
         kill(pid, SIGQUIT)
         let deadline = ContinuousClock.now + .seconds(10)
         while kill(pid, 0) == 0, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
