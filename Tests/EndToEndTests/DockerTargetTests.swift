@@ -24,7 +24,8 @@ struct DockerTargetTests {
         let environment: [String: String]
 
         static func make(
-            _ services: ContainerServices, strategy production: String, stagingGates: String = "[health]", rehearse: Bool = false
+            _ services: ContainerServices, strategy production: String, stagingGates: String = "[health]", rehearse: Bool = false,
+            moreGates: String = ""
         ) async throws -> Project {
             let repo = try await GitFixture("docker-target")
             let app = "hello\(UUID().uuidString.prefix(6).lowercased())"
@@ -64,7 +65,7 @@ struct DockerTargetTests {
                   health: { http: { url: "${TARGET_URL}/health", status: 200, within: 2s }, every: 100ms, times: 3 }
                   # Fails for a release the test marks bad after the fact (a file in .slipway/).
                   marker: { command: [test, "!", -e, ".slipway/${VERSION}.bad"] }
-
+                \(moreGates)
                 """)
             try await repo.git("add", ".")
             try await repo.git("commit", "-q", "-m", "feat: hello")

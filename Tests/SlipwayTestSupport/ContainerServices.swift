@@ -20,6 +20,16 @@ public struct ContainerServices: Sendable {
         ]
     }
 
+    /// Starts what of them is not running (after a test stopped one), by the project's script.
+    public func start() async throws {
+        _ = try await GitFixture.run(
+            ["\(packageRoot)/scripts/services", "start"], in: directory.path,
+            environment: ["SLIPWAY_SERVICES": directory.path, "REGISTRY_PORT": String(registry.split(separator: ":").last ?? "")])
+    }
+
+    /// Where the podman API service's process id is recorded.
+    public var podmanPIDFile: String { directory.file("podman.pid") }
+
     /// Runs `body` with the services up.
     public static func with<T: Sendable>(_ body: @Sendable (ContainerServices) async throws -> T) async throws -> T {
         let directory = try TemporaryDirectory("containers")

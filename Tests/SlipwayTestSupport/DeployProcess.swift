@@ -40,16 +40,23 @@ public final class DeployProcess: Sendable {
     private let state = OutputState()
     private let task: Task<ProcessTermination, any Error>
 
-    public convenience init(arguments: [String], directory: String, environment: [String: String] = [:]) throws {
-        try self.init(executable: try deployBinary(), arguments: arguments, directory: directory, environment: environment)
+    /// `unsetting` names variables the child must not have (a new shell's environment).
+    public convenience init(
+        arguments: [String], directory: String, environment: [String: String] = [:], unsetting: [String] = []
+    ) throws {
+        try self.init(
+            executable: try deployBinary(), arguments: arguments, directory: directory, environment: environment, unsetting: unsetting)
     }
 
     /// Runs another program (for example `script`, to give deploy a terminal).
-    public init(executable: String, arguments: [String], directory: String, environment: [String: String] = [:]) throws {
+    public init(
+        executable: String, arguments: [String], directory: String, environment: [String: String] = [:], unsetting: [String] = []
+    ) throws {
         var env = ProcessInfo.processInfo.environment
         env["CI"] = "true"
         env.removeValue(forKey: "SLIPWAY_STATE")
         for (key, value) in environment { env[key] = value }
+        for key in unsetting { env.removeValue(forKey: key) }
         let spec = ProcessSpec(executable: executable, arguments: arguments, environment: env, workingDirectory: directory)
         let state = self.state
         task = Task {
@@ -141,10 +148,10 @@ private final class OutputState: Sendable {
 }
 
 /// Runs `deploy` to completion and returns its exit status and everything it printed.
-public func runDeploy(_ arguments: [String], in directory: String, environment: [String: String] = [:]) async throws -> (
-    status: Int32, output: String
-) {
-    let child = try DeployProcess(arguments: arguments, directory: directory, environment: environment)
+public func runDeploy(
+    _ arguments: [String], in directory: String, environment: [String: String] = [:], unsetting: [String] = []
+) async throws -> (status: Int32, output: String) {
+    let child = try DeployProcess(arguments: arguments, directory: directory, environment: environment, unsetting: unsetting)
     let termination = try await child.wait()
     return (termination.exitCode ?? -1, child.output.joined(separator: "\n"))
 }

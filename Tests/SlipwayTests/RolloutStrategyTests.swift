@@ -237,4 +237,67 @@ struct RolloutStrategyTests {
         #expect(result.exitStatus == .success, "\(result)")
         #expect(harness.target.serving == "1.0.0 100%")
     }
+
+    @Test("deploy rollback after a deploy its gates rolled back: the last good release already serves all traffic, nothing moves")
+    func rollbackAfterFailedDeploy() async throws {
+        let harness = try RolloutHarness()
+        defer { harness.fixture.directory.remove() }
+        try await harness.pushed("0.9.0")
+        try await harness.pushed("1.0.0", serving: true)
+        try await harness.pushed("1.1.0", good: false)
+        try harness.breakRelease("1.1.0")
+        let failed = try await harness.deploy("1.1.0", strategy: "rolling")
+        #expect(failed.exitStatus == .rolledBack, "\(failed)")
+        let moves = harness.target.moves
+        let result = try await harness.rollback()
+        #expect(result.exitStatus == .success, "\(result)")
+        #expect(harness.target.serving == "1.0.0 100%")
+        #expect(harness.target.moves == moves, "a rollback with nothing to undo moved traffic")
+        let detail = try await harness.fixture.detail(result)
+        let said = detail.stages.compactMap(\.reason) + detail.events.map(\.message)
+        #expect(said.contains { $0.contains("1.0.0") && $0.contains("already serves all traffic") }, "\(said)")
+    }
+
+    @Test("deploy rollback after a canary left at 25 %: the last good release is given all traffic, with no new instance")
+    func rollbackAfterUnfinishedCanary() async throws {
+        let harness = try RolloutHarness()
+        defer { harness.fixture.directory.remove() }
+        let stable = try await harness.pushed("1.0.0", serving: true)
+        let candidate = try await harness.pushed("1.1.0", good: false)
+        // What a deploy killed at its first canary step leaves: its run interrupted in its deploy
+        // stage, the new instance taking 25 %.
+        var run = try #require(try await harness.fixture.store.run(id: candidate.run))
+        run.outcome = .interrupted
+        try await harness.fixture.store.update(run)
+        var stage = StageRecord(runID: run.id, position: 0, name: "staging", kind: "deploy")
+        stage.outcome = .interrupted
+        stage.startedAt = Date()
+        _ = try await harness.fixture.store.insert([stage])
+        let now = try await harness.target.observe()
+        let serving = try #require(now.routes.first?.instance)
+        let canary = try await harness.target.stage(candidate, run: run.id, history: [stable], say: { _ in })
+        _ = try await harness.target.route([TrafficShare(canary, weight: 25), TrafficShare(serving, weight: 75)])
+        let result = try await harness.rollback()
+        #expect(result.exitStatus == .success, "\(result)")
+        #expect(harness.target.serving == "1.0.0 100%")
+        #expect(harness.target.instances == [serving.name], "instances left: \(harness.target.instances)")
+    }
+
+    @Test("deploy rollback with no run store, after a deploy killed before its switch: the release it started from still serves")
+    func rollbackUnfinishedFromLabels() async throws {
+        let harness = try RolloutHarness()
+        defer { harness.fixture.directory.remove() }
+        let image = RolloutHarness.image
+        let older = ReleaseReference(run: 40, version: "0.9.0", sha: nil, image: image + String(repeating: "9", count: 64))
+        let good = ReleaseReference(run: 41, version: "1.0.0", sha: nil, image: image + String(repeating: "1", count: 64))
+        harness.target.seed(good, history: [older])
+        // A killed deploy's instance: it names 1.0.0 as the good release it started from.
+        _ = try await harness.target.stage(
+            ReleaseReference(run: 42, version: "1.1.0", sha: nil, image: image + String(repeating: "2", count: 64)), run: 42,
+            history: [good, older], say: { _ in })
+        let result = try await harness.rollback()
+        #expect(result.exitStatus == .success, "\(result)")
+        #expect(harness.target.serving == "1.0.0 100%")
+        #expect(harness.target.instances == ["r41"], "instances left: \(harness.target.instances)")
+    }
 }
