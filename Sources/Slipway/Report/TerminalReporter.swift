@@ -76,8 +76,9 @@ public final class TerminalReporter: Reporting, Sendable {
         case .runStarted(let runID, let app, let environment, let release, let trigger, let stages, _):
             state.runStarted = .now
             state.count = stages.filter(\.runs).count
-            return style.bold("deploy \(app) to \(environment)")
-                + " · release \(release.description) · run \(runID) · by \(trigger.description)\n"
+            // A rollback learns its release only once it has chosen one.
+            let named = release.sha != nil || release.version != nil ? " · release \(release.description)" : ""
+            return style.bold("deploy \(app) to \(environment)") + named + " · run \(runID) · by \(trigger.description)\n"
         case .stageStarted(let name, let index, let count):
             state.stage = name
             state.stageStarted = .now

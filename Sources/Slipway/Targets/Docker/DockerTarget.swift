@@ -84,8 +84,9 @@ public struct DockerTarget: DeployTarget {
             say("answering after \(DurationParser.format(ContinuousClock.now - started))")
             return TargetInstance(name: name, release: release, url: Self.url(port: port), startedBy: String(run))
         } catch {
-            // A container that never answered is never left behind.
-            try? await cli.remove(name)
+            // A container that never answered is never left behind (and a name nginx serves is
+            // never removed: the name is new, but whatever happens, this holds).
+            try? await removeUnlessServed(name)
             throw error
         }
     }
@@ -111,13 +112,16 @@ public struct DockerTarget: DeployTarget {
             "nginx generation \(state.generation) on \(spec.listen): \(split.isEmpty ? "nothing" : split) (took \(DurationParser.format(took)))"
     }
 
-    /// Removes a container, never one nginx sends traffic to.
     public func retire(_ instance: TargetInstance) async throws {
-        if let serving = await router.serving(), serving.backends.contains(where: { $0.container == instance.name }) {
-            throw NginxRouter.ProxyError(
-                description: "\(instance.name) was not removed: nginx (generation \(serving.generation)) sends it traffic")
+        try await removeUnlessServed(instance.name)
+    }
+
+    /// Removes a container, never one nginx sends traffic to.
+    func removeUnlessServed(_ name: String) async throws {
+        if let serving = await router.serving(), serving.backends.contains(where: { $0.container == name }) {
+            throw NginxRouter.ProxyError(description: "\(name) was not removed: nginx (generation \(serving.generation)) sends it traffic")
         }
-        try await cli.remove(instance.name)
+        try await cli.remove(name)
     }
 
     public func imageAvailable(_ image: String, say: @escaping @Sendable (String) -> Void) async -> Bool {
