@@ -6,14 +6,17 @@ struct Rollback: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Put back the last release that passed its gates and bake, at once (no analysis).",
         discussion: """
-            Restores the newest release that passed every gate and its bake in <environment> before \
-            the one serving now (or the one --to names: a version, a run id or a commit), after \
-            checking that its image can still be run. Freezes do not stop a rollback; the record says \
-            one was passed. The environment is then pinned: automatic deploys refuse until \
+            Undoes the latest change to <environment>. When it finished, the newest release that \
+            passed every gate and its bake before the one serving now is put back; when it did not \
+            (a deploy killed, cancelled or failed), the good release that deploy started from is: if \
+            it already serves all traffic nothing moves, and if it serves part of it (a canary \
+            step), it is given all of it. --to names another: a version, a run id or a commit. The \
+            image is checked first. Freezes do not stop a rollback; the record says one was passed. \
+            The environment is then pinned: automatic deploys refuse until \
             `deploy unpin <environment>` or `deploy <environment> --release VERSION`.
 
-            When the run store is missing or cannot be opened, the serving container's labels say \
-            which releases were good; the rollback then goes ahead unrecorded, and says so.
+            When the run store is missing or cannot be opened, the containers' labels say which \
+            releases were good; the rollback then goes ahead unrecorded, and says so.
             """)
 
     @Argument(help: "The environment to roll back.")
