@@ -1,4 +1,9 @@
 #ifndef SLIPWAY_CLIBGIT2_SHIM_H
 #define SLIPWAY_CLIBGIT2_SHIM_H
 #include <git2.h>
+
+/* git_libgit2_opts is variadic, which Swift cannot call: one wrapper per option used. */
+static inline int slipway_git_set_owner_validation(int enabled) {
+    return git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, enabled);
+}
 #endif

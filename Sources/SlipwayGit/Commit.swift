@@ -66,15 +66,41 @@ extension Repository {
     }
 
     static func read(_ pointer: OpaquePointer, oid: inout git_oid) -> Commit {
-        let message = git_commit_message(pointer).map { String(cString: $0) } ?? ""
+        // A message written in another encoding says so in its `encoding` header (git log
+        // converts it; so do we). Without one, it is UTF-8.
+        let encoding = git_commit_message_encoding(pointer).flatMap { textEncoding(named: String(cString: $0)) }
+        let message = git_commit_message(pointer).map { decode($0, encoding) } ?? ""
         let (subject, body) = split(message)
         let signature = git_commit_author(pointer)
         return Commit(
             sha: string(&oid), subject: subject, body: body,
-            author: signature?.pointee.name.map { String(cString: $0) } ?? "",
+            author: signature?.pointee.name.map { decode($0, encoding) } ?? "",
             email: signature?.pointee.email.map { String(cString: $0) } ?? "",
             date: Date(timeIntervalSince1970: TimeInterval(signature?.pointee.when.time ?? 0)),
             parentCount: Int(git_commit_parentcount(pointer)))
+    }
+
+    static func decode(_ text: UnsafePointer<CChar>, _ encoding: String.Encoding?) -> String {
+        guard let encoding, encoding != .utf8 else { return String(cString: text) }
+        let data = Data(bytes: text, count: strlen(text))
+        return String(data: data, encoding: encoding) ?? String(cString: text)
+    }
+
+    /// The encodings an `encoding` header names that Foundation converts on every platform.
+    static func textEncoding(named name: String) -> String.Encoding? {
+        switch name.lowercased().replacingOccurrences(of: "_", with: "-") {
+        case "utf-8", "utf8": .utf8
+        case "iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1": .isoLatin1
+        case "iso-8859-2", "iso8859-2", "latin2", "latin-2": .isoLatin2
+        case "windows-1252", "cp1252": .windowsCP1252
+        case "windows-1250", "cp1250": .windowsCP1250
+        case "windows-1251", "cp1251": .windowsCP1251
+        case "shift-jis", "sjis", "cp932": .shiftJIS
+        case "euc-jp", "eucjp": .japaneseEUC
+        case "iso-2022-jp": .iso2022JP
+        case "us-ascii", "ascii": .ascii
+        default: nil
+        }
     }
 
     /// Subject (the first paragraph, on one line) and body. Works on UTF-8 bytes: this runs once
@@ -153,6 +179,28 @@ extension Repository {
         return paths
     }
 
+    /// The files a commit changed, as `git log --cc` counts them: against its parent, or for a
+    /// merge, only the files that differ from every parent (what the merge itself did: the
+    /// side branch's own changes belong to the side branch's commits).
+    public func filesChangedBy(_ sha: String) throws(GitError) -> [String] {
+        var oid = try Self.oid(sha)
+        var pointer: OpaquePointer?
+        try GitError.check(git_commit_lookup(&pointer, handle, &oid), "reading commit \(sha.prefix(7))")
+        let parents = (0..<git_commit_parentcount(pointer)).compactMap { git_commit_parent_id(pointer, $0).map { Self.string($0) } }
+        git_commit_free(pointer)
+        guard let first = parents.first else { return try changedFiles(from: nil, to: sha) }
+        var files = Set(try changedFiles(from: first, to: sha))
+        for parent in parents.dropFirst() where !files.isEmpty { files.formIntersection(try changedFiles(from: parent, to: sha)) }
+        return files.sorted()
+    }
+
+    /// A partial clone (`--filter=…`): objects it lacks are fetched by git from the promisor
+    /// remote when needed, which libgit2 cannot do.
+    public var isPartialClone: Bool {
+        guard let text = try? String(contentsOfFile: gitdir + "config", encoding: .utf8) else { return false }
+        return text.lowercased().contains("partialclone") || text.lowercased().contains("promisor = true")
+    }
+
     private func tree(of sha: String) throws(GitError) -> OpaquePointer {
         var oid = try Self.oid(sha)
         var commit: OpaquePointer?
@@ -163,24 +211,66 @@ extension Repository {
         return tree!
     }
 
-    /// The highest version tag on the nearest tagged commit reachable from `sha` (walking newest
-    /// first). `stableOnly` skips pre-release tags; `skipping` ignores tags on that commit.
-    public func nearestVersionTag(from sha: String, stableOnly: Bool = false, skipping: String? = nil) throws(GitError) -> (
-        tag: Tag, version: SemanticVersion
-    )? {
-        var byCommit: [String: [(Tag, SemanticVersion)]] = [:]
+    /// The version tags, by the commit they point at (`stableOnly` leaves out pre-releases,
+    /// `skipping` the tags on that commit).
+    func versionTagsByCommit(stableOnly: Bool, skipping: String?) throws(GitError) -> [String: [(tag: Tag, version: SemanticVersion)]] {
+        var byCommit: [String: [(tag: Tag, version: SemanticVersion)]] = [:]
         for tag in try tags() where tag.sha != skipping {
             guard let version = tag.version, !(stableOnly && version.isPrerelease) else { continue }
             byCommit[tag.sha, default: []].append((tag, version))
         }
+        return byCommit
+    }
+
+    /// The version tag `git describe --tags` would name from `sha`: of the first tagged commits a
+    /// newest-first walk meets (at most 10, git's `--candidates` default), the one with the fewest
+    /// commits between it and `sha`; on that commit, or among commits at the same distance, the
+    /// highest version. `stableOnly` skips pre-release tags; `skipping` ignores tags on that commit.
+    public func nearestVersionTag(from sha: String, stableOnly: Bool = false, skipping: String? = nil) throws(GitError) -> (
+        tag: Tag, version: SemanticVersion
+    )? {
+        let byCommit = try versionTagsByCommit(stableOnly: stableOnly, skipping: skipping)
         guard !byCommit.isEmpty else { return nil }
-        var found: (Tag, SemanticVersion)?
+        var candidates: [String] = []
         try walk(from: sha) { commit in
-            guard let tags = byCommit[commit] else { return true }
-            found = tags.max { $0.1 < $1.1 }
-            return false
+            if byCommit[commit] != nil { candidates.append(commit) }
+            return candidates.count < 10
         }
-        return found.map { (tag: $0.0, version: $0.1) }
+        var best: (distance: Int, tag: Tag, version: SemanticVersion)?
+        for commit in candidates {
+            guard let top = byCommit[commit]?.max(by: { $0.version < $1.version }) else { continue }
+            let distance = commit == sha ? 0 : try count(from: commit, to: sha)
+            if let current = best, current.distance < distance || (current.distance == distance && top.version <= current.version) {
+                continue
+            }
+            best = (distance, top.tag, top.version)
+        }
+        return best.map { (tag: $0.tag, version: $0.version) }
+    }
+
+    /// The highest version among the tags reachable from `sha` (`stableOnly`: stable ones only;
+    /// `skipping`: not those on that commit): where a changelog starts, so that a hotfix tag
+    /// merged back never makes it list again what a newer release already shipped.
+    public func newestVersionTag(reachableFrom sha: String, stableOnly: Bool, skipping: String? = nil) throws(GitError) -> (
+        tag: Tag, version: SemanticVersion
+    )? {
+        let byCommit = try versionTagsByCommit(stableOnly: stableOnly, skipping: skipping)
+        let ranked = byCommit.values.flatMap { $0 }.sorted { $0.version > $1.version }
+        // The newest is nearly always reachable: ask the graph for the first few, and walk the
+        // whole history once only when they are all on other branches.
+        for candidate in ranked.prefix(20) where try isAncestor(candidate.tag.sha, of: sha) { return candidate }
+        guard ranked.count > 20 else { return nil }
+        var reachable = Set<String>()
+        try walk(from: sha) { commit in
+            if byCommit[commit] != nil { reachable.insert(commit) }
+            return true
+        }
+        return ranked.dropFirst(20).first { reachable.contains($0.tag.sha) }
+    }
+
+    /// Every version some tag spells: a suggested next version must be none of them.
+    public func taggedVersions() throws(GitError) -> Set<SemanticVersion> {
+        Set(try tags().compactMap(\.version))
     }
 }
 

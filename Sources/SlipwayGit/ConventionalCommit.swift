@@ -25,10 +25,16 @@ public struct ConventionalCommit: Sendable, Hashable, Codable {
             head = head[..<open]
             guard let scope, !scope.isEmpty, !scope.contains(where: { $0 == "(" || $0 == ")" }) else { return nil }
         }
-        guard !head.isEmpty, head.utf8.allSatisfy({ ($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A || $0 == 0x2D }) else { return nil }
+        // A noun: letters, then letters, digits or hyphens (`feat`, `i18n`, `build-deps`).
+        guard let first = head.utf8.first, Self.isLetter(first),
+            head.utf8.allSatisfy({ Self.isLetter($0) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D })
+        else { return nil }
         var note: String?
         if body.utf8.contains(0x42), body.contains("BREAKING") {
-            for line in body.split(separator: "\n", omittingEmptySubsequences: false) {
+            // By unicode scalars: in a Character view "\r\n" is one character, never equal to "\n".
+            for line in body.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map(String.UnicodeScalarView.init)
+                .map(String.init)
+            {
                 for marker in ["BREAKING CHANGE:", "BREAKING-CHANGE:"] where line.hasPrefix(marker) {
                     note = line.dropFirst(marker.count).trimmingWhitespace()
                 }
@@ -40,4 +46,6 @@ public struct ConventionalCommit: Sendable, Hashable, Codable {
         self.breaking = bang || note != nil
         self.breakingNote = note
     }
+
+    private static func isLetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x7A }
 }

@@ -17,6 +17,9 @@ public struct GitError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { "git: \(operation): \(message)" }
 
+    /// An object the repository does not have (a shallow or partial clone, a rewritten history).
+    public var isMissingObject: Bool { code == GIT_ENOTFOUND.rawValue }
+
     /// Turns a libgit2 return code into a thrown error, reading `git_error_last` at once.
     static func check(_ code: Int32, _ operation: @autoclosure () -> String) throws(GitError) {
         guard code < 0 else { return }
@@ -38,4 +41,8 @@ enum LibGit2 {
     }()
 
     static func ensureInitialised() { _ = initialised }
+
+    /// Opens repositories whatever their owner: called only once git's own `safe.directory`
+    /// configuration has said so (libgit2 1.5 does not understand `*`).
+    static func trustForeignOwners() { _ = slipway_git_set_owner_validation(0) }
 }

@@ -14,17 +14,22 @@ public struct GitRelease: Sendable, Hashable {
 
     public var shortSHA: String { String(sha.prefix(7)) }
 
-    /// `1.4.2`, `1.4.2-3-gabc1234` past a tag, `0.0.0-12-gabc1234` with no version tag, and
-    /// `+dirty` when the working tree has changes.
+    /// `1.4.2`, `1.4.2-3-gabc1234` past a tag (git describe's shape), `0.0.0-12-gabc1234` with no
+    /// version tag, and `+dirty` when the working tree has changes: always valid SemVer 2.0. A
+    /// tag's build metadata stays metadata (`1.4.2-3-gabc1234+build.5.dirty`), and a pre-release
+    /// tag's distance joins its last identifier (`2.0.0-rc.1-3-gabc1234`).
     public var version: String {
-        var text: String
-        if let tagVersion {
-            text = distance == 0 ? tagVersion.description : "\(tagVersion)-\(distance)-g\(shortSHA)"
-        } else {
-            text = "0.0.0-\(distance)-g\(shortSHA)"
+        var version = tagVersion ?? SemanticVersion(major: 0, minor: 0, patch: 0)
+        if tagVersion == nil || distance > 0 {
+            let suffix = "\(distance)-g\(shortSHA)"
+            if let last = version.prerelease.indices.last {
+                version.prerelease[last] += "-" + suffix
+            } else {
+                version.prerelease = [suffix]
+            }
         }
-        if dirty { text += "+dirty" }
-        return text
+        if dirty { version.build.append("dirty") }
+        return version.description
     }
 }
 

@@ -1,4 +1,5 @@
 import CLibGit2
+import Foundation
 
 /// An open git repository. Owns its libgit2 handle and frees it exactly once; nothing of libgit2
 /// leaves this module.
@@ -8,12 +9,32 @@ public final class Repository {
     public let workdir: String?
     /// The `.git` directory.
     public let gitdir: String
+    private var cachedTags: [Tag]?
+    /// A shallow clone's hand walks, by start and mode (each is the whole reachable history).
+    private var reachableCache: [String: [(sha: String, time: Int64)]] = [:]
 
-    /// Opens the repository containing `path`, searching upwards as git does.
+    /// Opens the repository containing `path`, searching upwards as git does. A repository owned
+    /// by another user is opened when git's own `safe.directory` (in the global or system
+    /// configuration: `*` or that directory) trusts it, and refused with git's explanation
+    /// otherwise, as git does (libgit2 1.5 neither knows `*` nor says why).
     public init(discoveringFrom path: String) throws(GitError) {
         LibGit2.ensureInitialised()
         var repository: OpaquePointer?
-        let code = git_repository_open_ext(&repository, path, 0, nil)
+        var code = git_repository_open_ext(&repository, path, 0, nil)
+        if code < 0, let foreign = Self.foreignRepository(above: path) {
+            guard Self.safeDirectories().contains(where: { $0 == "*" || Self.samePath($0, foreign.directory) }) else {
+                throw GitError(
+                    operation: "opening the repository at \(foreign.directory)",
+                    message:
+                        "detected dubious ownership: it is owned by uid \(foreign.owner), and deploy runs as uid \(geteuid()); git refuses it too. "
+                        + "If it is yours to trust, run `git config --global --add safe.directory \(foreign.directory)` "
+                        + "(or `safe.directory '*'`, as container CI jobs often do)",
+                    code: GIT_EOWNER.rawValue)
+            }
+            LibGit2.trustForeignOwners()
+            repository = nil
+            code = git_repository_open_ext(&repository, path, 0, nil)
+        }
         if code == GIT_ENOTFOUND.rawValue {
             throw GitError(
                 operation: "opening a repository", message: "\(path) is not inside a git repository (nor is any folder above it)",
@@ -26,6 +47,46 @@ public final class Repository {
         handle = repository
         workdir = git_repository_workdir(repository).map { String(cString: $0) }
         gitdir = String(cString: git_repository_path(repository))
+    }
+
+    /// The nearest directory at or above `path` holding a `.git`, when someone else owns it.
+    static func foreignRepository(above path: String) -> (directory: String, owner: uid_t)? {
+        var directory = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        while true {
+            var info = stat()
+            if lstat(directory + "/.git", &info) == 0 {
+                var top = stat()
+                guard stat(directory, &top) == 0 else { return nil }
+                return top.st_uid == geteuid() ? nil : (directory, top.st_uid)
+            }
+            guard directory != "/", let slash = directory.lastIndex(of: "/") else { return nil }
+            directory = slash == directory.startIndex ? "/" : String(directory[..<slash])
+        }
+    }
+
+    /// The `safe.directory` values of the global and system configuration (git reads no other).
+    static func safeDirectories() -> [String] {
+        var config: OpaquePointer?
+        guard git_config_open_default(&config) == 0 else { return [] }
+        defer { git_config_free(config) }
+        var values: [String] = []
+        var iterator: OpaquePointer?
+        guard git_config_multivar_iterator_new(&iterator, config, "safe.directory", nil) == 0 else { return [] }
+        defer { git_config_iterator_free(iterator) }
+        var entry: UnsafeMutablePointer<git_config_entry>?
+        while git_config_next(&entry, iterator) == 0 {
+            if let value = entry?.pointee.value {
+                let text = String(cString: value)
+                // An empty value resets the list, as in git.
+                if text.isEmpty { values.removeAll() } else { values.append(text) }
+            }
+        }
+        return values
+    }
+
+    static func samePath(_ a: String, _ b: String) -> Bool {
+        func clean(_ path: String) -> String { path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path }
+        return clean(a) == clean(b)
     }
 
     deinit { git_repository_free(handle) }
@@ -97,26 +158,37 @@ public final class Repository {
 
     // MARK: - Working tree
 
-    /// Paths that differ from HEAD: modified, staged, deleted or untracked (ignored files are not counted).
+    /// Paths that differ from HEAD as `git status` sees them: modified, staged, deleted or
+    /// untracked (ignored files are not counted), a submodule checked out at another commit or
+    /// with changes inside it; files a sparse checkout leaves out of the working tree (the
+    /// index's skip-worktree bit, which libgit2 1.5 does not honour) are not changes.
     public func changedPaths(limit: Int = 50) throws(GitError) -> (paths: [String], total: Int) {
         guard workdir != nil else { return ([], 0) }
         var options = git_status_options()
         try GitError.check(git_status_options_init(&options, UInt32(GIT_STATUS_OPTIONS_VERSION)), "preparing a status")
         options.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR
-        options.flags =
-            GIT_STATUS_OPT_INCLUDE_UNTRACKED.rawValue | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS.rawValue
-            | GIT_STATUS_OPT_EXCLUDE_SUBMODULES.rawValue
+        options.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED.rawValue | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS.rawValue
         var list: OpaquePointer?
         try GitError.check(git_status_list_new(&list, handle, &options), "reading the working tree's status")
         defer { git_status_list_free(list) }
-        let total = git_status_list_entrycount(list)
+        var index: OpaquePointer?
+        if git_repository_index(&index, handle) != 0 { index = nil }
+        defer { if let index { git_index_free(index) } }
+        let skipWorktree = UInt16(GIT_INDEX_ENTRY_SKIP_WORKTREE.rawValue)
         var paths: [String] = []
-        for index in 0..<min(total, limit) {
-            guard let entry = git_status_byindex(list, index) else { continue }
+        var total = 0
+        for position in 0..<git_status_list_entrycount(list) {
+            guard let entry = git_status_byindex(list, position) else { continue }
             let delta = entry.pointee.index_to_workdir ?? entry.pointee.head_to_index
-            if let path = delta?.pointee.new_file.path ?? delta?.pointee.old_file.path {
-                paths.append(String(cString: path))
+            guard let raw = delta?.pointee.new_file.path ?? delta?.pointee.old_file.path else { continue }
+            // Only deleted from the working tree, and marked skip-worktree: left out by a sparse checkout.
+            if entry.pointee.status.rawValue == GIT_STATUS_WT_DELETED.rawValue, let index,
+                let indexed = git_index_get_bypath(index, raw, 0), indexed.pointee.flags_extended & skipWorktree != 0
+            {
+                continue
             }
+            total += 1
+            if paths.count < limit { paths.append(String(cString: raw)) }
         }
         return (paths, total)
     }
@@ -132,8 +204,16 @@ public final class Repository {
         public var version: SemanticVersion? { SemanticVersion(name) }
     }
 
-    /// Every tag that points (perhaps through an annotated tag object) at a commit.
+    /// Every tag that points (perhaps through an annotated tag object) at a commit; read once
+    /// per repository handle (a changelog asks several times, and there may be thousands).
     public func tags() throws(GitError) -> [Tag] {
+        if let cachedTags { return cachedTags }
+        let tags = try readTags()
+        cachedTags = tags
+        return tags
+    }
+
+    private func readTags() throws(GitError) -> [Tag] {
         var names = git_strarray()
         try GitError.check(git_tag_list(&names, handle), "listing tags")
         defer { git_strarray_dispose(&names) }
@@ -233,6 +313,14 @@ public final class Repository {
     }
 
     func reachable(from start: String, firstParentOnly: Bool) throws(GitError) -> [(sha: String, time: Int64)] {
+        let key = start + (firstParentOnly ? "^1" : "")
+        if let cached = reachableCache[key] { return cached }
+        let found = try walkReachable(from: start, firstParentOnly: firstParentOnly)
+        reachableCache[key] = found
+        return found
+    }
+
+    private func walkReachable(from start: String, firstParentOnly: Bool) throws(GitError) -> [(sha: String, time: Int64)] {
         var found: [(String, Int64)] = []
         var seen: Set<String> = []
         var pending = [start]

@@ -31,7 +31,7 @@ public struct SemanticVersion: Sendable, Hashable, Comparable, CustomStringConve
             prerelease = text[text.index(after: dash)...].split(separator: ".", omittingEmptySubsequences: false).map(String.init)
             guard !prerelease.isEmpty, prerelease.allSatisfy(Self.isIdentifier) else { return nil }
             // Numeric identifiers must not have leading zeros.
-            guard prerelease.allSatisfy({ !($0.allSatisfy(\.isNumber) && $0.count > 1 && $0.hasPrefix("0")) }) else { return nil }
+            guard prerelease.allSatisfy({ !(Self.isNumeric($0) && $0.count > 1 && $0.hasPrefix("0")) }) else { return nil }
             text = text[..<dash]
         }
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
@@ -44,6 +44,11 @@ public struct SemanticVersion: Sendable, Hashable, Comparable, CustomStringConve
             numbers.append(value)
         }
         self.init(major: numbers[0], minor: numbers[1], patch: numbers[2], prerelease: prerelease, build: build)
+    }
+
+    /// SemVer's numeric identifier: ASCII digits only (`-1` and `١` are alphanumeric).
+    static func isNumeric(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
     }
 
     private static func isIdentifier(_ text: String) -> Bool {
@@ -73,11 +78,13 @@ public struct SemanticVersion: Sendable, Hashable, Comparable, CustomStringConve
         case (false, false): break
         }
         for (a, b) in zip(lhs.prerelease, rhs.prerelease) where a != b {
-            switch (Int(a), Int(b)) {
-            case let (x?, y?): return x < y
-            case (.some, nil): return true
-            case (nil, .some): return false
-            case (nil, nil): return a < b
+            switch (isNumeric(a), isNumeric(b)) {
+            // Numerically; without leading zeros, a longer number is a larger one (and never overflows).
+            case (true, true): return a.count != b.count ? a.count < b.count : a < b
+            case (true, false): return true
+            case (false, true): return false
+            // ASCII order, byte by byte.
+            case (false, false): return Array(a.utf8).lexicographicallyPrecedes(Array(b.utf8))
             }
         }
         return lhs.prerelease.count < rhs.prerelease.count

@@ -15,7 +15,13 @@ public struct RiskRules: Sendable, Hashable {
     /// files, and names that look like secrets.
     public static let defaults = RiskRules(categories: [
         ("migration", ["**/migrations/**", "**/migrate/**", "*.sql"]),
-        ("manifest", ["Manifests/**", "kustomization.yaml", "Chart.yaml"]),
+        (
+            "manifest",
+            [
+                "**/manifests/**", "**/Manifests/**", "**/k8s/**", "**/kubernetes/**", "**/helm/**", "kustomization.yaml",
+                "kustomization.yml", "Chart.yaml",
+            ]
+        ),
         (
             "dependency",
             [
@@ -23,7 +29,16 @@ public struct RiskRules: Sendable, Hashable {
                 "requirements*.txt", "Cargo.toml", "pom.xml", "build.gradle",
             ]
         ),
-        ("secret", ["*.pem", "*.key", ".env", ".env.*", "*secret*", "*credential*", "id_rsa*"]),
+        // "secret" and "credential" as words of the name (`db-secret.yaml`, `client_secret.json`,
+        // `credentials`), not inside another word (`secretary.py`).
+        (
+            "secret",
+            [
+                "*.pem", "*.key", "*.p12", "*.pfx", ".env", ".env.*", "id_rsa*", "id_ed25519*", "**/secrets/**", "secret", "secrets",
+                "secret.*", "secrets.*", "*[-_.]secret", "*[-_.]secrets", "*[-_.]secret.*", "*[-_.]secrets.*", "credentials",
+                "credentials.*", "*[-_.]credentials", "*[-_.]credentials.*", "credential.*", "*[-_.]credential.*",
+            ]
+        ),
     ])
 
     /// The defaults with the pipeline's categories laid over them: a category of the same name
@@ -66,13 +81,64 @@ public enum Glob {
         return matchSegments(pattern.dropFirst(), path.dropFirst())
     }
 
+    /// One element of a name pattern: `?`, `*`, a character, or a class (`[-_.]`, `[!0-9]`).
+    enum Token: Equatable {
+        case one, star
+        case literal(Character)
+        case set([ClosedRange<Character>], negated: Bool)
+
+        func matches(_ character: Character) -> Bool {
+            switch self {
+            case .one: true
+            case .star: false
+            case .literal(let literal): literal == character
+            case .set(let ranges, let negated): ranges.contains { $0.contains(character) } != negated
+            }
+        }
+    }
+
+    static func tokens(_ pattern: [Character]) -> [Token] {
+        var tokens: [Token] = []
+        var index = 0
+        while index < pattern.count {
+            let character = pattern[index]
+            if character == "*" {
+                tokens.append(.star)
+            } else if character == "?" {
+                tokens.append(.one)
+            } else if character == "[", let close = pattern[(index + 1)...].dropFirst().firstIndex(of: "]") {
+                var body = Array(pattern[(index + 1)..<close])
+                let negated = body.first == "!" || body.first == "^"
+                if negated { body.removeFirst() }
+                var ranges: [ClosedRange<Character>] = []
+                var position = 0
+                while position < body.count {
+                    if position + 2 < body.count, body[position + 1] == "-", body[position] <= body[position + 2] {
+                        ranges.append(body[position]...body[position + 2])
+                        position += 3
+                    } else {
+                        ranges.append(body[position]...body[position])
+                        position += 1
+                    }
+                }
+                tokens.append(.set(ranges, negated: negated))
+                index = close
+            } else {
+                tokens.append(.literal(character))
+            }
+            index += 1
+        }
+        return tokens
+    }
+
     private static func matchSegment(_ pattern: [Character], _ name: [Character]) -> Bool {
+        let pattern = tokens(pattern)
         var p = 0, n = 0, star = -1, mark = 0
         while n < name.count {
-            if p < pattern.count, pattern[p] == "?" || pattern[p] == name[n] {
+            if p < pattern.count, pattern[p] != .star, pattern[p].matches(name[n]) {
                 p += 1
                 n += 1
-            } else if p < pattern.count, pattern[p] == "*" {
+            } else if p < pattern.count, pattern[p] == .star {
                 star = p
                 mark = n
                 p += 1
@@ -84,7 +150,7 @@ public enum Glob {
                 return false
             }
         }
-        while p < pattern.count, pattern[p] == "*" { p += 1 }
+        while p < pattern.count, pattern[p] == .star { p += 1 }
         return p == pattern.count
     }
 }

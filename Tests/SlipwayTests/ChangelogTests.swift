@@ -43,7 +43,8 @@ struct ChangelogTests {
         let untagged = try await changelog(repo)
         #expect(untagged.base.kind == .root)
         #expect(untagged.commits.count == 1)
-        #expect(untagged.suggestedVersion == "0.1.0")
+        // No version yet: the commits decide from 0.0.0 (no feature: a patch).
+        #expect(untagged.suggestedVersion == "0.0.1")
         try await repo.git("tag", "v0.1.0")
         try await repo.commit("fix: two")
         try await repo.git("tag", "v0.1.1")

@@ -99,25 +99,39 @@ public struct Changelog: Sendable, Hashable, Codable {
 
     static func line(_ entry: Entry) -> String {
         (entry.scope.map { "**\($0):** " } ?? "") + entry.summary + " (" + entry.sha.prefix(7) + ")"
+            + (entry.flags.isEmpty ? "" : " · " + entry.flags.joined(separator: ", "))
     }
 
     /// The next version the commits call for: a breaking change bumps major (minor before 1.0),
-    /// a feature minor, anything else patch.
-    public static func suggest(from base: SemanticVersion?, commits: [Entry]) -> String? {
+    /// a feature minor, anything else patch; with no version before, the same from 0.0.0 (a
+    /// feature makes 0.1.0, a fix 0.0.1). Never a version some tag already spells (`existing`):
+    /// the same part is bumped again until it is free (a hotfix line may have taken it).
+    public static func suggest(from base: SemanticVersion?, commits: [Entry], existing: Set<SemanticVersion> = []) -> String? {
         guard !commits.isEmpty else { return nil }
-        guard var next = base else { return "0.1.0" }
+        var next = base ?? SemanticVersion(major: 0, minor: 0, patch: 0)
         next.prerelease = []
         next.build = []
-        if commits.contains(where: \.breaking) {
-            if next.major == 0 { next.minor += 1; next.patch = 0 } else { next.major += 1; next.minor = 0; next.patch = 0 }
-        } else if commits.contains(where: { $0.type == "feat" }) {
-            next.minor += 1
-            next.patch = 0
-        } else if base?.isPrerelease == true {
-            // 1.2.0-rc.1 with only fixes on top: the release itself
-        } else {
-            next.patch += 1
+        enum Part { case major, minor, patch, none }
+        let part: Part =
+            if commits.contains(where: \.breaking) {
+                next.major == 0 ? .minor : .major
+            } else if commits.contains(where: { $0.type == "feat" }) {
+                .minor
+            } else if base?.isPrerelease == true {
+                // 1.2.0-rc.1 with only fixes on top: the release itself
+                .none
+            } else {
+                .patch
+            }
+        func bump(_ part: Part) {
+            switch part {
+            case .major: (next.major, next.minor, next.patch) = (next.major + 1, 0, 0)
+            case .minor: (next.minor, next.patch) = (next.minor + 1, 0)
+            case .patch, .none: next.patch += 1
+            }
         }
+        if part != .none { bump(part) }
+        while existing.contains(next) { bump(part) }
         return next.description
     }
 }
@@ -150,7 +164,9 @@ extension Changelog {
                         + (repository.isShallow ? ": this is a shallow clone, run `git fetch --unshallow`" : ": fetch it, or pass --since"))
             }
         }
-        if base == nil, let tag = try repository.nearestVersionTag(from: head, stableOnly: true, skipping: head)?.tag {
+        // The newest stable version reachable from the release, not the nearest: a hotfix tag
+        // merged back is older than the release it was merged into.
+        if base == nil, let tag = try repository.newestVersionTag(reachableFrom: head, stableOnly: true, skipping: head)?.tag {
             base = Base(kind: .tag, sha: tag.sha, description: "tag \(tag.name)")
         }
         if base == nil {
@@ -160,8 +176,20 @@ extension Changelog {
             }
         }
         let chosen = base!
-        let files = try repository.changedFiles(from: chosen.sha, to: head)
-        let risk = RiskReport(files: files, rules: rules)
+        var risk = RiskReport(files: [], rules: rules)
+        do {
+            risk = RiskReport(files: try repository.changedFiles(from: chosen.sha, to: head), rules: rules)
+        } catch {
+            guard error.isMissingObject else { throw error }
+            // A partial clone without trees (`--filter=tree:0`): git fetches missing objects from
+            // its promisor remote when it needs them; libgit2 1.5 cannot.
+            risk = RiskReport(files: [], rules: rules)
+            risk.unreadable =
+                "the trees of this range are not in this clone"
+                + (repository.isPartialClone ? " (a partial clone, e.g. `--filter=tree:0`, whose missing objects libgit2 cannot fetch)" : "")
+                + "; run `git diff --stat \(chosen.sha.map { String($0.prefix(12)) } ?? "HEAD~1") HEAD` (git fetches them) or clone with `--filter=blob:none`"
+            notes.append("no risk report: " + risk.unreadable!)
+        }
         var entries: [Entry] = []
         let ancestor = try repository.forEachCommit(from: chosen.sha, to: head, firstParentOnly: firstParentOnly) { commit in
             let conventional = ConventionalCommit(subject: commit.subject, body: commit.body)
@@ -174,19 +202,19 @@ extension Changelog {
         }
         let undone = ancestor ? 0 : try repository.count(from: head, to: chosen.sha!)
         // Which commit touched a flagged file: one tree diff per commit, so only for ranges of a
-        // reasonable size (the aggregate report above covers any range).
-        if entries.count <= 1000 && !risk.isEmpty {
+        // reasonable size. Done even when the range as a whole flags nothing: a secret added and
+        // removed again inside it is still in the history.
+        if entries.count <= 1000 && risk.unreadable == nil {
             for index in entries.indices {
-                let sha = entries[index].sha
-                let parent = try? repository.resolve("\(sha)^1")
-                let touched = try repository.changedFiles(from: parent, to: sha)
+                guard let touched = try? repository.filesChangedBy(entries[index].sha) else { break }
                 entries[index].flags = Array(Set(touched.flatMap(rules.categories(of:)))).sorted()
             }
         }
-        let baseVersion = try chosen.sha.flatMap { try repository.nearestVersionTag(from: $0)?.version }
+        let baseVersion = try chosen.sha.flatMap { try repository.newestVersionTag(reachableFrom: $0, stableOnly: false)?.version }
         return Changelog(
             environment: environment, version: version ?? release.version, head: head, base: chosen, baseIsAncestor: ancestor,
-            undone: undone, commits: entries, suggestedVersion: suggest(from: baseVersion, commits: entries), risk: risk,
+            undone: undone, commits: entries,
+            suggestedVersion: suggest(from: baseVersion, commits: entries, existing: try repository.taggedVersions()), risk: risk,
             notes: notes)
     }
 
@@ -199,7 +227,23 @@ extension Changelog {
 
     /// One line for the start of a run: `ships 12 commits touching 40 files since …; flagged: …`.
     public var summary: String {
-        risk.summary(commits: commits.count) + " (since \(base.description))"
+        risk.summary(commits: commits.count) + alongTheWay + " (since \(base.description))"
+    }
+
+    /// What what rolling back to the base undoes: `rolling back undoes 7 commits, 1 of them a migration: …`.
+    public var rollbackSummary: String {
+        risk.rollbackSummary(commits: commits.count, flaggedCommits: flaggedCommitCounts) + alongTheWay
+    }
+
+    /// Categories only single commits touched (the range as a whole leaves no trace of them:
+    /// a secret-like file added and removed again): `; along the way, 1 commit touched a secret-like file`.
+    var alongTheWay: String {
+        let shown = Set(risk.flags.map(\.category))
+        let hidden = flaggedCommitCounts.filter { !shown.contains($0.key) }.sorted { $0.key < $1.key }
+        guard !hidden.isEmpty else { return "" }
+        return "; along the way, "
+            + hidden.map { "\($0.value) commit\($0.value == 1 ? "" : "s") touched \($0.value == 1 ? "a " : "")\(RiskReport.noun($0.key, $0.value))" }
+            .joined(separator: ", ")
     }
 }
 

@@ -10,6 +10,8 @@ public struct RiskReport: Sendable, Hashable, Codable {
 
     public var filesChanged: Int
     public var flags: [Flag]
+    /// Why the files could not be read (a partial clone without trees), when they could not.
+    public var unreadable: String?
 
     public init(files: [String], rules: RiskRules) {
         filesChanged = Set(files).count
@@ -44,6 +46,7 @@ public struct RiskReport: Sendable, Hashable, Codable {
 
     /// What going forward changes: `ships 12 commits touching 40 files; flagged: 1 database migration: …`.
     public func summary(commits: Int) -> String {
+        if unreadable != nil { return "ships \(commits) commit\(commits == 1 ? "" : "s"); files unknown (no risk report)" }
         let head = "ships \(commits) commit\(commits == 1 ? "" : "s") touching \(filesChanged) file\(filesChanged == 1 ? "" : "s")"
         return isEmpty ? head + "; nothing flagged" : head + "; flagged: " + lines.joined(separator: "; ")
     }
