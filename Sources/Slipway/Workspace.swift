@@ -223,6 +223,24 @@ public final class Workspace: Sendable {
 
     /// `deploy changelog`: what HEAD at `directory` would ship to `environment` (since its last good
     /// release), or since the previous version tag with no environment.
+    /// What rolling back undoes, read from the git repository at `directory` with the pipeline's
+    /// risk rules: the changelog from the restored commit to the serving one, as a rollback sees it.
+    public func rollbackImpact(pipeline: Pipeline, directory: String) -> Engine.RollbackImpact {
+        let rules = pipeline.riskRules
+        let masker = SecretMasker(secrets: pipeline.secrets.compactMap { processEnvironment[$0] })
+        return { serving, restored in
+            guard let repository = try? Repository(discoveringFrom: directory), repository.contains(serving), repository.contains(restored),
+                let changelog = try? await Changelog.build(
+                    repository: repository, release: GitRelease(sha: serving), environment: nil, store: nil, since: restored, rules: rules)
+            else { return nil }
+            let said =
+                changelog.baseIsAncestor
+                ? changelog.rollbackSummary
+                : "\(changelog.rollbackSummary); the restored release is not an ancestor of the serving one: it also brings back \(changelog.undone) commit\(changelog.undone == 1 ? "" : "s") the serving release does not have"
+            return masker.mask(said)
+        }
+    }
+
     public func changelog(
         environment: String?, pipeline: Pipeline?, since: String?, firstParentOnly: Bool, directory: String
     ) async throws -> (changelog: Changelog, shallow: Bool, shortSHA: String) {

@@ -14,6 +14,20 @@ public struct GitRelease: Sendable, Hashable {
 
     public var shortSHA: String { String(sha.prefix(7)) }
 
+    public init(
+        sha: String, branch: String? = nil, dirty: Bool = false, dirtyPaths: [String] = [], shallow: Bool = false, tagName: String? = nil,
+        tagVersion: SemanticVersion? = nil, distance: Int = 0
+    ) {
+        self.sha = sha
+        self.branch = branch
+        self.dirty = dirty
+        self.dirtyPaths = dirtyPaths
+        self.shallow = shallow
+        self.tagName = tagName
+        self.tagVersion = tagVersion
+        self.distance = distance
+    }
+
     /// `1.4.2`, `1.4.2-3-gabc1234` past a tag (git describe's shape), `0.0.0-12-gabc1234` with no
     /// version tag, and `+dirty` when the working tree has changes: always valid SemVer 2.0. A
     /// tag's build metadata stays metadata (`1.4.2-3-gabc1234+build.5.dirty`), and a pre-release

@@ -18,6 +18,11 @@ struct DecisionOptions: ParsableArguments {
         let id = try runID(run)
         let store = try await location.openStore()
         let who = actor.resolve(location.environment)
+        // What is being decided on: what the run ships and what the risk report flags.
+        if let recorded = try? await store.changelog(runID: id), let changelog = Changelog.decodeRecorded(recorded.json) {
+            print("run \(id) \(changelog.summary)")
+            for line in changelog.risk.lines { print("  risk: \(line)") }
+        }
         do {
             let policy = try await Approvals.decide(in: store, runID: id, approver: who, approve: approve, comment: comment, now: Date())
             print("\(who) \(approve ? "approved" : "rejected") run \(id) for \(policy.environment)" + (comment.map { ": \($0)" } ?? ""))

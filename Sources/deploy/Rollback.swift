@@ -57,7 +57,9 @@ struct Rollback: AsyncParsableCommand {
             let style = OutputStyle.detect(console: .standardOutput, environment: processEnvironment)
             let terminal = TerminalReporter(style: style)
             let reporter: any Reporting = json ? JSONReporter() : terminal
-            let engine = workspace.engine(store: store, reporter: reporter)
+            var configured = workspace.engine(store: store, reporter: reporter)
+            configured.rollbackImpact = workspace.rollbackImpact(pipeline: pipeline, directory: FileManager.default.currentDirectoryPath)
+            let engine = configured
             let trigger = Trigger.detect(environment: processEnvironment)
             let why = reason
             let result = try await runWithSignals(live: style.live && !json ? terminal : nil) { interrupts in

@@ -48,7 +48,7 @@ final class WebhookReporter: Reporting {
     let isRollback: Bool
     let send: @Sendable (Notification) -> Void
     /// What the run-started event said, which every later notification repeats.
-    private let run = Mutex<(app: String, environment: String, release: Release, trigger: String)?>(nil)
+    private let run = Mutex<(app: String, environment: String, release: Release, trigger: String, changes: String?)?>(nil)
 
     init(isRollback: Bool, send: @escaping @Sendable (Notification) -> Void) {
         self.isRollback = isRollback
@@ -58,12 +58,15 @@ final class WebhookReporter: Reporting {
     func report(_ event: RunEvent) {
         switch event {
         case .runStarted(let runID, let app, let environment, let release, let trigger, _, let changes):
-            run.withLock { $0 = (app, environment, release, trigger.description) }
+            run.withLock { $0 = (app, environment, release, trigger.description, changes) }
             tell(.started, runID: runID, reason: changes)
         case .approvalWaiting(let runID, _, _, let needed, let deadline, _):
+            // The person deciding sees what ships and what it risks where the request reaches them.
+            let changes = run.withLock { $0?.changes }
             tell(
                 .waitingForApproval, runID: runID,
-                reason: "needs \(needed) approval\(needed == 1 ? "" : "s") before \(deadline.formatted(.iso8601))")
+                reason: "needs \(needed) approval\(needed == 1 ? "" : "s") before \(deadline.formatted(.iso8601))"
+                    + (changes.map { "; \($0)" } ?? ""))
         case .runFinished(let runID, let outcome, _, let reason, _):
             let event: NotificationEvent =
                 switch outcome {

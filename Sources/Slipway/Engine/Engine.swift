@@ -48,6 +48,12 @@ public struct Engine: Sendable {
     /// Builds the target of an environment; the registry (``TargetSpec/makeTarget(_:)``) unless a
     /// caller brings its own (the tests' in-process target).
     public let makeTarget: TargetFactory
+    /// What rolling back from the serving commit to a restored one undoes, in a sentence
+    /// (`rolling back undoes 7 commits, 1 of them a migration: …`), from git; nil when unknown.
+    public typealias RollbackImpact = @Sendable (_ serving: String, _ restored: String) async -> String?
+    /// Set by whoever knows the repository (the CLI's workspace); `deploy rollback` shows it
+    /// before it acts and records it.
+    public var rollbackImpact: RollbackImpact?
 
     public typealias TargetFactory = @Sendable (TargetSpec, TargetSetting) throws -> any DeployTarget
 

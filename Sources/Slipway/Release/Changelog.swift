@@ -248,6 +248,15 @@ extension Changelog {
 }
 
 extension Changelog {
+    /// A changelog as a run recorded it (`RunLog.saveChangelog`'s JSON).
+    public static func decodeRecorded(_ json: String) -> Changelog? {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try? decoder.decode(Changelog.self, from: Data(json.utf8))
+    }
+}
+
+extension Changelog {
     /// The changelog with every secret's value masked in what people wrote: subjects, bodies,
     /// authors, breaking-change notes, and the notes about the range.
     public func masked(by masker: SecretMasker) -> Changelog {

@@ -88,6 +88,7 @@ extension Rollout {
             return .init(outcome: .rollbackFailed, reason: "\(error)")
         }
         try? await store.setRelease(runID: context.runID, version: chosen.version, sha: chosen.sha, image: chosen.image)
+        await sayImpact(from: serving, to: chosen)
 
         // What a killed deploy left and takes no traffic goes first (the next deploy would).
         let removed = (try? await cleanUp(now)) ?? []
@@ -132,6 +133,16 @@ extension Rollout {
         return .init(outcome: .succeeded)
     }
 
+    /// Says, before anything moves, what going from `serving` back to `restored` undoes (the
+    /// risk report of the commits between them: migrations above all), and records it.
+    private func sayImpact(from serving: ReleaseReference?, to restored: ReleaseReference) async {
+        guard let from = serving?.sha, let to = restored.sha, from != to, let impact = context.engine.rollbackImpact,
+            let said = await impact(from, to)
+        else { return }
+        context.reporter.report(.notice(said))
+        try? await store.append(EventRecord(runID: context.runID, at: Date(), kind: .rollback, stage: log.stage.name, message: said))
+    }
+
     private func pin(_ reason: String) async {
         try? await store.pin(
             environment: environment.name, runID: context.runID, actor: context.trigger.description, reason: reason, at: Date())
@@ -160,6 +171,8 @@ extension Rollout {
             return .init(outcome: .succeeded, reason: said)
         }
         context.reporter.report(.notice("\(release.description) takes \(share.weight)% of traffic: giving it all of it"))
+        let leaving = now.routes.filter { $0.instance.name != share.instance.name }.max { $0.weight < $1.weight }?.instance.release
+        await sayImpact(from: leaving, to: release)
         return await switchTo(share.instance, release: release, now: now, started: started)
     }
 }

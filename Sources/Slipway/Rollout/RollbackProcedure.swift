@@ -23,6 +23,8 @@ struct RollbackProcedure: Sendable {
         let environment = rollout.environment
         let decided = firstFailure.value ?? .now
         context.reporter.report(.notice("rolling back: \(reason)"))
+        // What going back undoes: this run's own changelog, seen from the other side.
+        if let changelog = context.changelog, !changelog.commits.isEmpty { context.reporter.report(.notice(changelog.rollbackSummary)) }
         guard let stable else {
             _ = try? await rollout.move(to: [], label: "stop serving \(candidate.name)")
             await rollout.retireOrWarn(candidate)

@@ -35,6 +35,8 @@ extension RunContext {
         var details = ["release \(release.description), started by \(trigger.description)"]
         if let changelog {
             details.append(changelog.summary)
+            // The risk report, a line per flagged category, before the commits.
+            details += changelog.risk.lines.map { "risk: \($0)" }
             details += changelog.groups.flatMap { group in
                 group.entries.prefix(10).map { "  \(group.title.lowercased()): \($0.summary) (\($0.sha.prefix(7)))" }
             }
