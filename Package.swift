@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // The command line: ArgumentParser commands only, wiring and output.
@@ -138,7 +139,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SlipwayTests",
-            dependencies: ["Slipway", "SlipwayProcess", "SlipwayStore", "SlipwayTestSupport"],
+            dependencies: [
+                "Slipway", "SlipwayProcess", "SlipwayStore", "SlipwayTestSupport",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             // Pipeline files the tests read by path (and scripts/fuzz takes as seeds).
             exclude: ["Pipelines"],
             swiftSettings: strictSettings

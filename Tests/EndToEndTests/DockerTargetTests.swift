@@ -83,7 +83,8 @@ struct DockerTargetTests {
             try await runDeploy(arguments, in: repo.path, environment: environment)
         }
 
-        func release(_ version: String, broken: Bool = false) async throws {
+        func release(_ version: String, broken: Bool = false, files: [String: String] = [:]) async throws {
+            for (path, contents) in files { try repo.directory.write(path, contents) }
             if broken {
                 try repo.directory.write("Examples/hello/app/broken", "deliberately broken\n")
             } else {
@@ -235,11 +236,15 @@ struct DockerTargetTests {
     func emergencyRollbackAndTeardown() async throws {
         try await Project.with(strategy: "{ blue_green: { bake: 1s } }") { project in
             try await project.ship()
-            try await project.release("1.1.0")
+            try await project.release("1.1.0", files: ["db/migrations/0001_add.sql": "ALTER TABLE t ADD c int;\n"])
             try await project.ship()
             #expect(await Self.get(project.production, "/version")?.body == "1.1.0")
             var result = try await project.deploy("rollback", "production", "--reason", "customers report errors")
             #expect(result.status == 0, "\(result.output)")
+            // Before it acts, it says what going back undoes.
+            #expect(
+                result.output.contains("rolling back undoes 1 commit, 1 of them a migration: db/migrations/0001_add.sql"),
+                "\(result.output)")
             #expect(await Self.get(project.production, "/version")?.body == "1.0.0")
             let status = try await project.deploy("status", "production")
             #expect(status.output.contains("serving     1.0.0"), "\(status.output)")

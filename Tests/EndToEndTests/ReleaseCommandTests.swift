@@ -134,4 +134,54 @@ struct ReleaseCommandTests {
         #expect(result.status == 1)
         #expect(result.output.contains("the repository has no commits yet: commit something first"))
     }
+
+    @Test(
+        "a checkout owned by another user: refused with git's explanation, then read once safe.directory is '*'",
+        .enabled(if: getuid() == 0, "needs root to give the checkout to another user"))
+    func foreignOwner() async throws {
+        let repo = try await repository()
+        defer { repo.remove() }
+        let home = try TemporaryDirectory("home")
+        defer { home.remove() }
+        try await GitFixture.run(["chown", "-R", "65534:65534", repo.path], in: "/")
+        var result = try await runDeploy(["changelog"], in: repo.path, environment: ["HOME": home.path])
+        #expect(result.status != 0)
+        #expect(result.output.contains("dubious ownership"), "\(result.output)")
+        #expect(result.output.contains("git config --global --add safe.directory \(repo.path)"), "\(result.output)")
+        // What container CI jobs commonly set.
+        try home.write(".gitconfig", "[safe]\n\tdirectory = *\n")
+        result = try await runDeploy(["changelog"], in: repo.path, environment: ["HOME": home.path])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("add orders"), "\(result.output)")
+    }
+
+    @Test("the approval screen and deploy approve show the risk report of what waits")
+    func approvalShowsRisk() async throws {
+        let repo = try await GitFixture("e2e-approval")
+        defer { repo.remove() }
+        try repo.directory.write(".gitignore", ".slipway/\n")
+        try repo.directory.write(
+            "slipway.yml",
+            """
+            app: hello
+            environments:
+              production: { approval: { approvers: 1, timeout: 2m }, require_clean_tree: false }
+            stages:
+              - { name: sign-off, approval: production }
+              - { name: production, deploy: production }
+
+            """)
+        try await repo.git("add", ".")
+        try await repo.git("commit", "-q", "-m", "chore: pipeline")
+        try await repo.git("tag", "v1.0.0")
+        try await repo.commit("feat: orders table", file: "db/migrations/0001_orders.sql", contents: "CREATE TABLE orders (id int);\n")
+        let deploy = try DeployProcess(arguments: ["production"], directory: repo.path, environment: ["SLIPWAY_USER": "alice"])
+        #expect(await deploy.waitForLine(containing: "approve: deploy approve 1"))
+        let screen = deploy.output.joined(separator: "\n")
+        #expect(screen.contains("risk: 1 database migration: db/migrations/0001_orders.sql"), "\(screen)")
+        let approved = try await runDeploy(["approve", "1", "--as", "bob"], in: repo.path)
+        #expect(approved.status == 0, "\(approved.output)")
+        #expect(approved.output.contains("risk: 1 database migration: db/migrations/0001_orders.sql"), "\(approved.output)")
+        #expect(try await deploy.wait() == .exited(0))
+    }
 }

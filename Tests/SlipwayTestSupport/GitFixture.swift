@@ -20,6 +20,7 @@ public struct GitFixture: Sendable {
         try await Self.run(["git"] + arguments, in: directory ?? path)
     }
 
+    @discardableResult
     public static func run(_ argv: [String], in directory: String, environment extra: [String: String] = [:]) async throws -> String {
         let output = OutputBox()
         var environment = ProcessInfo.processInfo.environment.merging(extra) { $1 }

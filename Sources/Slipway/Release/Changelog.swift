@@ -40,6 +40,23 @@ public struct Changelog: Sendable, Hashable, Codable {
         public var breakingNote: String?
         /// Risk categories of the files this commit touched (computed for ranges up to 1,000 commits).
         public var flags: [String]
+
+        public init(
+            sha: String, subject: String, summary: String? = nil, body: String = "", author: String = "", date: Date = Date(),
+            type: String? = nil, scope: String? = nil, breaking: Bool = false, breakingNote: String? = nil, flags: [String] = []
+        ) {
+            self.sha = sha
+            self.subject = subject
+            self.summary = summary ?? subject
+            self.body = body
+            self.author = author
+            self.date = date
+            self.type = type
+            self.scope = scope
+            self.breaking = breaking
+            self.breakingNote = breakingNote
+            self.flags = flags
+        }
     }
 
     public var environment: String?
@@ -186,7 +203,8 @@ extension Changelog {
             risk = RiskReport(files: [], rules: rules)
             risk.unreadable =
                 "the trees of this range are not in this clone"
-                + (repository.isPartialClone ? " (a partial clone, e.g. `--filter=tree:0`, whose missing objects libgit2 cannot fetch)" : "")
+                + (repository.isPartialClone
+                    ? " (a partial clone, e.g. `--filter=tree:0`, whose missing objects libgit2 cannot fetch)" : "")
                 + "; run `git diff --stat \(chosen.sha.map { String($0.prefix(12)) } ?? "HEAD~1") HEAD` (git fetches them) or clone with `--filter=blob:none`"
             notes.append("no risk report: " + risk.unreadable!)
         }
@@ -242,7 +260,9 @@ extension Changelog {
         let hidden = flaggedCommitCounts.filter { !shown.contains($0.key) }.sorted { $0.key < $1.key }
         guard !hidden.isEmpty else { return "" }
         return "; along the way, "
-            + hidden.map { "\($0.value) commit\($0.value == 1 ? "" : "s") touched \($0.value == 1 ? "a " : "")\(RiskReport.noun($0.key, $0.value))" }
+            + hidden.map {
+                "\($0.value) commit\($0.value == 1 ? "" : "s") touched \($0.value == 1 ? "a " : "")\(RiskReport.noun($0.key, $0.value))"
+            }
             .joined(separator: ", ")
     }
 }
