@@ -3,6 +3,9 @@
 # `git fast-import`, then times `deploy changelog` over a 50,000-commit range against
 # `git log --oneline A..B`, and prints both times, the ratio and deploy's peak memory.
 # Target: no slower than git itself (ratio at most 1.0).
+# Then many tags: TAGS (default 3,000) version tags over twice as many commits, HEAD a few
+# commits past the last; `deploy changelog` (which finds the version and the base among the
+# tags) against `git describe --tags`, in the full repository and in a shallow clone of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 commits=${COMMITS:-100000}
@@ -59,4 +62,48 @@ g=$(printf '%s\n' "${git_times[@]}" | median)
 echo "repository:           $commits commits; range v1.0.0..v2.0.0: $range commits ($listed listed by deploy)"
 printf 'deploy changelog:     %.3f s (median of %d), peak memory %d MiB\n' "$d" "$rounds" "$((peak / 1024))"
 printf 'git log --oneline:    %.3f s (median of %d), peak memory %d MiB\n' "$g" "$rounds" "$((git_peak / 1024))"
+
+# Many tags.
+tags=${TAGS:-3000}
+tagged=$work/tagged
+git init -q -b main "$tagged"
+python3 - "$tags" > "$work/tags-stream" <<'PY'
+import sys
+tags = int(sys.argv[1])
+out = sys.stdout
+commits = tags * 2 + 3
+for i in range(1, commits + 1):
+    message = f"fix: change {i}\n".encode()
+    content = f"line {i}\n".encode()
+    out.write(f"commit refs/heads/main\nmark :{i}\n")
+    out.write(f"author Dev <dev@example.com> {1700000000 + i} +0000\ncommitter Dev <dev@example.com> {1700000000 + i} +0000\n")
+    out.write(f"data {len(message)}\n{message.decode()}")
+    if i > 1:
+        out.write(f"from :{i - 1}\n")
+    out.write(f"M 100644 inline src/file{i % 50}.txt\ndata {len(content)}\n{content.decode()}\n")
+for t in range(1, tags + 1):
+    out.write(f"reset refs/tags/v{t // 100}.{t % 100}.0\nfrom :{t * 2}\n\n")
+PY
+git -C "$tagged" fast-import --quiet < "$work/tags-stream"
+git -C "$tagged" checkout -q main
+git -C "$tagged" pack-refs --all
+git clone -q --depth 200 --no-single-branch "file://$tagged" "$work/shallow"
+git -C "$work/shallow" fetch -q --depth 200 --tags origin 2>/dev/null || true
+many() {
+  local directory=$1 times=() git_times=()
+  for _ in $(seq 1 "$rounds"); do
+    start=$(now)
+    (cd "$directory" && "$deploy" changelog > /dev/null 2>&1)
+    times+=("$(echo "$(now) - $start" | bc)")
+    start=$(now)
+    git -C "$directory" describe --tags > /dev/null 2>&1 || true
+    git_times+=("$(echo "$(now) - $start" | bc)")
+  done
+  echo "$(printf '%s\n' "${times[@]}" | median) $(printf '%s\n' "${git_times[@]}" | median)"
+}
+read -r full_deploy full_git <<< "$(many "$tagged")"
+read -r shallow_deploy shallow_git <<< "$(many "$work/shallow")"
+printf 'many tags (%d):       deploy changelog %.3f s, git describe --tags %.3f s (medians of %d)\n' "$tags" "$full_deploy" "$full_git" "$rounds"
+printf 'same, shallow clone:  deploy changelog %.3f s, git describe --tags %.3f s\n' "$shallow_deploy" "$shallow_git"
+printf 'many-tags ratio %.2f (deploy changelog / git describe)\n' "$(echo "$full_deploy / $full_git" | bc -l)"
 printf 'changelog ratio %.2f\n' "$(echo "$d / $g" | bc -l)"

@@ -214,9 +214,21 @@ extension Repository {
     /// The version tags, by the commit they point at (`stableOnly` leaves out pre-releases,
     /// `skipping` the tags on that commit).
     func versionTagsByCommit(stableOnly: Bool, skipping: String?) throws(GitError) -> [String: [(tag: Tag, version: SemanticVersion)]] {
+        var byCommit = try allVersionTagsByCommit()
+        if let skipping { byCommit[skipping] = nil }
+        if stableOnly {
+            byCommit = byCommit.compactMapValues { tags in
+                let stable = tags.filter { !$0.version.isPrerelease }
+                return stable.isEmpty ? nil : stable
+            }
+        }
+        return byCommit
+    }
+
+    private func allVersionTagsByCommit() throws(GitError) -> [String: [(tag: Tag, version: SemanticVersion)]] {
         var byCommit: [String: [(tag: Tag, version: SemanticVersion)]] = [:]
-        for tag in try tags() where tag.sha != skipping {
-            guard let version = tag.version, !(stableOnly && version.isPrerelease) else { continue }
+        for tag in try tags() {
+            guard let version = tag.version else { continue }
             byCommit[tag.sha, default: []].append((tag, version))
         }
         return byCommit
@@ -255,9 +267,13 @@ extension Repository {
         tag: Tag, version: SemanticVersion
     )? {
         let byCommit = try versionTagsByCommit(stableOnly: stableOnly, skipping: skipping)
-        let ranked = byCommit.values.flatMap { $0 }.sorted { $0.version > $1.version }
-        // The newest is nearly always reachable: ask the graph for the first few, and walk the
-        // whole history once only when they are all on other branches.
+        let all = byCommit.values.flatMap { $0 }
+        // The newest is nearly always reachable: ask the graph about it first (no sorting of
+        // thousands), then about the next few, and walk the whole history once only when they
+        // are all on other branches.
+        guard let newest = all.max(by: { $0.version < $1.version }) else { return nil }
+        if try isAncestor(newest.tag.sha, of: sha) { return newest }
+        let ranked = all.sorted { $0.version > $1.version }
         for candidate in ranked.prefix(20) where try isAncestor(candidate.tag.sha, of: sha) { return candidate }
         guard ranked.count > 20 else { return nil }
         var reachable = Set<String>()

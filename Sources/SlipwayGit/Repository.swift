@@ -196,12 +196,19 @@ public final class Repository {
     // MARK: - Tags
 
     public struct Tag: Sendable, Hashable {
-        public var name: String
+        public let name: String
         /// The commit it points at (an annotated tag peeled to its commit).
-        public var sha: String
-        public var annotated: Bool
-        /// The version its name spells, if it spells one.
-        public var version: SemanticVersion? { SemanticVersion(name) }
+        public let sha: String
+        public let annotated: Bool
+        /// The version its name spells, if it spells one (parsed once: there may be thousands).
+        public let version: SemanticVersion?
+
+        public init(name: String, sha: String, annotated: Bool) {
+            self.name = name
+            self.sha = sha
+            self.annotated = annotated
+            version = SemanticVersion(name)
+        }
     }
 
     /// Every tag that points (perhaps through an annotated tag object) at a commit; read once
@@ -213,34 +220,46 @@ public final class Repository {
         return tags
     }
 
+    /// Reads `refs/tags/*` in one pass over the references (no lookup by name), asking the object
+    /// database only for each target's type (a header read; a lightweight tag's commit is never
+    /// parsed); annotated tags are followed to their commit.
     private func readTags() throws(GitError) -> [Tag] {
-        var names = git_strarray()
-        try GitError.check(git_tag_list(&names, handle), "listing tags")
-        defer { git_strarray_dispose(&names) }
+        var iterator: OpaquePointer?
+        try GitError.check(git_reference_iterator_glob_new(&iterator, handle, "refs/tags/*"), "listing tags")
+        defer { git_reference_iterator_free(iterator) }
+        var database: OpaquePointer?
+        try GitError.check(git_repository_odb(&database, handle), "opening the object database")
+        defer { git_odb_free(database) }
         var tags: [Tag] = []
-        for index in 0..<names.count {
-            guard let raw = names.strings[index] else { continue }
-            let name = String(cString: raw)
-            var reference: OpaquePointer?
-            guard git_reference_lookup(&reference, handle, "refs/tags/\(name)") == 0 else { continue }
+        var reference: OpaquePointer?
+        while git_reference_next(&reference, iterator) == 0 {
             defer { git_reference_free(reference) }
-            var target: OpaquePointer?
-            guard git_reference_peel(&target, reference, GIT_OBJECT_ANY) == 0 else { continue }
-            let annotated: Bool
-            do {
-                defer { git_object_free(target) }
-                var direct: OpaquePointer?
-                if git_object_lookup(&direct, handle, git_reference_target(reference), GIT_OBJECT_ANY) == 0 {
-                    annotated = git_object_type(direct) == GIT_OBJECT_TAG
-                    git_object_free(direct)
-                } else {
-                    annotated = false
-                }
+            guard let name = git_reference_name(reference).map({ String(cString: $0) }), name.hasPrefix("refs/tags/") else { continue }
+            // A direct reference names its object; only a symbolic one is resolved (resolving a
+            // direct one looks it up again by name: a stat of the loose and packed refs each).
+            var resolved: OpaquePointer?
+            if git_reference_type(reference) == GIT_REFERENCE_SYMBOLIC {
+                guard git_reference_resolve(&resolved, reference) == 0 else { continue }
             }
-            var commit: OpaquePointer?
-            guard git_reference_peel(&commit, reference, GIT_OBJECT_COMMIT) == 0 else { continue }
-            tags.append(Tag(name: name, sha: Self.string(git_object_id(commit)), annotated: annotated))
-            git_object_free(commit)
+            defer { if let resolved { git_reference_free(resolved) } }
+            guard var target = git_reference_target(resolved ?? reference)?.pointee else { continue }
+            var size = 0
+            var type = GIT_OBJECT_INVALID
+            guard git_odb_read_header(&size, &type, database, &target) == 0 else { continue }
+            var annotated = false
+            if type == GIT_OBJECT_TAG {
+                annotated = true
+                var object: OpaquePointer?
+                guard git_object_lookup(&object, handle, &target, GIT_OBJECT_TAG) == 0 else { continue }
+                defer { git_object_free(object) }
+                var commit: OpaquePointer?
+                guard git_object_peel(&commit, object, GIT_OBJECT_COMMIT) == 0 else { continue }
+                target = git_object_id(commit).pointee
+                git_object_free(commit)
+            } else if type != GIT_OBJECT_COMMIT {
+                continue
+            }
+            tags.append(Tag(name: String(name.dropFirst("refs/tags/".count)), sha: Self.string(&target), annotated: annotated))
         }
         return tags
     }

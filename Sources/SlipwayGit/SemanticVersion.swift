@@ -38,22 +38,20 @@ public struct SemanticVersion: Sendable, Hashable, Comparable, CustomStringConve
         guard parts.count == 3 else { return nil }
         var numbers: [Int] = []
         for part in parts {
-            guard !part.isEmpty, part.allSatisfy(\.isASCII), part.allSatisfy(\.isNumber), part == "0" || !part.hasPrefix("0"),
-                let value = Int(part)
-            else { return nil }
+            guard Self.isNumeric(part), part == "0" || part.utf8.first != 0x30, let value = Int(part) else { return nil }
             numbers.append(value)
         }
         self.init(major: numbers[0], minor: numbers[1], patch: numbers[2], prerelease: prerelease, build: build)
     }
 
     /// SemVer's numeric identifier: ASCII digits only (`-1` and `١` are alphanumeric).
-    static func isNumeric(_ text: String) -> Bool {
+    static func isNumeric(_ text: some StringProtocol) -> Bool {
         !text.isEmpty && text.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
     }
 
+    /// `[0-9A-Za-z-]+`, byte by byte.
     private static func isIdentifier(_ text: String) -> Bool {
-        !text.isEmpty
-            && text.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-") }
+        !text.isEmpty && text.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || (($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A) || $0 == 0x2D }
     }
 
     public var isPrerelease: Bool { !prerelease.isEmpty }
