@@ -243,19 +243,22 @@ extension Repository {
     )? {
         let byCommit = try versionTagsByCommit(stableOnly: stableOnly, skipping: skipping)
         guard !byCommit.isEmpty else { return nil }
-        var candidates: [String] = []
-        try walk(from: sha) { commit in
-            if byCommit[commit] != nil { candidates.append(commit) }
-            return candidates.count < 10
-        }
         var best: (distance: Int, tag: Tag, version: SemanticVersion)?
-        for commit in candidates {
-            guard let top = byCommit[commit]?.max(by: { $0.version < $1.version }) else { continue }
+        var walked = 0
+        var candidates = 0
+        try walk(from: sha) { commit throws(GitError) in
+            // Walking newest first, the commits met before this one are newer than it, so none
+            // is its ancestor: its distance is at least `walked`. Past the best distance found,
+            // no later tag can be nearer (git stops its walk on the same ground).
+            if let best, walked > best.distance { return false }
+            walked += 1
+            guard let top = byCommit[commit]?.max(by: { $0.version < $1.version }) else { return true }
+            candidates += 1
             let distance = commit == sha ? 0 : try count(from: commit, to: sha)
-            if let current = best, current.distance < distance || (current.distance == distance && top.version <= current.version) {
-                continue
+            if best == nil || distance < best!.distance || (distance == best!.distance && best!.version < top.version) {
+                best = (distance, top.tag, top.version)
             }
-            best = (distance, top.tag, top.version)
+            return candidates < 10
         }
         return best.map { (tag: $0.tag, version: $0.version) }
     }
@@ -274,7 +277,9 @@ extension Repository {
         guard let newest = all.max(by: { $0.version < $1.version }) else { return nil }
         if try isAncestor(newest.tag.sha, of: sha) { return newest }
         let ranked = all.sorted { $0.version > $1.version }
-        for candidate in ranked.prefix(20) where try isAncestor(candidate.tag.sha, of: sha) { return candidate }
+        for candidate in ranked.prefix(20) where candidate.tag != newest.tag {
+            if try isAncestor(candidate.tag.sha, of: sha) { return candidate }
+        }
         guard ranked.count > 20 else { return nil }
         var reachable = Set<String>()
         try walk(from: sha) { commit in
