@@ -183,8 +183,10 @@ extension Changelog {
         }
         // The newest stable version reachable from the release, not the nearest: a hotfix tag
         // merged back is older than the release it was merged into.
-        if base == nil, let tag = try repository.newestVersionTag(reachableFrom: head, stableOnly: true, skipping: head)?.tag {
-            base = Base(kind: .tag, sha: tag.sha, description: "tag \(tag.name)")
+        var baseVersion: SemanticVersion?
+        if base == nil, let newest = try repository.newestVersionTag(reachableFrom: head, stableOnly: true, skipping: head) {
+            base = Base(kind: .tag, sha: newest.tag.sha, description: "tag \(newest.tag.name)")
+            baseVersion = newest.version
         }
         if base == nil {
             base = Base(kind: .root, sha: nil, description: "the start of history")
@@ -228,7 +230,8 @@ extension Changelog {
                 entries[index].flags = Array(Set(touched.flatMap(rules.categories(of:)))).sorted()
             }
         }
-        let baseVersion = try chosen.sha.flatMap { try repository.newestVersionTag(reachableFrom: $0, stableOnly: false)?.version }
+        // The version the suggestion bumps: the base tag's, else the one git describe names at the base.
+        if baseVersion == nil, let sha = chosen.sha { baseVersion = try repository.nearestVersionTag(from: sha)?.version }
         return Changelog(
             environment: environment, version: version ?? release.version, head: head, base: chosen, baseIsAncestor: ancestor,
             undone: undone, commits: entries,
