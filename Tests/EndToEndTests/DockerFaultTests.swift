@@ -3,6 +3,10 @@ import SlipwayProcess
 import SlipwayTestSupport
 import Testing
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
 /// The docker target on a bad night: the run store lost, deploys killed at exact moments, nginx's
 /// master killed, the proxy directory read-only, podman's API stopped mid-bake, and the on-call
 /// engineer's new shell with no DOCKER_HOST. Real podman, registry and nginx; part of the docker
@@ -195,6 +199,43 @@ extension DockerTargetTests {
         }
     }
 
+    @Test("SIGKILL between nginx's reload and its confirmation: status reads what nginx runs, and rollback goes back from there")
+    func killedBeforeConfirmation() async throws {
+        try await Project.with(strategy: "{ blue_green: { bake: 1s } }") { project in
+            var result = try await project.deploy("staging")
+            try #require(result.status == 0, "\(result.output)")
+            try await project.release("1.1.0")
+            // Killed just after nginx was sent the switch to 1.1.0: state.json still says 1.0.0.
+            try await project.deploy(killedAt: "reloaded", "staging")
+            #expect(try project.routes("staging") == ["1.0.0 100"])
+            let pending = try project.pendingGeneration("staging")
+            // nginx takes the configuration it was sent (its own header says which generation serves).
+            #expect(await Self.waitForGeneration(project.staging, pending), "nginx never served generation \(pending)")
+            let status = try await project.deploy("status", "staging")
+            #expect(status.output.contains("serving     1.1.0"), "\(status.output)")
+            #expect(try project.routes("staging") == ["1.1.0 100"], "state.json was not brought up to what nginx serves")
+            result = try await project.deploy("rollback", "staging", "--reason", "deploy died mid-switch")
+            #expect(result.status == 0, "\(result.output)")
+            #expect(await Self.get(project.staging, "/version")?.body == "1.0.0")
+            #expect(try project.routes("staging") == ["1.0.0 100"])
+        }
+    }
+
+    /// Asks until nginx answers with `generation` in its X-Slipway-Generation header (at most 200
+    /// requests, each a fresh connection): a wait on nginx's own state, not on time.
+    static func waitForGeneration(_ port: UInt16, _ generation: Int) async -> Bool {
+        for _ in 0..<200 {
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/version")!)
+            request.setValue("close", forHTTPHeaderField: "Connection")
+            if let (_, response) = try? await URLSession.shared.data(for: request),
+                (response as? HTTPURLResponse)?.value(forHTTPHeaderField: "X-Slipway-Generation") == String(generation)
+            {
+                return true
+            }
+        }
+        return false
+    }
+
     /// Makes a directory unwritable, even for root (`chattr +i`), or writable again.
     static func setWritable(_ path: String, _ writable: Bool) async throws {
         if getuid() == 0 {
@@ -238,6 +279,13 @@ extension DockerTargetTests.Project {
         try backends(environmentName).map {
             "\(($0["release"] as? [String: Any])?["version"] as? String ?? "?") \($0["weight"] as? Int ?? 0)"
         }
+    }
+
+    /// The generation of a switch written but not confirmed (`state.json.next`).
+    func pendingGeneration(_ environmentName: String) throws -> Int {
+        let data = try Data(contentsOf: URL(fileURLWithPath: repo.directory.file(".slipway/proxy/\(environmentName)/state.json.next")))
+        let state = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        return try #require(state["generation"] as? Int)
     }
 
     func routedContainers(_ environmentName: String) throws -> [String] {

@@ -18,6 +18,9 @@ enum FaultPoint: String, CaseIterable {
     case moved
     /// The bake began: all traffic is on the new release, the old one still runs.
     case baking
+    /// nginx was told to load a new configuration, whose confirmation was not yet awaited
+    /// (`state.json` still names the split before).
+    case reloaded
 
     #if SLIPWAY_FAULT_POINTS
         private static let target: (point: String, count: Int)? = {

@@ -90,9 +90,17 @@ public struct NginxRouter: Sendable {
     public func serving() async -> State? {
         let confirmed = state()
         guard let pending = pendingState(), pending.generation > confirmed?.generation ?? 0 else { return confirmed }
-        guard await liveGeneration() == pending.generation else { return confirmed }
-        try? ProxyFiles.rename(statePath + ".next", to: statePath)
-        return pending
+        // Just after a reload an old worker may still accept a connection and answer the old
+        // generation: ask a few times (this runs only after a crash left a switch unconfirmed).
+        for attempt in 1...10 {
+            guard let live = await liveGeneration() else { return confirmed }
+            if live >= pending.generation {
+                try? ProxyFiles.rename(statePath + ".next", to: statePath)
+                return pending
+            }
+            if attempt < 10 { try? await Task.sleep(for: .milliseconds(5)) }
+        }
+        return confirmed
     }
 
     /// The generation nginx answers on its control socket, if it answers.
@@ -191,6 +199,7 @@ public struct NginxRouter: Sendable {
                 previousWorkers = Self.children(of: pid)
                 // What `nginx -s reload` sends, without another process.
                 kill(pid, SIGHUP)
+                FaultPoint.reloaded.reached()
             } else {
                 await stopOrphanedWorkers()
                 unlink(controlSocket)
