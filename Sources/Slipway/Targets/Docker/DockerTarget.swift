@@ -94,18 +94,14 @@ public struct DockerTarget: DeployTarget {
     public func route(_ shares: [TrafficShare]) async throws -> String {
         let backends = try shares.map { share in
             guard let port = Self.port(of: share.instance.url) else {
-                throw NginxRouter.ProxyError(description: "\(share.instance.name) has no port on 127.0.0.1 to send traffic to")
+                throw TrafficUnchanged(
+                    NginxRouter.ProxyError(description: "\(share.instance.name) has no port on 127.0.0.1 to send traffic to"))
             }
             return NginxRouter.Backend(port: port, weight: share.weight, container: share.instance.name, release: share.instance.release)
         }
         let started = ContinuousClock.now
-        let state: NginxRouter.State
-        do {
-            state = try await router.apply(backends)
-        } catch {
-            // apply puts nginx's configuration and state.json back when it fails.
-            throw TrafficUnchanged(error)
-        }
+        // apply says itself (TrafficUnchanged) when it failed before nginx was told anything.
+        let state = try await router.apply(backends)
         let took = ContinuousClock.now - started
         let split = state.backends.map { "\($0.release?.version ?? $0.container) \($0.weight)%" }.joined(separator: ", ")
         return

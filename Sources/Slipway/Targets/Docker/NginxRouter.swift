@@ -170,10 +170,40 @@ public struct NginxRouter: Sendable {
     /// running (first stopping workers a killed master left holding the port).
     ///
     /// `state.json` only ever names what nginx was confirmed to serve: the new state is written
-    /// beside it and takes its place once nginx answers with the new generation. If nginx does not
-    /// take the new configuration, the one before is put back.
+    /// beside it and takes its place once nginx answers with the new generation. A failure before
+    /// nginx was signalled or started throws ``TrafficUnchanged`` (the configuration before is put
+    /// back); once nginx has the new configuration, a confirmation that does not come is an
+    /// ordinary error: nginx may still take it, so the caller cannot assume either split.
     @discardableResult
     public func apply(_ backends: [Backend]) async throws -> State {
+        let (state, hadConfiguration) = try await Self.unchanged { try await prepare(backends) }
+        if let pid = masterPID() {
+            let previousWorkers = Self.children(of: pid)
+            // What `nginx -s reload` sends, without another process.
+            kill(pid, SIGHUP)
+            FaultPoint.reloaded.reached()
+            try await waitForGeneration(state.generation, within: .seconds(10))
+            try ProxyFiles.rename(statePath + ".next", to: statePath)
+            await waitForExit(previousWorkers)
+        } else {
+            await stopOrphanedWorkers()
+            unlink(controlSocket)
+            let started = try await nginx(["-c", configPath])
+            guard started.termination.succeeded else {
+                restore(hadConfiguration: hadConfiguration)
+                throw TrafficUnchanged(ProxyError(description: "nginx did not start on \(listen): \(started.output)"))
+            }
+            // A first start on a busy machine takes longer than a reload.
+            try await waitForGeneration(state.generation, within: .seconds(30))
+            try ProxyFiles.rename(statePath + ".next", to: statePath)
+        }
+        unlink(configPath + ".previous")
+        return state
+    }
+
+    /// Writes and checks the new configuration and puts it in place (the one before kept as
+    /// `nginx.conf.previous`), with the new state beside `state.json`; nginx is not told yet.
+    private func prepare(_ backends: [Backend]) async throws -> (State, hadConfiguration: Bool) {
         try ProxyFiles.makeDirectory(directory + "/tmp")
         // An unconfirmed switch may be live: never reuse its generation number.
         let generation = max(state()?.generation ?? 0, pendingState()?.generation ?? 0) + 1
@@ -192,33 +222,30 @@ public struct NginxRouter: Sendable {
         let previous = configPath + ".previous"
         unlink(previous)
         let hadConfiguration = link(configPath, previous) == 0
-        try ProxyFiles.rename(staged, to: configPath)
-        var previousWorkers: Set<Int32> = []
         do {
-            if let pid = masterPID() {
-                previousWorkers = Self.children(of: pid)
-                // What `nginx -s reload` sends, without another process.
-                kill(pid, SIGHUP)
-                FaultPoint.reloaded.reached()
-            } else {
-                await stopOrphanedWorkers()
-                unlink(controlSocket)
-                let started = try await nginx(["-c", configPath])
-                guard started.termination.succeeded else {
-                    throw ProxyError(description: "nginx did not start on \(listen): \(started.output)")
-                }
-            }
-            try await waitForGeneration(generation)
+            try ProxyFiles.rename(staged, to: configPath)
         } catch {
-            // nginx still serves what it served: its configuration file and the record say so again.
-            if hadConfiguration { _ = Glibc.rename(previous, configPath) }
-            unlink(statePath + ".next")
+            restore(hadConfiguration: hadConfiguration)
             throw error
         }
-        try ProxyFiles.rename(statePath + ".next", to: statePath)
-        unlink(previous)
-        await waitForExit(previousWorkers)
-        return state
+        return (state, hadConfiguration)
+    }
+
+    /// Puts back the configuration before and drops the unconfirmed state.
+    private func restore(hadConfiguration: Bool) {
+        if hadConfiguration { _ = Glibc.rename(configPath + ".previous", configPath) }
+        unlink(statePath + ".next")
+    }
+
+    /// Runs `body`, whose failures leave traffic where it was: any error becomes ``TrafficUnchanged``.
+    static func unchanged<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as TrafficUnchanged {
+            throw error
+        } catch {
+            throw TrafficUnchanged(error)
+        }
     }
 
     /// Waits (up to 10 seconds) until the workers of the configuration before are gone. A new
@@ -253,9 +280,9 @@ public struct NginxRouter: Sendable {
         return Int32(fields[1])
     }
 
-    /// Waits (up to 10 seconds) until nginx's control socket reports `generation`.
-    func waitForGeneration(_ generation: Int) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
+    /// Waits (up to `limit`) until nginx's control socket reports `generation`.
+    func waitForGeneration(_ generation: Int, within limit: Duration) async throws {
+        let deadline = ContinuousClock.now + limit
         var last = "no answer"
         while ContinuousClock.now < deadline {
             if let seen = await liveGeneration() {
@@ -267,7 +294,8 @@ public struct NginxRouter: Sendable {
         let log =
             (try? String(contentsOfFile: errorLog, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: "\n    ") ?? ""
         throw ProxyError(
-            description: "nginx did not take generation \(generation) within 10s (\(last))" + (log.isEmpty ? "" : ":\n    \(log)"))
+            description: "nginx did not take generation \(generation) within \(DurationParser.format(limit)) (\(last))"
+                + (log.isEmpty ? "" : ":\n    \(log)"))
     }
 
     /// Stops nginx (gracefully: it finishes the requests it holds) and waits for it to exit.
