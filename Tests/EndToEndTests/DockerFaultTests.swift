@@ -17,9 +17,7 @@ extension DockerTargetTests {
         try await Project.with(strategy: "{ blue_green: { bake: 1s } }") { project in
             var result = try await project.deploy("staging")
             try #require(result.status == 0, "\(result.output)")
-            for suffix in ["", "-wal", "-shm"] {
-                try? FileManager.default.removeItem(atPath: project.repo.directory.file(".slipway/state.sqlite\(suffix)"))
-            }
+            project.deleteRunStore()
             // The new store numbers runs from 1 again, as the one that started what serves did.
             try await project.release("1.1.0")
             let loop = RequestLoop()
@@ -189,9 +187,7 @@ extension DockerTargetTests {
             #expect(result.status == 0, "\(result.output)")
             #expect(try await project.containers(in: "staging").isEmpty)
             // With the store gone too, a rollback says that nothing serves and how to deploy by name.
-            for suffix in ["", "-wal", "-shm"] {
-                try? FileManager.default.removeItem(atPath: project.repo.directory.file(".slipway/state.sqlite\(suffix)"))
-            }
+            project.deleteRunStore()
             result = try await runDeploy(["rollback", "staging", "--reason", "anything?"], in: project.repo.path, unsetting: shell)
             #expect(result.status == 1, "\(result.output)")
             #expect(result.output.contains("nothing serves staging"), "\(result.output)")
@@ -255,6 +251,13 @@ extension DockerTargetTests.Project {
         let child = try DeployProcess(arguments: arguments, directory: repo.path, environment: environment)
         let termination = try await child.wait()
         try #require(termination == .signalled(SIGKILL), "deploy was not killed at \(point): \(child.output.joined(separator: "\n"))")
+    }
+
+    /// Deletes the run store (and its journal files), as a lost disk or a careless `rm` would.
+    func deleteRunStore() {
+        for suffix in ["", "-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: repo.directory.file(".slipway/state.sqlite\(suffix)"))
+        }
     }
 
     /// The containers of one environment.

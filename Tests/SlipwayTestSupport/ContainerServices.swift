@@ -20,11 +20,16 @@ public struct ContainerServices: Sendable {
         ]
     }
 
+    /// What `scripts/services` needs to find these services.
+    static func scriptEnvironment(directory: String, port: String) -> [String: String] {
+        ["SLIPWAY_SERVICES": directory, "REGISTRY_PORT": port]
+    }
+
     /// Starts what of them is not running (after a test stopped one), by the project's script.
     public func start() async throws {
-        _ = try await GitFixture.run(
+        try await GitFixture.run(
             ["\(packageRoot)/scripts/services", "start"], in: directory.path,
-            environment: ["SLIPWAY_SERVICES": directory.path, "REGISTRY_PORT": String(registry.split(separator: ":").last ?? "")])
+            environment: Self.scriptEnvironment(directory: directory.path, port: String(registry.split(separator: ":").last ?? "")))
     }
 
     /// Where the podman API service's process id is recorded.
@@ -37,7 +42,7 @@ public struct ContainerServices: Sendable {
         let port = try freePort()
         let services = ContainerServices(directory: directory, socket: directory.file("podman.sock"), registry: "127.0.0.1:\(port)")
         let script = ["\(packageRoot)/scripts/services"]
-        let environment = ["SLIPWAY_SERVICES": directory.path, "REGISTRY_PORT": String(port)]
+        let environment = scriptEnvironment(directory: directory.path, port: String(port))
         func stop() async { _ = try? await GitFixture.run(script + ["stop"], in: directory.path, environment: environment) }
         do {
             _ = try await GitFixture.run(script + ["start"], in: directory.path, environment: environment)

@@ -5,16 +5,23 @@ import SlipwayStore
 import SlipwayTestSupport
 import Testing
 
+/// The changelog of the repository at `path`, as a run builds it.
+func changelog(
+    at path: String, environment: String? = nil, store: RunStore? = nil, since: String? = nil, firstParent: Bool = false
+) async throws -> Changelog {
+    let repository = try Repository(discoveringFrom: path)
+    return try await Changelog.build(
+        repository: repository, release: try repository.release(), environment: environment, store: store, since: since,
+        firstParentOnly: firstParent)
+}
+
 @Suite("Changelogs from real repositories", .timeLimit(.minutes(2)))
 struct ChangelogTests {
     func changelog(
         _ repo: GitFixture, environment: String? = nil, store: RunStore? = nil, since: String? = nil,
         firstParent: Bool = false
     ) async throws -> Changelog {
-        let repository = try Repository(discoveringFrom: repo.path)
-        return try await Changelog.build(
-            repository: repository, release: try repository.release(), environment: environment, store: store,
-            since: since, firstParentOnly: firstParent)
+        try await SlipwayTests.changelog(at: repo.path, environment: environment, store: store, since: since, firstParent: firstParent)
     }
 
     @Test("with no good release, the range starts at the previous stable tag (a pre-release does not count)")

@@ -51,8 +51,7 @@ final class DatedRepository: Sendable {
 @Suite("Releases agree with git", .timeLimit(.minutes(3)))
 struct GitAgreementTests {
     func changelog(_ repository: DatedRepository) async throws -> Changelog {
-        let opened = try Repository(discoveringFrom: repository.path)
-        return try await Changelog.build(repository: opened, release: try opened.release(), environment: nil, store: nil)
+        try await SlipwayTests.changelog(at: repository.path)
     }
 
     @Test(

@@ -150,8 +150,9 @@ public struct DockerTarget: DeployTarget {
         } catch {
             status.problem = "cannot list containers: \(error)"
         }
-        let orphans = router.orphanedWorkers()
-        if pid == nil, !orphans.isEmpty {
+        // Only without a master is it worth reading every process's descriptors.
+        let orphans = pid == nil ? router.orphanedWorkers() : []
+        if !orphans.isEmpty {
             status.problem =
                 "nginx's master is gone; its orphaned worker\(orphans.count == 1 ? "" : "s") (pid \(orphans.map(String.init).joined(separator: ", "))) "
                 + "still serve\(orphans.count == 1 ? "s" : "") \(spec.listen) with generation \(state?.generation ?? 0); "

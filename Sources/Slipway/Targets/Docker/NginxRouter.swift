@@ -130,8 +130,9 @@ public struct NginxRouter: Sendable {
         }
     }
 
-    /// The processes holding a socket bound to `path` (from /proc/net/unix and each process's fds).
-    static func holders(ofUnixSocket path: String) -> [Int32] {
+    /// The processes (of `among`, else all) holding a socket bound to `path`, from /proc/net/unix
+    /// and each process's descriptors.
+    static func holders(ofUnixSocket path: String, among candidates: [Int32]? = nil) -> [Int32] {
         guard let table = try? String(contentsOfFile: "/proc/net/unix", encoding: .utf8) else { return [] }
         // Num RefCount Protocol Flags Type St Inode Path
         let inodes = Set(
@@ -141,7 +142,7 @@ public struct NginxRouter: Sendable {
                 return "socket:[\(fields[6])]"
             })
         guard !inodes.isEmpty else { return [] }
-        let processes = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap { Int32($0) } ?? []
+        let processes = candidates ?? (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap { Int32($0) } ?? []
         return processes.filter { pid in
             let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
             return descriptors.contains { descriptor in
@@ -159,7 +160,7 @@ public struct NginxRouter: Sendable {
         guard !orphans.isEmpty else { return [] }
         for pid in orphans { kill(pid, SIGQUIT) }
         let deadline = ContinuousClock.now + .seconds(5)
-        while ContinuousClock.now < deadline, !Set(Self.holders(ofUnixSocket: controlSocket)).isDisjoint(with: orphans) {
+        while ContinuousClock.now < deadline, !Self.holders(ofUnixSocket: controlSocket, among: orphans).isEmpty {
             try? await Task.sleep(for: .milliseconds(2))
         }
         return orphans

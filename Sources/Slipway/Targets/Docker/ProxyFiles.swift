@@ -30,7 +30,8 @@ enum ProxyFiles {
         }
     }
 
-    /// Writes `data` to `path` (created or truncated).
+    /// Writes `data` to `path` (created or truncated). By hand rather than `Data.write`: on Linux
+    /// Foundation's error does not carry the system's reason, which the message must name.
     static func write(_ data: Data, to path: String) throws(Failure) {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw Failure(action: "write", path: path, reason: String(cString: strerror(errno))) }
