@@ -20,11 +20,12 @@ trap 'rm -rf "$work"' EXIT
 repo=$work/repo
 git init -q -b main "$repo"
 
-# A fast-import stream: a file changes every commit, Conventional Commit subjects, and two
-# version tags bounding the measured range.
-python3 - "$commits" "$from" "$to" > "$work/stream" <<'PY'
+# A fast-import stream: COMMITS commits in a line (a file changes every commit, Conventional
+# Commit subjects), then the tags named on the command line as NAME:COMMIT.
+stream() {
+  python3 - "$@" <<'PY'
 import sys
-commits, a, b = (int(x) for x in sys.argv[1:])
+commits, tags = int(sys.argv[1]), [arg.split(":") for arg in sys.argv[2:]]
 out = sys.stdout
 kinds = ["feat(api): add endpoint", "fix(core): handle empty input", "docs: explain the option", "chore: tidy"]
 for i in range(1, commits + 1):
@@ -36,8 +37,12 @@ for i in range(1, commits + 1):
     if i > 1:
         out.write(f"from :{i - 1}\n")
     out.write(f"M 100644 inline src/file{i % 50}.txt\ndata {len(content)}\n{content.decode()}\n")
-out.write(f"reset refs/tags/v1.0.0\nfrom :{a}\n\nreset refs/tags/v2.0.0\nfrom :{b}\n\n")
+for name, mark in tags:
+    out.write(f"reset refs/tags/{name}\nfrom :{mark}\n\n")
 PY
+}
+# Two version tags bound the measured range.
+stream "$commits" "v1.0.0:$from" "v2.0.0:$to" > "$work/stream"
 git -C "$repo" fast-import --quiet < "$work/stream"
 git -C "$repo" checkout -q v2.0.0
 range=$(git -C "$repo" rev-list --count v1.0.0..v2.0.0)
@@ -67,23 +72,8 @@ printf 'git log --oneline:    %.3f s (median of %d), peak memory %d MiB\n' "$g" 
 tags=${TAGS:-3000}
 tagged=$work/tagged
 git init -q -b main "$tagged"
-python3 - "$tags" > "$work/tags-stream" <<'PY'
-import sys
-tags = int(sys.argv[1])
-out = sys.stdout
-commits = tags * 2 + 3
-for i in range(1, commits + 1):
-    message = f"fix: change {i}\n".encode()
-    content = f"line {i}\n".encode()
-    out.write(f"commit refs/heads/main\nmark :{i}\n")
-    out.write(f"author Dev <dev@example.com> {1700000000 + i} +0000\ncommitter Dev <dev@example.com> {1700000000 + i} +0000\n")
-    out.write(f"data {len(message)}\n{message.decode()}")
-    if i > 1:
-        out.write(f"from :{i - 1}\n")
-    out.write(f"M 100644 inline src/file{i % 50}.txt\ndata {len(content)}\n{content.decode()}\n")
-for t in range(1, tags + 1):
-    out.write(f"reset refs/tags/v{t // 100}.{t % 100}.0\nfrom :{t * 2}\n\n")
-PY
+# v0.1.0, v0.2.0 … on every second commit, HEAD three commits past the last.
+stream $((tags * 2 + 3)) $(for t in $(seq 1 "$tags"); do echo "v$((t / 100)).$((t % 100)).0:$((t * 2))"; done) > "$work/tags-stream"
 git -C "$tagged" fast-import --quiet < "$work/tags-stream"
 git -C "$tagged" checkout -q main
 git -C "$tagged" pack-refs --all

@@ -8,36 +8,10 @@
 # ROUNDS (default 5) broken deploys per strategy; medians. Target: blue-green under 1 second.
 # The last line is the headline: the blue-green switch-back median in seconds.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-5}
-root=$PWD
-
-swift build >/dev/null
-deploy=$root/.build/debug/deploy
-work=$(mktemp -d)
-services=$work/services
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
-registry_port=$(free_port)
-repo=$work/repo
-cleanup() {
-  if [ -d "$repo" ]; then
-    (cd "$repo" && for e in bluegreen canary; do "$deploy" teardown "$e" >/dev/null 2>&1 || true; done)
-  fi
-  SLIPWAY_SERVICES=$services REGISTRY_PORT=$registry_port "$root/scripts/services" stop >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-SLIPWAY_SERVICES=$services REGISTRY_PORT=$registry_port scripts/services start >/dev/null
-eval "$(SLIPWAY_SERVICES=$services REGISTRY_PORT=$registry_port scripts/services env)"
-command -v docker >/dev/null || export DOCKER=podman
-export CI=true
-
-mkdir -p "$repo/Examples"
-cp -r Examples/hello "$repo/Examples/hello"
-rm -f "$repo/Examples/hello/busybox" "$repo/Examples/hello/app/broken" "$repo/Examples/hello/app/version"
-cd "$repo"
-git init -q -b main
-git config user.name bench && git config user.email bench@example.com
+environments="bluegreen canary"
+# shellcheck source=example-project.sh
+source "$(dirname "$0")/example-project.sh"
 printf '.slipway/\nExamples/hello/busybox\nExamples/hello/app/version\n' > .gitignore
 cat > slipway.yml <<YAML
 app: rollbackbench
