@@ -17,6 +17,7 @@ let package = Package(
     products: [
         .executable(name: "deploy", targets: ["deploy"]),
         .library(name: "Slipway", targets: ["Slipway"]),
+        .executable(name: "kube-sim", targets: ["kube-sim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -28,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // The command line: ArgumentParser commands only, wiring and output.
@@ -111,6 +113,32 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // kube-sim: a simulated Kubernetes API server, controllers, a kubelet whose pods run through
+        // podman, Service and ingress traffic on loopback. A simulator for tests and demos, not a Kubernetes.
+        .target(
+            name: "KubeSim",
+            dependencies: [
+                "SlipwayProcess",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            resources: [.copy("OpenAPI")],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "kube-sim",
+            dependencies: [
+                "KubeSim",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // Test helpers: temporary directories, waiting for a pid to end, driving the deploy binary.
         .target(
             name: "CTestShims",
@@ -145,6 +173,13 @@ let package = Package(
             ],
             // Pipeline files the tests read by path (and scripts/fuzz takes as seeds).
             exclude: ["Pipelines"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "KubeSimTests",
+            dependencies: ["KubeSim", "SlipwayProcess", "SlipwayTestSupport"],
+            // The kubectl ⇄ kube-apiserver transcripts the replay test plays back, and their manifests.
+            exclude: ["Transcripts"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,0 +1,98 @@
+public import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+
+/// A whole simulated cluster: the store, the API server on a loopback port, the controllers, the
+/// kubelet and the traffic (Service and ingress addresses). `kube-sim start` runs one; tests may
+/// run one in process.
+public final class Cluster: Sendable {
+    public struct Options: Sendable {
+        public var port: Int
+        public var version: KubeVersion
+        public var stateDirectory: URL
+        public var runtime: PodRuntime
+        public var tokenFile: URL?
+        public var requestLog: URL?
+
+        public init(
+            port: Int, version: KubeVersion, stateDirectory: URL, runtime: PodRuntime, tokenFile: URL? = nil,
+            requestLog: URL? = nil
+        ) {
+            self.port = port
+            self.version = version
+            self.stateDirectory = stateDirectory
+            self.runtime = runtime
+            self.tokenFile = tokenFile
+            self.requestLog = requestLog
+        }
+    }
+
+    public let options: Options
+    public let store: Store
+    public let network: Network
+    public let server: APIServer
+    public let controllers: ControllerManager
+    public let kubelet: Kubelet
+    public let traffic: Traffic
+
+    public init(options: Options) async throws {
+        self.options = options
+        try FileManager.default.createDirectory(at: options.stateDirectory, withIntermediateDirectories: true)
+        store = try await Store(stateDirectory: options.stateDirectory)
+        network = try Network(stateDirectory: options.stateDirectory)
+        server = try APIServer(
+            store: store, version: options.version, tokenFile: options.tokenFile, network: network,
+            requestLog: options.requestLog)
+        controllers = ControllerManager(store: store)
+        kubelet = Kubelet(store: store, network: network, runtime: options.runtime, instance: String(network.block))
+        traffic = Traffic(store: store, network: network)
+        // Addresses recorded before a restart stay taken.
+        var addresses: [String] = []
+        var ports: [Int] = []
+        if let services = await store.catalog.find(group: "", resource: "services") {
+            for service in await store.list(services, namespace: nil).items {
+                addresses += service[path: ["spec", "clusterIPs"]]?.array?.compactMap(\.string) ?? []
+                addresses += (service[path: ["status", "loadBalancer", "ingress"]]?.array ?? []).compactMap { $0["ip"]?.string }
+                ports += (service[path: ["spec", "ports"]]?.array ?? []).compactMap { $0["nodePort"]?.int }
+            }
+        }
+        await network.reserve(addresses: addresses, nodePorts: ports)
+    }
+
+    /// Serves until cancelled (or until `onStarted`'s caller stops it); then stops every container.
+    public func run(onStarted: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        var logger = Logger(label: "kube-sim")
+        logger.logLevel = .error
+        let server = self.server
+        let app = Application(
+            responder: CallbackResponder { request, context in try await server.respond(to: request, context: context) },
+            configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: options.port), serverName: nil),
+            onServerRunning: { channel in await onStarted(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService(gracefulShutdownSignals: []) }
+            group.addTask { await self.controllers.run() }
+            group.addTask { await self.kubelet.run() }
+            group.addTask { await self.traffic.run() }
+            do {
+                try await group.next()
+            } catch {
+                group.cancelAll()
+                await shutdown()
+                throw error
+            }
+            group.cancelAll()
+        }
+        await shutdown()
+    }
+
+    /// Stops containers and listeners, ends watches, saves the objects.
+    public func shutdown() async {
+        await kubelet.stopAll()
+        await traffic.stopAll()
+        await store.finishWatches()
+        await store.save()
+        await network.release()
+    }
+}
