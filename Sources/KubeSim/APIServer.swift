@@ -51,7 +51,18 @@ public struct ReceivedRequest: Sendable {
 
 /// The HTTP face of the cluster: discovery, OpenAPI, and every verb on every served kind.
 public final class APIServer: Sendable {
+    /// Ways to behave as a differently configured apiserver did in the transcripts' experiments.
+    public enum Experiment: String, Sendable, CaseIterable {
+        /// Protobuf request bodies are refused with 415 (experiment 17).
+        case jsonOnly = "json-only"
+        /// No OpenAPI documents (experiment 18).
+        case noOpenAPI = "no-openapi"
+        /// Only legacy discovery (APIVersions, APIGroupList, per group-version lists; experiment 19).
+        case legacyDiscovery = "legacy-discovery"
+    }
+
     public let store: Store
+    let experiment: Experiment?
     let openAPI = OpenAPIDocuments()
     let authorizer: Authorizer
     public let version: KubeVersion
@@ -61,8 +72,11 @@ public final class APIServer: Sendable {
     let flowSchema = UUID().uuidString.lowercased()
     let priorityLevel = UUID().uuidString.lowercased()
 
-    public init(store: Store, version: KubeVersion, tokenFile: URL?, network: Network, requestLog: URL?) throws {
+    public init(
+        store: Store, version: KubeVersion, tokenFile: URL?, network: Network, requestLog: URL?, experiment: Experiment? = nil
+    ) throws {
         self.store = store
+        self.experiment = experiment
         self.version = version
         self.network = network
         authorizer = Authorizer(tokenFile: tokenFile)
@@ -214,7 +228,7 @@ public final class APIServer: Sendable {
         let accept = incoming.header("Accept") ?? ""
         let body: JSON
         let contentType: String
-        if accept.contains("as=APIGroupDiscoveryList") {
+        if accept.contains("as=APIGroupDiscoveryList"), experiment != .legacyDiscovery {
             body = catalog.aggregatedDiscovery(core: core)
             contentType = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
         } else {
@@ -233,7 +247,15 @@ public final class APIServer: Sendable {
 
     private func serveOpenAPI(_ segments: [String], _ incoming: Incoming) async throws -> Response {
         let catalog = await store.catalog
-        guard segments.count >= 2, segments[1] == "v3" else {
+        if segments.count == 2, segments[1] == "v2" {
+            // kubectl 1.28 fetches the v2 document before apply; a minimal one (no definitions: kubectl
+            // then relies on OpenAPI v3 and its compiled-in patch metadata) is enough.
+            guard experiment != .noOpenAPI else {
+                return reply(404, bytes: Array("404 page not found\n".utf8), contentType: "text/plain; charset=utf-8")
+            }
+            return reply(200, bytes: Self.openAPIv2, contentType: "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
+        }
+        guard segments.count >= 2, segments[1] == "v3", experiment != .noOpenAPI else {
             return reply(404, bytes: Array("404 page not found\n".utf8), contentType: "text/plain; charset=utf-8")
         }
         if segments.count == 2 {
@@ -262,6 +284,13 @@ public final class APIServer: Sendable {
         response.headers[.cacheControl] = "public, immutable"
         return response
     }
+
+    /// A gnostic `openapi_v2.Document` with only `swagger: "2.0"` and `info {title, version}`.
+    static let openAPIv2: [UInt8] = {
+        func field(_ number: UInt8, _ bytes: [UInt8]) -> [UInt8] { [number << 3 | 2, UInt8(bytes.count)] + bytes }
+        let info = field(1, Array("Kubernetes".utf8)) + field(2, Array("kube-sim".utf8))
+        return field(1, Array("2.0".utf8)) + field(2, info)
+    }()
 
     // MARK: Resources
 
@@ -333,9 +362,9 @@ public final class APIServer: Sendable {
 
     private func decodeBody(_ incoming: Incoming) throws -> JSON {
         if incoming.contentType == "application/vnd.kubernetes.protobuf" {
-            guard let object = try? Protobuf.decode(incoming.body) else {
+            guard experiment != .jsonOnly, let object = try? Protobuf.decode(incoming.body) else {
                 throw APIError.unsupportedMediaType(
-                    incoming.contentType, accepted: ["application/json", "application/yaml"])
+                    incoming.contentType, accepted: ["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"])
             }
             return object
         }
@@ -687,11 +716,13 @@ public final class APIServer: Sendable {
             answer["status"] = ["allowed": .bool(allowed)]
         } else {
             let namespace = object[path: ["spec", "namespace"]]?.string
+            // What system:basic-user, system:discovery and system:public-info-viewer grant everyone.
             var resourceRules: [JSON] = [
+                ["verbs": ["create"], "apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"]],
                 [
                     "verbs": ["create"], "apiGroups": ["authorization.k8s.io"],
                     "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
-                ]
+                ],
             ]
             var nonResourceRules: [JSON] = [
                 [
@@ -700,7 +731,8 @@ public final class APIServer: Sendable {
                         "/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi",
                         "/openapi/*", "/readyz", "/version", "/version/",
                     ],
-                ]
+                ],
+                ["verbs": ["get"], "nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"]],
             ]
             if user.isAdmin {
                 resourceRules.insert(["verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]], at: 0)

@@ -31,10 +31,12 @@ enum Admission {
                 if spec["enableServiceLinks"] == nil { spec["enableServiceLinks"] = true }
                 if spec["priority"] == nil { spec["priority"] = 0 }
                 if spec["preemptionPolicy"] == nil { spec["preemptionPolicy"] = "PreemptLowerPriority" }
+                addServiceAccountVolume(&spec)
+                addDefaultTolerations(&spec)
                 object["spec"] = spec
             }
             if object[path: ["status", "phase"]] == nil {
-                object["status"] = ["phase": "Pending", "qosClass": "BestEffort"]
+                object["status"] = ["phase": "Pending", "qosClass": .string(qosClass(object["spec"] ?? [:]))]
             }
         case "/services":
             if object[path: ["spec", "type"]] == nil { object[path: ["spec", "type"]] = "ClusterIP" }
@@ -74,6 +76,71 @@ enum Admission {
         default:
             break
         }
+    }
+
+    /// The ServiceAccount admission plugin's projected token volume, mounted in every container.
+    static func addServiceAccountVolume(_ spec: inout JSON) {
+        if spec["automountServiceAccountToken"]?.bool == false { return }
+        let volumes = spec["volumes"]?.array ?? []
+        if volumes.contains(where: { $0["name"]?.string?.hasPrefix("kube-api-access-") == true }) { return }
+        let name = "kube-api-access-" + Names.randomSuffix(5)
+        let volume: JSON = [
+            "name": .string(name),
+            "projected": [
+                "defaultMode": 420,
+                "sources": [
+                    ["serviceAccountToken": ["expirationSeconds": 3607, "path": "token"]],
+                    ["configMap": ["items": [["key": "ca.crt", "path": "ca.crt"]], "name": "kube-root-ca.crt"]],
+                    [
+                        "downwardAPI": [
+                            "items": [["fieldRef": ["apiVersion": "v1", "fieldPath": "metadata.namespace"], "path": "namespace"]]
+                        ]
+                    ],
+                ],
+            ],
+        ]
+        spec["volumes"] = .array(volumes + [volume])
+        if let containers = spec["containers"]?.array {
+            spec["containers"] = .array(
+                containers.map { container in
+                    var container = container
+                    let mounts = container["volumeMounts"]?.array ?? []
+                    container["volumeMounts"] = .array(
+                        mounts + [
+                            [
+                                "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "name": .string(name),
+                                "readOnly": true,
+                            ]
+                        ])
+                    return container
+                })
+        }
+    }
+
+    /// The DefaultTolerationSeconds admission plugin's tolerations.
+    static func addDefaultTolerations(_ spec: inout JSON) {
+        var tolerations = spec["tolerations"]?.array ?? []
+        for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]
+        where !tolerations.contains(where: { $0["key"]?.string == key }) {
+            tolerations.append(["effect": "NoExecute", "key": .string(key), "operator": "Exists", "tolerationSeconds": 300])
+        }
+        spec["tolerations"] = .array(tolerations)
+    }
+
+    /// BestEffort without requests or limits, Guaranteed when every container's limits equal its
+    /// requests (cpu and memory), Burstable otherwise.
+    static func qosClass(_ spec: JSON) -> String {
+        let containers = spec["containers"]?.array ?? []
+        let resources = containers.map { $0["resources"] ?? [:] }
+        if resources.allSatisfy({ ($0["requests"]?.object?.isEmpty ?? true) && ($0["limits"]?.object?.isEmpty ?? true) }) {
+            return "BestEffort"
+        }
+        let guaranteed = resources.allSatisfy { resource in
+            guard let limits = resource["limits"]?.object, limits["cpu"] != nil, limits["memory"] != nil else { return false }
+            let requests = resource["requests"]?.object ?? limits
+            return requests["cpu"] == limits["cpu"] && requests["memory"] == limits["memory"]
+        }
+        return guaranteed ? "Guaranteed" : "Burstable"
     }
 
     private static func defaultTemplate(_ object: inout JSON, at path: [String]) {

@@ -1,5 +1,6 @@
 public import Foundation
 import Hummingbird
+import HummingbirdTLS
 import Logging
 import NIOCore
 
@@ -14,11 +15,13 @@ public final class Cluster: Sendable {
         public var runtime: PodRuntime
         public var tokenFile: URL?
         public var requestLog: URL?
+        public var experiment: APIServer.Experiment?
 
         public init(
             port: Int, version: KubeVersion, stateDirectory: URL, runtime: PodRuntime, tokenFile: URL? = nil,
-            requestLog: URL? = nil
+            requestLog: URL? = nil, experiment: APIServer.Experiment? = nil
         ) {
+            self.experiment = experiment
             self.port = port
             self.version = version
             self.stateDirectory = stateDirectory
@@ -35,6 +38,13 @@ public final class Cluster: Sendable {
     public let controllers: ControllerManager
     public let kubelet: Kubelet
     public let traffic: Traffic
+    /// With tokens, the API server speaks HTTPS with this certificate (kubectl sends tokens only over TLS).
+    let certificate: ServingCertificate?
+
+    /// `https` when tokens are in use, otherwise `http`.
+    public var scheme: String { certificate == nil ? "http" : "https" }
+    /// The serving certificate, base64 PEM, for a kubeconfig's `certificate-authority-data`.
+    public var certificateAuthorityData: String? { certificate?.base64 }
 
     public init(options: Options) async throws {
         self.options = options
@@ -43,10 +53,11 @@ public final class Cluster: Sendable {
         network = try Network(stateDirectory: options.stateDirectory)
         server = try APIServer(
             store: store, version: options.version, tokenFile: options.tokenFile, network: network,
-            requestLog: options.requestLog)
+            requestLog: options.requestLog, experiment: options.experiment)
         controllers = ControllerManager(store: store)
         kubelet = Kubelet(store: store, network: network, runtime: options.runtime, instance: String(network.block))
         traffic = Traffic(store: store, network: network)
+        certificate = options.tokenFile == nil ? nil : try ServingCertificate.load(orCreateIn: options.stateDirectory)
         // Addresses recorded before a restart stay taken.
         var addresses: [String] = []
         var ports: [Int] = []
@@ -67,6 +78,7 @@ public final class Cluster: Sendable {
         let server = self.server
         let app = Application(
             responder: CallbackResponder { request, context in try await server.respond(to: request, context: context) },
+            server: try certificate.map { try .tls(.http1(), tlsConfiguration: $0.tlsConfiguration()) } ?? .http1(),
             configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: options.port), serverName: nil),
             onServerRunning: { channel in await onStarted(channel.localAddress?.port ?? 0) },
             logger: logger)

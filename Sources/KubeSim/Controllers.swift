@@ -309,7 +309,8 @@ public final class ControllerManager: Sendable {
         if updated > 0 { status["updatedReplicas"] = .int(updated) }
         if ready > 0 { status["readyReplicas"] = .int(ready) }
         if available > 0 { status["availableReplicas"] = .int(available) }
-        if replicas - available > 0 { status["unavailableReplicas"] = .int(replicas - available) }
+        // As kube-controller-manager counts it: every pod (surge included) that is not available.
+        if max(total, replicas) - available > 0 { status["unavailableReplicas"] = .int(max(total, replicas) - available) }
         if let collisions = deployment[path: ["status", "collisionCount"]] { status["collisionCount"] = collisions }
 
         let now = Clock.timestamp()
@@ -432,7 +433,7 @@ public final class ControllerManager: Sendable {
                 pod[path: ["spec", "nodeName"]] = .string(Kubelet.nodeName)
                 Admission.applyDefaults(&pod, type: kinds.pods)
                 pod["status"] = [
-                    "phase": "Pending", "qosClass": "BestEffort",
+                    "phase": "Pending", "qosClass": .string(Admission.qosClass(pod["spec"] ?? [:])),
                     "conditions": [
                         ["type": "PodScheduled", "status": "True", "lastProbeTime": nil, "lastTransitionTime": .string(Clock.timestamp())]
                     ],
@@ -512,12 +513,17 @@ public final class ControllerManager: Sendable {
             if existing["subsets"] ?? .null != subsets {
                 var updated = existing
                 updated["subsets"] = subsets == .null ? nil : subsets
+                updated[path: ["metadata", "annotations", "endpoints.kubernetes.io/last-change-trigger-time"]] = .string(
+                    Clock.timestamp())
                 _ = try? await update(kinds.endpoints, updated)
             }
         } else {
             var endpoints: JSON = [
                 "apiVersion": "v1", "kind": "Endpoints",
-                "metadata": ["name": .string(name), "namespace": .string(namespace ?? "default"), "labels": labels],
+                "metadata": [
+                    "name": .string(name), "namespace": .string(namespace ?? "default"), "labels": labels,
+                    "annotations": ["endpoints.kubernetes.io/last-change-trigger-time": .string(Clock.timestamp())],
+                ],
             ]
             if subsets != .null { endpoints["subsets"] = subsets }
             _ = try? await store.create(kinds.endpoints, namespace: namespace, object: endpoints, writer: .controllerManager)
@@ -542,6 +548,8 @@ public final class ControllerManager: Sendable {
         if var slice = existingSlice {
             if (slice["endpoints"] ?? .null) != endpointsValue || slice["ports"] != .array(ports) {
                 slice["endpoints"] = endpointsValue == .null ? nil : endpointsValue
+                slice[path: ["metadata", "annotations", "endpoints.kubernetes.io/last-change-trigger-time"]] = .string(
+                    Clock.timestamp())
                 slice["ports"] = .array(ports)
                 _ = try? await update(kinds.slices, slice)
             }
@@ -554,6 +562,7 @@ public final class ControllerManager: Sendable {
                 "metadata": [
                     "generateName": .string("\(name)-"), "namespace": .string(namespace ?? "default"),
                     "labels": .object(sliceLabels), "ownerReferences": [Self.ownerReference(service)],
+                    "annotations": ["endpoints.kubernetes.io/last-change-trigger-time": .string(Clock.timestamp())],
                 ],
                 "ports": .array(ports),
             ]

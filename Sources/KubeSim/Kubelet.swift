@@ -131,7 +131,7 @@ public actor Kubelet {
         pods[uid] = PodState(
             uid: uid, namespace: ControllerManager.namespace(pod) ?? "default", name: ControllerManager.name(pod),
             address: address, startTime: pod[path: ["status", "startTime"]]?.string ?? Clock.timestamp(),
-            containers: containers, started: Date())
+            containers: containers, started: Clock.parse(pod[path: ["status", "startTime"]]?.string) ?? Date())
     }
 
     // MARK: Lifecycle
@@ -404,6 +404,12 @@ public actor Kubelet {
 
     // MARK: Status
 
+    /// `fake://IMAGE` for a simulated container (as the transcripts' lab reported), the image for a real one.
+    private func imageID(_ container: ContainerState) -> String {
+        if case .simulated = runtime { return "fake://\(container.image)" }
+        return container.containerID == nil ? "" : container.image
+    }
+
     private func report(_ state: PodState, pod: JSON, podType: ResourceType) async {
         let old = pod["status"] ?? [:]
         func previousTime(_ type: String, _ value: String) -> JSON {
@@ -415,17 +421,17 @@ public actor Kubelet {
         let anyRunning = state.containers.contains { $0.containerID != nil || ($0.startedAt != nil && $0.waitingReason == nil) }
         let readyText = allReady ? "True" : "False"
         var conditions: [JSON] = [
+            ["type": "PodScheduled", "status": "True", "lastProbeTime": nil, "lastTransitionTime": previousTime("PodScheduled", "True")],
             ["type": "Initialized", "status": "True", "lastProbeTime": nil, "lastTransitionTime": previousTime("Initialized", "True")],
-            ["type": "Ready", "status": .string(readyText), "lastProbeTime": nil, "lastTransitionTime": previousTime("Ready", readyText)],
             [
                 "type": "ContainersReady", "status": .string(readyText), "lastProbeTime": nil,
                 "lastTransitionTime": previousTime("ContainersReady", readyText),
             ],
-            ["type": "PodScheduled", "status": "True", "lastProbeTime": nil, "lastTransitionTime": previousTime("PodScheduled", "True")],
+            ["type": "Ready", "status": .string(readyText), "lastProbeTime": nil, "lastTransitionTime": previousTime("Ready", readyText)],
         ]
         if !allReady {
             let names = state.containers.filter { !$0.ready }.map(\.name).joined(separator: " ")
-            for index in 1...2 {
+            for index in 2...3 {
                 conditions[index]["reason"] = "ContainersNotReady"
                 conditions[index]["message"] = .string("containers with unready status: [\(names)]")
             }
@@ -433,7 +439,7 @@ public actor Kubelet {
         let statuses: [JSON] = state.containers.map { container in
             var entry: JSON = [
                 "name": .string(container.name), "image": .string(container.image),
-                "imageID": .string(container.containerID == nil ? "" : container.image),
+                "imageID": .string(imageID(container)),
                 "ready": .bool(container.ready), "restartCount": .int(container.restartCount),
                 "started": .bool(container.waitingReason == nil && container.startedAt != nil),
                 "lastState": container.lastTerminated.map { ["terminated": $0] } ?? [:],
@@ -454,7 +460,8 @@ public actor Kubelet {
         let status: JSON = [
             "phase": .string(phase), "conditions": .array(conditions), "hostIP": "127.0.0.1",
             "hostIPs": [["ip": "127.0.0.1"]], "podIP": .string(state.address), "podIPs": [["ip": .string(state.address)]],
-            "startTime": .string(state.startTime), "containerStatuses": .array(statuses), "qosClass": "BestEffort",
+            "startTime": .string(state.startTime), "containerStatuses": .array(statuses),
+            "qosClass": .string(Admission.qosClass(pod["spec"] ?? [:])),
         ]
         guard status != old else { return }
         var updated = pod

@@ -63,8 +63,22 @@ enum ManagedFields {
 
     static func itemToken(_ item: JSON, keys: [String]) -> String {
         var key: [String: JSON] = [:]
-        for name in keys { if let value = item[name] { key[name] = value } }
+        for name in keys {
+            if let value = item[name] {
+                key[name] = value
+            } else if name == "protocol" {
+                // Keys are computed on defaulted objects: a port without a protocol is TCP.
+                key[name] = "TCP"
+            }
+        }
         return "k:" + JSON.object(key).serialized()
+    }
+
+    /// Whether a list item has a key (a missing protocol counts as TCP, its default).
+    static func matches(_ item: JSON, _ key: JSON) -> Bool {
+        (key.object ?? [:]).allSatisfy { name, value in
+            item[name] == value || (name == "protocol" && item[name] == nil && value == "TCP")
+        }
     }
 
     /// The value a path names in `object`, or nil.
@@ -77,7 +91,7 @@ enum ManagedFields {
                 node = current[String(token.dropFirst(2))]
             } else if token.hasPrefix("k:") {
                 guard let key = try? JSON.parse(String(token.dropFirst(2))), let items = current.array else { return nil }
-                node = items.first { item in (key.object ?? [:]).allSatisfy { item[$0.key] == $0.value } }
+                node = items.first { matches($0, key) }
             } else if token.hasPrefix("v:") {
                 guard let member = try? JSON.parse(String(token.dropFirst(2))), let items = current.array else { return nil }
                 node = items.contains(member) ? member : nil
@@ -102,7 +116,7 @@ enum ManagedFields {
             }
             guard let items = parent.array else { return parent }
             if last.hasPrefix("k:"), let key = try? JSON.parse(String(last.dropFirst(2))) {
-                return .array(items.filter { item in !(key.object ?? [:]).allSatisfy { item[$0.key] == $0.value } })
+                return .array(items.filter { !matches($0, key) })
             }
             if last.hasPrefix("v:"), let member = try? JSON.parse(String(last.dropFirst(2))) {
                 return .array(items.filter { $0 != member })
@@ -122,7 +136,7 @@ enum ManagedFields {
             return copy
         }
         if token.hasPrefix("k:"), let key = try? JSON.parse(String(token.dropFirst(2))), var items = node.array {
-            guard let index = items.firstIndex(where: { item in (key.object ?? [:]).allSatisfy { item[$0.key] == $0.value } })
+            guard let index = items.firstIndex(where: { matches($0, key) })
             else { return node }
             items[index] = transform(items[index], at: rest, change)
             return .array(items)

@@ -184,7 +184,7 @@ public actor Store {
     /// Workloads, ingresses, definitions and custom resources count spec changes in `metadata.generation`.
     static func hasGeneration(_ storeKey: String) -> Bool {
         if storeKey.hasPrefix("apps/") || storeKey.hasPrefix("networking.k8s.io/")
-            || storeKey.hasPrefix("apiextensions.k8s.io/")
+            || storeKey.hasPrefix("apiextensions.k8s.io/") || storeKey.hasPrefix("discovery.k8s.io/")
         {
             return true
         }
@@ -230,7 +230,8 @@ public actor Store {
             let annotationsChanged =
                 type.storeKey == "apps/deployments"
                 && object[path: ["metadata", "annotations"]] != old[path: ["metadata", "annotations"]]
-            if specChanged || annotationsChanged || (type.isCustom && !hasStatusSubresource && object != old) {
+            let mainResource = writer.subresource == nil
+            if mainResource && (specChanged || annotationsChanged || (type.isCustom && !hasStatusSubresource && object != old)) {
                 generation += 1
             }
             object[path: ["metadata", "generation"]] = .int(generation)

@@ -53,12 +53,20 @@ struct Start: AsyncParsableCommand {
     @Option(help: "Append every request received (method, path, query, types) to this file as JSON lines.")
     var requestLog: String?
 
+    @Option(
+        help: ArgumentHelp("Behave as the transcripts' altered apiservers: json-only, no-openapi or legacy-discovery.", visibility: .hidden)
+    )
+    var experiment: String?
+
     @Option(help: "The token to write into the kubeconfig (with --token-auth-file).")
     var token: String?
 
     func validate() throws {
         guard KubeVersion(version) != nil else {
             throw ValidationError("--version \(version): give a Kubernetes version from 1.27 to 1.33, e.g. --version 1.28")
+        }
+        if let experiment, APIServer.Experiment(rawValue: experiment) == nil {
+            throw ValidationError("--experiment \(experiment): one of json-only, no-openapi, legacy-discovery")
         }
         guard ["podman", "simulated"].contains(pods) else {
             throw ValidationError("--pods \(pods): choose `podman` (containers run) or `simulated`")
@@ -87,13 +95,15 @@ struct Start: AsyncParsableCommand {
         let cluster = try await Cluster(
             options: .init(
                 port: port, version: KubeVersion(version)!, stateDirectory: stateURL, runtime: runtime,
-                tokenFile: tokenAuthFile.map { URL(fileURLWithPath: $0) }, requestLog: requestLog.map { URL(fileURLWithPath: $0) }))
+                tokenFile: tokenAuthFile.map { URL(fileURLWithPath: $0) }, requestLog: requestLog.map { URL(fileURLWithPath: $0) },
+                experiment: experiment.flatMap(APIServer.Experiment.init(rawValue:))))
         let kubeconfigPath = kubeconfig ?? stateURL.appendingPathComponent("kubeconfig").path
         let token = self.token
         let signals = Self.stopSignals()
         let runTask = Task {
             try await cluster.run { port in
-                let config = Self.kubeconfig(port: port, token: token)
+                let config = Self.kubeconfig(
+                    server: "\(cluster.scheme)://127.0.0.1:\(port)", token: token, authority: cluster.certificateAuthorityData)
                 do {
                     try config.write(toFile: kubeconfigPath, atomically: true, encoding: .utf8)
                     try String(getpid()).write(to: pidFile, atomically: true, encoding: .utf8)
@@ -101,7 +111,9 @@ struct Start: AsyncParsableCommand {
                 } catch {
                     FileHandle.standardError.write(Data("kube-sim: cannot write \(kubeconfigPath): \(error)\n".utf8))
                 }
-                say("kube-sim: API server listening on http://127.0.0.1:\(port) as Kubernetes \(KubeVersion(version)!.gitVersion)")
+                say(
+                    "kube-sim: API server listening on \(cluster.scheme)://127.0.0.1:\(port) as Kubernetes \(KubeVersion(version)!.gitVersion)"
+                )
                 say("kube-sim: kubeconfig \(kubeconfigPath) (context kube-sim); export KUBECONFIG=\(kubeconfigPath)")
                 say("kube-sim: state in \(stateURL.path); stop with `kube-sim stop --state \(stateURL.path)` or SIGTERM")
             }
@@ -139,14 +151,14 @@ struct Start: AsyncParsableCommand {
         return stream
     }
 
-    static func kubeconfig(port: Int, token: String?) -> String {
+    static func kubeconfig(server: String, token: String?, authority: String?) -> String {
         """
         apiVersion: v1
         kind: Config
         clusters:
         - name: kube-sim
           cluster:
-            server: http://127.0.0.1:\(port)
+            server: \(server)\(authority.map { "\n    certificate-authority-data: \($0)" } ?? "")
         users:
         - name: kube-sim
           user:\(token.map { "\n    token: \($0)" } ?? " {}")
