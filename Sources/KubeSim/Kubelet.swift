@@ -459,7 +459,7 @@ public actor Kubelet {
         let phase = anyRunning || state.containers.contains { $0.startedAt != nil } ? "Running" : "Pending"
         let status: JSON = [
             "phase": .string(phase), "conditions": .array(conditions), "hostIP": "127.0.0.1",
-            "hostIPs": [["ip": "127.0.0.1"]], "podIP": .string(state.address), "podIPs": [["ip": .string(state.address)]],
+            "podIP": .string(state.address), "podIPs": [["ip": .string(state.address)]],
             "startTime": .string(state.startTime), "containerStatuses": .array(statuses),
             "qosClass": .string(Admission.qosClass(pod["spec"] ?? [:])),
         ]

@@ -231,7 +231,10 @@ public actor Store {
                 type.storeKey == "apps/deployments"
                 && object[path: ["metadata", "annotations"]] != old[path: ["metadata", "annotations"]]
             let mainResource = writer.subresource == nil
-            if mainResource && (specChanged || annotationsChanged || (type.isCustom && !hasStatusSubresource && object != old)) {
+            // Kinds without a spec (custom resources without a status subresource, endpoint slices)
+            // count every change.
+            let countsEveryChange = (type.isCustom && !hasStatusSubresource) || type.storeKey.hasPrefix("discovery.k8s.io/")
+            if mainResource && (specChanged || annotationsChanged || (countsEveryChange && !Self.sameContent(object, old))) {
                 generation += 1
             }
             object[path: ["metadata", "generation"]] = .int(generation)
