@@ -504,7 +504,9 @@ public final class APIServer: Sendable {
                 "the API version in the data (\(object["apiVersion"]?.string ?? "")) does not match the expected API version (\(target.type.groupVersion))"
             )
         }
-        if let namespace = object[path: ["metadata", "namespace"]]?.string, let requested = target.namespace, namespace != requested {
+        if let namespace = object[path: ["metadata", "namespace"]]?.string, !namespace.isEmpty, let requested = target.namespace,
+            namespace != requested
+        {
             throw APIError.badRequest(
                 "the namespace of the provided object does not match the namespace sent on the request")
         }

@@ -91,12 +91,18 @@ public final class Cluster: Sendable {
                 try await group.next()
             } catch {
                 group.cancelAll()
-                await shutdown()
+                await shutdownUncancelled()
                 throw error
             }
             group.cancelAll()
         }
-        await shutdown()
+        await shutdownUncancelled()
+    }
+
+    /// Shutdown runs its commands even when the run was cancelled (SIGTERM): a new task does not
+    /// inherit the cancellation.
+    private func shutdownUncancelled() async {
+        await Task { await self.shutdown() }.value
     }
 
     /// Stops containers and listeners, ends watches, saves the objects.

@@ -86,6 +86,7 @@ public actor Kubelet {
             $0[path: ["spec", "nodeName"]]?.string == Self.nodeName
         }
         let liveUIDs = Set(all.map { ControllerManager.uid($0) })
+        let snapshot = await containerSnapshot()
         // Pods deleted outright: their containers go.
         for (uid, state) in pods where !liveUIDs.contains(uid) {
             pods[uid] = nil
@@ -109,7 +110,7 @@ public actor Kubelet {
                 await admit(pod)
             }
             guard var state = pods[uid], !state.busy else { continue }
-            state = await advance(state, pod: pod)
+            state = await advance(state, pod: pod, snapshot: snapshot)
             pods[uid] = state
             await report(state, pod: pod, podType: podType)
         }
@@ -136,7 +137,7 @@ public actor Kubelet {
 
     // MARK: Lifecycle
 
-    private func advance(_ state: PodState, pod: JSON) async -> PodState {
+    private func advance(_ state: PodState, pod: JSON, snapshot: [String: (running: Bool, exitCode: Int)]?) async -> PodState {
         var state = state
         let specs = pod[path: ["spec", "containers"]]?.array ?? []
         let forcedUnready = Self.unreadyAnnotations.contains {
@@ -149,7 +150,8 @@ public actor Kubelet {
                 state.containers[index] = simulate(state.containers[index], started: state.started, readyAfter: readyAfter)
             case .containers(let command, let environment):
                 state.containers[index] = await manage(
-                    state.containers[index], spec: spec, pod: state, command: command, environment: environment)
+                    state.containers[index], spec: spec, pod: state, command: command, environment: environment,
+                    snapshot: snapshot)
             }
             if forcedUnready { state.containers[index].ready = false }
         }
@@ -190,7 +192,8 @@ public actor Kubelet {
 
     /// Starts, watches, probes and restarts one real container.
     private func manage(
-        _ container: ContainerState, spec: JSON, pod: PodState, command: String, environment: [String: String]
+        _ container: ContainerState, spec: JSON, pod: PodState, command: String, environment: [String: String],
+        snapshot: [String: (running: Bool, exitCode: Int)]?
     ) async -> ContainerState {
         var container = container
         let name = containerName(pod, container.name)
@@ -239,12 +242,9 @@ public actor Kubelet {
             }
             return container
         }
-        // Running: has it exited?
-        let (inspected, state) = await docker(
-            command, environment, ["inspect", "-f", "{{.State.Running}} {{.State.ExitCode}} {{.State.FinishedAt}}", name])
-        let fields = state.split(separator: " ")
-        if !inspected || fields.first == "false" {
-            let exitCode = fields.count > 1 ? Int(fields[1]) ?? 1 : 1
+        // Running: has it exited? (Only a listing that worked says so: a slow daemon is not an exit.)
+        if let snapshot, snapshot[name]?.running != true {
+            let exitCode = snapshot[name]?.exitCode ?? 137
             container.lastTerminated = [
                 "exitCode": .int(exitCode), "reason": exitCode == 0 ? "Completed" : "Error",
                 "startedAt": .string(container.startedAt ?? Clock.timestamp()), "finishedAt": .string(Clock.timestamp()),
@@ -260,7 +260,7 @@ public actor Kubelet {
         let period = Double(readiness?["periodSeconds"]?.int ?? liveness?["periodSeconds"]?.int ?? 10)
         container.nextProbe = now.addingTimeInterval(min(period, 1))
         if let readiness {
-            let passed = await probe(readiness, pod: pod, name: name, command: command, environment: environment)
+            let passed = await probe(readiness, spec: spec, pod: pod, name: name, command: command, environment: environment)
             if passed {
                 container.readinessSuccesses += 1
                 container.readinessFailures = 0
@@ -278,7 +278,7 @@ public actor Kubelet {
             container.nextProbe = now.addingTimeInterval(period)
         }
         if let liveness {
-            let passed = await probe(liveness, pod: pod, name: name, command: command, environment: environment)
+            let passed = await probe(liveness, spec: spec, pod: pod, name: name, command: command, environment: environment)
             container.livenessFailures = passed ? 0 : container.livenessFailures + 1
             if container.livenessFailures >= (liveness["failureThreshold"]?.int ?? 3) {
                 container.lastTerminated = [
@@ -291,6 +291,28 @@ public actor Kubelet {
             container.nextProbe = min(container.nextProbe, now.addingTimeInterval(Double(liveness["periodSeconds"]?.int ?? 10)))
         }
         return container
+    }
+
+    /// Every container of this instance and whether it runs (one listing per pass), or nil when
+    /// the listing failed.
+    private func containerSnapshot() async -> [String: (running: Bool, exitCode: Int)]? {
+        guard case .containers(let command, let environment) = runtime, !pods.isEmpty else { return nil }
+        let (ok, output) = await docker(
+            command, environment,
+            ["ps", "-a", "--filter", "label=kube-sim.instance=\(instance)", "--format", "{{.Names}}\t{{.State}}\t{{.Status}}"])
+        guard ok else { return nil }
+        var result: [String: (running: Bool, exitCode: Int)] = [:]
+        for line in output.split(separator: "\n") {
+            let fields = line.split(separator: "\t").map(String.init)
+            guard fields.count >= 2 else { continue }
+            // `Exited (1) 3 seconds ago`
+            var exitCode = 0
+            if fields.count > 2, let open = fields[2].firstIndex(of: "("), let close = fields[2].firstIndex(of: ")") {
+                exitCode = Int(fields[2][fields[2].index(after: open)..<close]) ?? 1
+            }
+            result[fields[0]] = (fields[1].lowercased().hasPrefix("running") || fields[1].lowercased().hasPrefix("up"), exitCode)
+        }
+        return result
     }
 
     /// A container that ended starts again after a back-off (10 s, doubling to 5 minutes), as CrashLoopBackOff.
@@ -306,15 +328,17 @@ public actor Kubelet {
         container.waitingMessage = "back-off \(Int(container.backoff))s restarting failed container=\(container.name)"
     }
 
-    private func probe(_ probe: JSON, pod: PodState, name: String, command: String, environment: [String: String]) async -> Bool {
+    private func probe(
+        _ probe: JSON, spec: JSON, pod: PodState, name: String, command: String, environment: [String: String]
+    ) async -> Bool {
         let timeout = Double(probe["timeoutSeconds"]?.int ?? 1)
         if let http = probe["httpGet"] {
-            let port = Self.port(http["port"], container: nil) ?? 80
+            let port = Self.port(http["port"], container: spec) ?? 80
             let path = http["path"]?.string ?? "/"
             return await Self.httpGet(host: pod.address, port: port, path: path, timeout: timeout)
         }
         if let tcp = probe["tcpSocket"] {
-            let port = Self.port(tcp["port"], container: nil) ?? 80
+            let port = Self.port(tcp["port"], container: spec) ?? 80
             return await Self.connects(host: pod.address, port: port, timeout: timeout)
         }
         if let exec = probe[path: ["exec", "command"]]?.array?.compactMap(\.string), !exec.isEmpty {
@@ -323,11 +347,15 @@ public actor Kubelet {
         return true
     }
 
+    /// A probe's port: a number, or the name of one of the container's ports.
     static func port(_ value: JSON?, container: JSON?) -> Int? {
         switch value {
-        case .int(let number): number
-        case .string(let text): Int(text)
-        default: nil
+        case .int(let number): return number
+        case .string(let text):
+            if let number = Int(text) { return number }
+            let ports = container?["ports"]?.array ?? []
+            return ports.first { $0["name"]?.string == text }?["containerPort"]?.int
+        default: return nil
         }
     }
 
@@ -388,7 +416,7 @@ public actor Kubelet {
     private func stopContainers(_ state: PodState) async {
         guard case .containers(let command, let environment) = runtime else { return }
         for container in state.containers {
-            _ = await docker(command, environment, ["rm", "-f", "-t", "1", containerName(state, container.name)])
+            _ = await docker(command, environment, ["rm", "-f", containerName(state, container.name)])
         }
     }
 

@@ -29,6 +29,7 @@ private func modified(_ path: String) -> Date {
 
 public struct DeployProcessError: Error, CustomStringConvertible {
     public var message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
 
