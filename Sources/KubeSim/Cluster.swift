@@ -56,7 +56,7 @@ public final class Cluster: Sendable {
             requestLog: options.requestLog, experiment: options.experiment)
         controllers = ControllerManager(store: store)
         kubelet = Kubelet(store: store, network: network, runtime: options.runtime, instance: String(network.block))
-        traffic = Traffic(store: store, network: network)
+        traffic = Traffic(store: store, network: network, edgeFile: options.stateDirectory.appendingPathComponent("edge"))
         certificate = options.tokenFile == nil ? nil : try ServingCertificate.load(orCreateIn: options.stateDirectory)
         // Addresses recorded before a restart stay taken.
         var addresses: [String] = []

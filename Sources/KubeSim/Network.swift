@@ -58,6 +58,8 @@ public actor Network {
     }
 
     public func serviceAddress() -> String { next(third: 0) }
+    /// Where Ingresses and HTTPRoutes are served: `127.B.1.254`.
+    public nonisolated var edgeAddress: String { "127.\(block).1.254" }
     public func loadBalancerAddress() -> String { next(third: 1) }
 
     public func podAddress() -> String {
@@ -72,7 +74,7 @@ public actor Network {
     public func releaseAddress(_ address: String) { used.remove(address) }
 
     private func next(third: Int) -> String {
-        for host in 1...254 {
+        for host in 1...253 {
             let address = "127.\(block).\(third).\(host)"
             if used.insert(address).inserted { return address }
         }

@@ -1,5 +1,5 @@
 import AsyncHTTPClient
-import Foundation
+public import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -21,9 +21,13 @@ public actor Traffic {
     var roundRobin: [String: Int] = [:]
     let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
 
-    public init(store: Store, network: Network) {
+    /// Where the edge's address is written once it listens (`<state>/edge`: `ip:port`).
+    let edgeFile: URL?
+
+    public init(store: Store, network: Network, edgeFile: URL? = nil) {
         self.store = store
         self.network = network
+        self.edgeFile = edgeFile
     }
 
     public func run() async {
@@ -192,7 +196,7 @@ public actor Traffic {
     }
 
     private func startEdge() async {
-        let address = await network.loadBalancerAddress()
+        let address = network.edgeAddress
         var logger = Logger(label: "kube-sim-edge")
         logger.logLevel = .error
         for port in [80, 0] {
@@ -212,6 +216,7 @@ public actor Traffic {
             var iterator = started.stream.makeAsyncIterator()
             if let bound = await iterator.next() {
                 edge = (address, bound, task)
+                if let edgeFile { try? "\(address):\(bound)\n".write(to: edgeFile, atomically: true, encoding: .utf8) }
                 return
             }
             task.cancel()

@@ -243,6 +243,23 @@ enum HelloImages {
 }
 
 enum IngressManifests {
+    static func route(stableWeight: Int, canaryWeight: Int) -> String {
+        """
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: HTTPRoute
+        metadata: {name: hello}
+        spec:
+          parentRefs: [{name: public}]
+          hostnames: [route.example]
+          rules:
+            - matches: [{path: {type: PathPrefix, value: /}}]
+              backendRefs:
+                - {name: hello-stable, port: 80, weight: \(stableWeight)}
+                - {name: hello-canary, port: 80, weight: \(canaryWeight)}
+
+        """
+    }
+
     static func yaml(stable: String, canary: String) -> String {
         func deployment(_ name: String, _ image: String) -> String {
             """
