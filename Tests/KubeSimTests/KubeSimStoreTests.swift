@@ -17,7 +17,8 @@ struct KubeSimStoreTests {
         let store = try await Store(stateDirectory: nil, historyLimit: 5)
         var versions: [Int] = []
         for index in 0..<10 {
-            let created = try await store.create(configMaps, namespace: "default", object: configMap("c\(index)", "x"), writer: Writer(manager: "test"))
+            let created = try await store.create(
+                configMaps, namespace: "default", object: configMap("c\(index)", "x"), writer: Writer(manager: "test"))
             versions.append(Int(created[path: ["metadata", "resourceVersion"]]?.string ?? "") ?? 0)
         }
         #expect(versions == versions.sorted() && Set(versions).count == 10)
@@ -47,7 +48,8 @@ struct KubeSimStoreTests {
         let created = try await store.create(configMaps, namespace: "default", object: configMap("c", "1"), writer: Writer(manager: "test"))
         let stale = created[path: ["metadata", "resourceVersion"]]?.string
         let updated = try await store.update(
-            configMaps, namespace: "default", name: "c", object: configMap("c", "2"), writer: Writer(manager: "test"), expectedVersion: stale)
+            configMaps, namespace: "default", name: "c", object: configMap("c", "2"), writer: Writer(manager: "test"),
+            expectedVersion: stale)
         #expect(updated["data"]?["a"] == "2")
         await #expect(throws: APIError.self) {
             _ = try await store.update(

@@ -89,9 +89,10 @@ enum Deviation {
     /// document per group-version, in parallel (any order), so kube-sim's fan-out must be the
     /// capture's restricted to the group-versions kube-sim serves.
     case legacyFanOut
-    /// A ReplicaSet's generation counts its scaling steps; how many a rollout takes depends on when
-    /// its pods turned Ready (and on proportional scaling when a scale lands mid-rollout).
-    case replicaSetGenerations
+    /// A ReplicaSet's generation counts its scaling steps, an EndpointSlice's each change of its
+    /// endpoints; how many there are depends on when pods turned Ready (and, for a ReplicaSet, on
+    /// proportional scaling when a scale lands mid-rollout).
+    case generationsCountSteps
     /// The capture's two lab sessions faked the kubelet differently (01–19: conditions in one order,
     /// no container ids; 20–26: another order, `fake://` container ids, node address 10.1.0.1):
     /// pod conditions compare by type, and container and image ids and the node's address are left out.
@@ -105,7 +106,9 @@ enum Deviation {
             result.append(.progressTiming)
         }
         if scenario.hasPrefix("19-") { result.append(.legacyFanOut) }
-        if arguments.contains("rs") || arguments.contains("replicasets") { result.append(.replicaSetGenerations) }
+        if arguments.contains("rs") || arguments.contains("replicasets") || arguments.contains("endpointslices") {
+            result.append(.generationsCountSteps)
+        }
         if arguments.contains("pods") { result.append(.labKubelet) }
         return result
     }
@@ -161,7 +164,7 @@ enum Comparison {
                 var left = Normalize.flatten(expected)
                 var right = Normalize.flatten(actual)
                 var ignored: [Regex<AnyRegexOutput>] = []
-                if deviations.contains(.replicaSetGenerations) {
+                if deviations.contains(.generationsCountSteps) {
                     ignored.append(try! Regex("^\\.items\\[\\d+\\]\\.(metadata\\.generation|status\\.observedGeneration)$"))
                 }
                 if deviations.contains(.labKubelet) {

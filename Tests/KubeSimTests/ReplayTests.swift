@@ -43,6 +43,11 @@ struct ReplayTests {
                 case .helper(let shell):
                     try await runHelper(shell, work: work, home: helperHome)
                 case .command(let command):
+                    if let running = cluster, !ProcessWatch.isAlive(running.process.pid) {
+                        Issue.record(
+                            "kube-sim (pid \(running.process.pid)) is gone before \(scenario.name) step \(command.step):\n\(running.process.output)"
+                        )
+                    }
                     let log = work.file("requests-\(config.stateName).jsonl")
                     let before = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").count ?? 0
                     let result = try await kubectl(

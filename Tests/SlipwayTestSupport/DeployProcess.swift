@@ -12,19 +12,17 @@ public let packageRoot: String = {
     fatalError("Package.swift not found above \(#filePath)")
 }()
 
-/// The built `deploy` executable: $DEPLOY_BIN, else the newest under .build.
+/// The built `deploy` executable: $DEPLOY_BIN, else the debug build under .build (the release one if there is none).
 public func deployBinary() throws -> String {
     if let path = ProcessInfo.processInfo.environment["DEPLOY_BIN"] { return path }
     let candidates = [".build/debug/deploy", ".build/release/deploy"].map { "\(packageRoot)/\($0)" }
         .filter { FileManager.default.isExecutableFile(atPath: $0) }
-    guard let newest = candidates.max(by: { modified($0) < modified($1) }) else {
+    // The debug build first: it is what `swift test` builds (and only it has fault points); a
+    // release build left by a benchmark is used only when there is no debug one.
+    guard let binary = candidates.first else {
         throw DeployProcessError(message: "no built deploy binary under .build: run `swift build` first (scripts/test does)")
     }
-    return newest
-}
-
-private func modified(_ path: String) -> Date {
-    ((try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date) ?? .distantPast
+    return binary
 }
 
 public struct DeployProcessError: Error, CustomStringConvertible {
