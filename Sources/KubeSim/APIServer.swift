@@ -11,7 +11,7 @@ public struct KubeVersion: Sendable {
 
     public init?(_ text: String) {
         let parts = text.trimmingPrefix("v").split(separator: ".").compactMap { Int($0) }
-        guard parts.count >= 2, parts[0] == 1, (20...40).contains(parts[1]) else { return nil }
+        guard parts.count >= 2, parts[0] == 1, (27...33).contains(parts[1]) else { return nil }
         major = parts[0]
         minor = parts[1]
         patch = parts.count > 2 ? parts[2] : Self.defaultPatch[parts[1]] ?? 0
