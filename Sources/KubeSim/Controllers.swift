@@ -57,6 +57,13 @@ public final class ControllerManager: Sendable {
         for service in await store.list(services, namespace: nil).items {
             await syncEndpoints(service, kinds)
         }
+        // The scheduler: every pod goes to the one node.
+        for pod in await store.list(pods, namespace: nil).items
+        where pod[path: ["spec", "nodeName"]] == nil && pod[path: ["metadata", "deletionTimestamp"]] == nil {
+            var bound = pod
+            bound[path: ["spec", "nodeName"]] = .string(Kubelet.nodeName)
+            _ = try? await update(pods, bound, writer: Writer(manager: "kube-scheduler"))
+        }
         for crd in await store.list(crds, namespace: nil).items where crd[path: ["status", "conditions"]] == nil {
             await establish(crd, crds)
         }
@@ -404,9 +411,9 @@ public final class ControllerManager: Sendable {
         return try? await update(kinds.replicaSets, set)
     }
 
-    private func update(_ type: ResourceType, _ object: JSON) async throws -> JSON {
+    private func update(_ type: ResourceType, _ object: JSON, writer: Writer = .controllerManager) async throws -> JSON {
         try await store.update(
-            type, namespace: Self.namespace(object), name: Self.name(object), object: object, writer: .controllerManager,
+            type, namespace: Self.namespace(object), name: Self.name(object), object: object, writer: writer,
             expectedVersion: object[path: ["metadata", "resourceVersion"]]?.string)
     }
 

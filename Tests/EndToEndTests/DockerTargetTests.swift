@@ -101,8 +101,11 @@ struct DockerTargetTests {
             for environment in ["staging", "production"] {
                 _ = try? await deploy("teardown", environment)
                 let pidFile = repo.directory.file(".slipway/proxy/\(environment)/nginx.pid")
+                // Only if that pid is still an nginx: a fault test may have killed it long ago, and
+                // its number may now be another test's process (kube-sim, a registry…).
                 if let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
-                    let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+                    let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+                    (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.hasPrefix("nginx") == true
                 {
                     kill(pid, SIGKILL)
                 }

@@ -137,6 +137,67 @@ struct KubeSimEndToEndTests {
         }
     }
 
+    @Test("a container that exits is restarted with back-off (CrashLoopBackOff, restart count); an exec probe decides readiness")
+    func crashLoopAndExecProbe() async throws {
+        try await ContainerServices.shared { services in
+            let work = try TemporaryDirectory("kube-sim-crash")
+            defer { work.remove() }
+            let image = try await HelloImages.build(
+                services, tag: "crash-\(UUID().uuidString.prefix(6).lowercased())", broken: false, work: work)
+            let cluster = try await KubeSimProcess(state: work.file("state"), environment: services.environment)
+            let k = Kube(cluster: cluster, home: work.file("home"))
+            let manifest = try work.write(
+                "pods.yaml",
+                """
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: crasher}
+                spec:
+                  containers:
+                    - name: main
+                      image: \(image)
+                      command: [/bin/busybox, sh, -c, "exit 3"]
+                ---
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: checked}
+                spec:
+                  containers:
+                    - name: main
+                      image: \(image)
+                      readinessProbe:
+                        exec: {command: [/bin/busybox, test, -e, /tmp/ready]}
+                        periodSeconds: 1
+
+                """)
+            let applied = try await k.run(["apply", "-f", manifest])
+            #expect(applied.status == 0, "\(applied.stderr)")
+            // The crasher: restarted after it exits, then held back (the kubelet's back-off).
+            let restarted = try await k.run([
+                "wait", "--for=jsonpath={.status.containerStatuses[0].restartCount}=1", "pod/crasher", "--timeout=60s",
+            ])
+            #expect(restarted.status == 0, "\(restarted.stderr)")
+            let crasher = try await k.json(["get", "pod", "crasher", "-o", "json"])
+            let status = crasher[path: ["status", "containerStatuses"]]?.array?.first
+            #expect(status?[path: ["lastState", "terminated", "exitCode"]] == 3)
+            #expect(status?["ready"] == false)
+            let table = try await k.run(["get", "pod", "crasher"])
+            #expect(table.stdout.contains("CrashLoopBackOff") || table.stdout.contains("Running"), "\(table.stdout)")
+            // The exec probe: unready until the file exists, then Ready.
+            #expect(try await k.run(["wait", "--for=jsonpath={.status.phase}=Running", "pod/checked", "--timeout=60s"]).status == 0)
+            let before = try await k.json(["get", "pod", "checked", "-o", "json"])
+            #expect(before[path: ["status", "containerStatuses"]]?.array?.first?["ready"] == false)
+            let name =
+                "ksim-\(try String(contentsOfFile: "\(cluster.state)/network", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))-default-checked-main"
+            let touched = try await runCommand(
+                HelloImages.docker, ["exec", name, "/bin/busybox", "touch", "/tmp/ready"], environment: services.environment)
+            #expect(touched.status == 0, "\(touched.stderr)")
+            let ready = try await k.run(["wait", "--for=condition=Ready", "pod/checked", "--timeout=60s"])
+            #expect(ready.status == 0, "\(ready.stderr)")
+            try await cluster.stop()
+        }
+    }
+
     @Test("ingress-nginx canary annotations and HTTPRoute weights steer real requests")
     func ingressAndRoutes() async throws {
         try await ContainerServices.shared { services in
