@@ -236,9 +236,17 @@ public actor Kubelet {
                     pullFailed
                     ? (container.restartCount > 0 || container.waitingReason == "ErrImagePull" ? "ImagePullBackOff" : "ErrImagePull")
                     : "CreateContainerError"
-                container.waitingMessage = output.split(separator: "\n").last.map(String.init) ?? output
-                container.backoff = min(max(container.backoff * 2, 5), 60)
+                // The daemon's own words (`Error response from daemon: …`), not the CLI's usage hint.
+                let lines = output.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("Run '") }
+                container.waitingMessage = lines.last { $0.localizedCaseInsensitiveContains("error") } ?? lines.last ?? output
+                // Pulls back off as the kubelet does (5 s doubling to 60 s); a container that could
+                // not be created (often a busy daemon) is tried again sooner (1 s doubling to 8 s).
+                container.backoff = pullFailed ? min(max(container.backoff * 2, 5), 60) : min(max(container.backoff * 2, 1), 8)
                 container.backoffUntil = now.addingTimeInterval(container.backoff)
+                FileHandle.standardError.write(
+                    Data(
+                        "kube-sim: pod \(pod.namespace)/\(pod.name): \(container.waitingReason ?? ""): \(container.waitingMessage ?? "")\n"
+                            .utf8))
             }
             return container
         }

@@ -13,9 +13,8 @@ struct KubeSimEndToEndTests {
         try await ContainerServices.shared { services in
             let work = try TemporaryDirectory("kube-sim-e2e")
             defer { work.remove() }
-            let tag = "\(version.replacingOccurrences(of: ".", with: "-"))-\(UUID().uuidString.prefix(6).lowercased())"
-            let good = try await HelloImages.build(services, tag: "\(tag)-good", broken: false, work: work)
-            let broken = try await HelloImages.build(services, tag: "\(tag)-broken", broken: true, work: work)
+            let good = try await HelloImages.shared(services, version: "1.0.0")
+            let broken = try await HelloImages.shared(services, version: "1.1.0-broken", broken: true)
             let cluster = try await KubeSimProcess(
                 state: work.file("state"), arguments: ["--version", version], environment: services.environment)
             let k = Kube(cluster: cluster, home: work.file("home"))
@@ -37,8 +36,8 @@ struct KubeSimEndToEndTests {
             let address = try await k.run(["get", "service", "hello", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"]).stdout
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(address.hasPrefix("127."))
-            let answers = try await HTTP.getMany("http://\(address)/", count: 9, until: { $0 == "hello from \(tag)-good" })
-            #expect(answers.allSatisfy { $0 == "hello from \(tag)-good" }, "\(answers)")
+            let answers = try await HTTP.getMany("http://\(address)/", count: 9, until: { $0 == "hello from 1.0.0" })
+            #expect(answers.allSatisfy { $0 == "hello from 1.0.0" }, "\(answers)")
             let endpoints = try await k.json(["get", "endpoints", "hello", "-o", "json"])
             #expect(endpoints[path: ["subsets"]]?.array?.first?["addresses"]?.array?.count == 3)
 
@@ -50,7 +49,7 @@ struct KubeSimEndToEndTests {
             #expect(stuck.stderr.contains("timed out waiting for the condition"), "\(stuck.stderr)")
             #expect(stuck.stdout.contains("1 out of 3 new replicas have been updated"), "\(stuck.stdout)")
             let during = try await HTTP.getMany("http://\(address)/", count: 6)
-            #expect(during.allSatisfy { $0 == "hello from \(tag)-good" }, "\(during)")
+            #expect(during.allSatisfy { $0 == "hello from 1.0.0" }, "\(during)")
             let pods = try await k.json(["get", "pods", "-l", "app=hello", "-o", "json"])
             let unready = (pods["items"]?.array ?? []).filter { pod in
                 pod[path: ["spec", "containers"]]?.array?.first?["image"]?.string == broken
@@ -69,7 +68,7 @@ struct KubeSimEndToEndTests {
             let waited = try await k.run(["wait", "--for=condition=Available", "deployment/hello", "--timeout=30s"])
             #expect(waited.stdout.contains("condition met"), "\(waited.stderr)")
             let afterUndo = try await HTTP.getMany("http://\(address)/", count: 3)
-            #expect(afterUndo.allSatisfy { $0 == "hello from \(tag)-good" }, "\(afterUndo)")
+            #expect(afterUndo.allSatisfy { $0 == "hello from 1.0.0" }, "\(afterUndo)")
 
             // label, annotate, scale, patch, get -o json.
             #expect(try await k.run(["label", "deployment/hello", "tier=web"]).status == 0)
@@ -102,8 +101,7 @@ struct KubeSimEndToEndTests {
         try await ContainerServices.shared { services in
             let work = try TemporaryDirectory("kube-sim-restart")
             defer { work.remove() }
-            let image = try await HelloImages.build(
-                services, tag: "restart-\(UUID().uuidString.prefix(6).lowercased())", broken: false, work: work)
+            let image = try await HelloImages.shared(services, version: "1.0.0")
             let manifests = try HelloImages.manifests(image: image, into: work)
             var cluster = try await KubeSimProcess(state: work.file("state"), environment: services.environment)
             var k = Kube(cluster: cluster, home: work.file("home"))
@@ -142,8 +140,7 @@ struct KubeSimEndToEndTests {
         try await ContainerServices.shared { services in
             let work = try TemporaryDirectory("kube-sim-crash")
             defer { work.remove() }
-            let image = try await HelloImages.build(
-                services, tag: "crash-\(UUID().uuidString.prefix(6).lowercased())", broken: false, work: work)
+            let image = try await HelloImages.shared(services, version: "1.0.0")
             let cluster = try await KubeSimProcess(state: work.file("state"), environment: services.environment)
             let k = Kube(cluster: cluster, home: work.file("home"))
             let manifest = try work.write(
@@ -203,9 +200,8 @@ struct KubeSimEndToEndTests {
         try await ContainerServices.shared { services in
             let work = try TemporaryDirectory("kube-sim-ingress")
             defer { work.remove() }
-            let suffix = UUID().uuidString.prefix(6).lowercased()
-            let stable = try await HelloImages.build(services, tag: "stable-\(suffix)", broken: false, work: work)
-            let canary = try await HelloImages.build(services, tag: "canary-\(suffix)", broken: false, work: work)
+            let stable = try await HelloImages.shared(services, version: "1.0.0")
+            let canary = try await HelloImages.shared(services, version: "1.2.0")
             let cluster = try await KubeSimProcess(state: work.file("state"), environment: services.environment)
             let k = Kube(cluster: cluster, home: work.file("home"))
             let file = try work.write("ingress.yaml", IngressManifests.yaml(stable: stable, canary: canary))
@@ -256,8 +252,32 @@ struct Kube {
     }
 }
 
-/// The example app's images, built from Examples/hello and pushed to the test's registry.
+/// The example app's images, built from Examples/hello and pushed to the suite's registry, once
+/// per registry and version for the whole suite (fewer builds beside the rest of the tests).
 enum HelloImages {
+    private static let builds = BuildCache()
+
+    actor BuildCache {
+        var tasks: [String: Task<String, any Error>] = [:]
+
+        func image(_ key: String, _ make: @escaping @Sendable () async throws -> String) -> Task<String, any Error> {
+            if let task = tasks[key] { return task }
+            let task = Task { try await make() }
+            tasks[key] = task
+            return task
+        }
+    }
+
+    /// `REGISTRY/hello:VERSION` (whose /version answers VERSION; /health fails when `broken`).
+    static func shared(_ services: ContainerServices, version: String, broken: Bool = false) async throws -> String {
+        let task = await builds.image("\(services.registry)|\(version)|\(broken)") {
+            let work = try TemporaryDirectory("hello-image")
+            defer { work.remove() }
+            return try await build(services, tag: version, broken: broken, work: work)
+        }
+        return try await task.value
+    }
+
     static var docker: String {
         ProcessInfo.processInfo.environment["DOCKER"]
             ?? ((ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").contains {
