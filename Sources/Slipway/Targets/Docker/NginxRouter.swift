@@ -133,7 +133,7 @@ public struct NginxRouter: Sendable {
     /// The processes (of `among`, else all) holding a socket bound to `path`, from /proc/net/unix
     /// and each process's descriptors.
     static func holders(ofUnixSocket path: String, among candidates: [Int32]? = nil) -> [Int32] {
-        guard let table = try? String(contentsOfFile: "/proc/net/unix", encoding: .utf8) else { return [] }
+        guard let table = readProcFile("/proc/net/unix") else { return [] }
         // Num RefCount Protocol Flags Type St Inode Path
         let inodes = Set(
             table.split(separator: "\n").dropFirst().compactMap { line -> String? in
@@ -271,6 +271,27 @@ public struct NginxRouter: Sendable {
     }
 
     /// A process's parent pid, from /proc/<pid>/stat (nil once it is gone or a zombie).
+    /// A /proc file read to its end. (Foundation's `String(contentsOfFile:)` stops after the first
+    /// page of a /proc file, whose size says 0: /proc/net/unix on a machine with more than about
+    /// fifty Unix sockets lost the rest, and with it nginx's control socket.)
+    public static func readProcFile(_ path: String) -> String? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[0..<count])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     static func parent(of pid: Int32) -> Int32? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let close = stat.lastIndex(of: ")")
