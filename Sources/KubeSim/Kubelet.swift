@@ -117,7 +117,7 @@ public actor Kubelet {
     }
 
     /// Takes a new pod: gives it an address (or keeps the one it had before a restart).
-    private func admit(_ pod: JSON) async {
+    func admit(_ pod: JSON) async {
         let uid = ControllerManager.uid(pod)
         let address: String
         if let existing = pod[path: ["status", "podIP"]]?.string {
@@ -137,7 +137,7 @@ public actor Kubelet {
 
     // MARK: Lifecycle
 
-    private func advance(_ state: PodState, pod: JSON, snapshot: [String: (running: Bool, exitCode: Int)]?) async -> PodState {
+    func advance(_ state: PodState, pod: JSON, snapshot: [String: (running: Bool, exitCode: Int)]?) async -> PodState {
         var state = state
         let specs = pod[path: ["spec", "containers"]]?.array ?? []
         let forcedUnready = Self.unreadyAnnotations.contains {
@@ -158,7 +158,7 @@ public actor Kubelet {
         return state
     }
 
-    private func simulate(_ container: ContainerState, started: Date, readyAfter: Duration) -> ContainerState {
+    func simulate(_ container: ContainerState, started: Date, readyAfter: Duration) -> ContainerState {
         var container = container
         let tag = container.image.split(separator: "/").last.map { String($0) } ?? container.image
         if tag.contains("bad") {
@@ -184,14 +184,14 @@ public actor Kubelet {
         return container
     }
 
-    private func docker(_ command: String, _ environment: [String: String], _ arguments: [String]) async -> (ok: Bool, output: String) {
+    func docker(_ command: String, _ environment: [String: String], _ arguments: [String]) async -> (ok: Bool, output: String) {
         let spec = ProcessSpec(executable: command, arguments: arguments, environment: environment, timeout: .seconds(120))
         guard let result = try? await runner.capture(spec) else { return (false, "cannot run \(command)") }
         return (result.termination.succeeded, result.output)
     }
 
     /// Starts, watches, probes and restarts one real container.
-    private func manage(
+    func manage(
         _ container: ContainerState, spec: JSON, pod: PodState, command: String, environment: [String: String],
         snapshot: [String: (running: Bool, exitCode: Int)]?
     ) async -> ContainerState {
@@ -303,7 +303,7 @@ public actor Kubelet {
 
     /// Every container of this instance and whether it runs (one listing per pass), or nil when
     /// the listing failed.
-    private func containerSnapshot() async -> [String: (running: Bool, exitCode: Int)]? {
+    func containerSnapshot() async -> [String: (running: Bool, exitCode: Int)]? {
         guard case .containers(let command, let environment) = runtime, !pods.isEmpty else { return nil }
         let (ok, output) = await docker(
             command, environment,
@@ -324,7 +324,7 @@ public actor Kubelet {
     }
 
     /// A container that ended starts again after a back-off (10 s, doubling to 5 minutes), as CrashLoopBackOff.
-    private func restart(_ container: inout ContainerState, name: String, command: String, environment: [String: String]) async {
+    func restart(_ container: inout ContainerState, name: String, command: String, environment: [String: String]) async {
         _ = await docker(command, environment, ["rm", "-f", name])
         container.containerID = nil
         container.ready = false
@@ -336,7 +336,7 @@ public actor Kubelet {
         container.waitingMessage = "back-off \(Int(container.backoff))s restarting failed container=\(container.name)"
     }
 
-    private func probe(
+    func probe(
         _ probe: JSON, spec: JSON, pod: PodState, name: String, command: String, environment: [String: String]
     ) async -> Bool {
         let timeout = Double(probe["timeoutSeconds"]?.int ?? 1)
@@ -421,7 +421,7 @@ public actor Kubelet {
         }
     }
 
-    private func stopContainers(_ state: PodState) async {
+    func stopContainers(_ state: PodState) async {
         guard case .containers(let command, let environment) = runtime else { return }
         for container in state.containers {
             _ = await docker(command, environment, ["rm", "-f", containerName(state, container.name)])
@@ -436,74 +436,5 @@ public actor Kubelet {
         let (_, output) = await docker(command, environment, ["ps", "-aq", "--filter", "label=kube-sim.instance=\(instance)"])
         let ids = output.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
         if !ids.isEmpty { _ = await docker(command, environment, ["rm", "-f"] + ids) }
-    }
-
-    // MARK: Status
-
-    /// `fake://IMAGE` for a simulated container (as the transcripts' lab reported), the image for a real one.
-    private func imageID(_ container: ContainerState) -> String {
-        if case .simulated = runtime { return "fake://\(container.image)" }
-        return container.containerID == nil ? "" : container.image
-    }
-
-    private func report(_ state: PodState, pod: JSON, podType: ResourceType) async {
-        let old = pod["status"] ?? [:]
-        func previousTime(_ type: String, _ value: String) -> JSON {
-            let condition = (old["conditions"]?.array ?? []).first { $0["type"]?.string == type }
-            if condition?["status"]?.string == value, let time = condition?["lastTransitionTime"] { return time }
-            return .string(Clock.timestamp())
-        }
-        let allReady = !state.containers.isEmpty && state.containers.allSatisfy(\.ready)
-        let anyRunning = state.containers.contains { $0.containerID != nil || ($0.startedAt != nil && $0.waitingReason == nil) }
-        let readyText = allReady ? "True" : "False"
-        var conditions: [JSON] = [
-            ["type": "PodScheduled", "status": "True", "lastProbeTime": nil, "lastTransitionTime": previousTime("PodScheduled", "True")],
-            ["type": "Initialized", "status": "True", "lastProbeTime": nil, "lastTransitionTime": previousTime("Initialized", "True")],
-            [
-                "type": "ContainersReady", "status": .string(readyText), "lastProbeTime": nil,
-                "lastTransitionTime": previousTime("ContainersReady", readyText),
-            ],
-            ["type": "Ready", "status": .string(readyText), "lastProbeTime": nil, "lastTransitionTime": previousTime("Ready", readyText)],
-        ]
-        if !allReady {
-            let names = state.containers.filter { !$0.ready }.map(\.name).joined(separator: " ")
-            for index in 2...3 {
-                conditions[index]["reason"] = "ContainersNotReady"
-                conditions[index]["message"] = .string("containers with unready status: [\(names)]")
-            }
-        }
-        let statuses: [JSON] = state.containers.map { container in
-            var entry: JSON = [
-                "name": .string(container.name), "image": .string(container.image),
-                "imageID": .string(imageID(container)),
-                "ready": .bool(container.ready), "restartCount": .int(container.restartCount),
-                "started": .bool(container.waitingReason == nil && container.startedAt != nil),
-                "lastState": container.lastTerminated.map { ["terminated": $0] } ?? [:],
-            ]
-            if let id = container.containerID { entry["containerID"] = .string("docker://\(id)") }
-            if let reason = container.waitingReason {
-                var waiting: JSON = ["reason": .string(reason)]
-                if let message = container.waitingMessage { waiting["message"] = .string(message) }
-                entry["state"] = ["waiting": waiting]
-            } else if let started = container.startedAt {
-                entry["state"] = ["running": ["startedAt": .string(started)]]
-            } else {
-                entry["state"] = ["waiting": ["reason": "ContainerCreating"]]
-            }
-            return entry
-        }
-        let phase = anyRunning || state.containers.contains { $0.startedAt != nil } ? "Running" : "Pending"
-        let status: JSON = [
-            "phase": .string(phase), "conditions": .array(conditions), "hostIP": "127.0.0.1",
-            "podIP": .string(state.address), "podIPs": [["ip": .string(state.address)]],
-            "startTime": .string(state.startTime), "containerStatuses": .array(statuses),
-            "qosClass": .string(Admission.qosClass(pod["spec"] ?? [:])),
-        ]
-        guard status != old else { return }
-        var updated = pod
-        updated["status"] = status
-        _ = try? await store.update(
-            podType, namespace: state.namespace, name: state.name, object: updated, writer: .kubelet,
-            expectedVersion: pod[path: ["metadata", "resourceVersion"]]?.string)
     }
 }

@@ -14,13 +14,17 @@ public let packageRoot: String = {
 
 /// The built `deploy` executable: $DEPLOY_BIN, else the debug build under .build (the release one if there is none).
 public func deployBinary() throws -> String {
-    if let path = ProcessInfo.processInfo.environment["DEPLOY_BIN"] { return path }
-    let candidates = [".build/debug/deploy", ".build/release/deploy"].map { "\(packageRoot)/\($0)" }
+    try builtBinary("deploy", overriddenBy: "DEPLOY_BIN")
+}
+
+/// A product of this package: $`variable`, else its debug build under .build — what `swift test`
+/// builds (and only it has fault points) — else a release build (a benchmark's).
+public func builtBinary(_ product: String, overriddenBy variable: String) throws -> String {
+    if let path = ProcessInfo.processInfo.environment[variable] { return path }
+    let candidates = [".build/debug/\(product)", ".build/release/\(product)"].map { "\(packageRoot)/\($0)" }
         .filter { FileManager.default.isExecutableFile(atPath: $0) }
-    // The debug build first: it is what `swift test` builds (and only it has fault points); a
-    // release build left by a benchmark is used only when there is no debug one.
     guard let binary = candidates.first else {
-        throw DeployProcessError(message: "no built deploy binary under .build: run `swift build` first (scripts/test does)")
+        throw DeployProcessError(message: "no built \(product) binary under .build: run `swift build` first (scripts/test does)")
     }
     return binary
 }

@@ -4,15 +4,7 @@ import Synchronization
 
 /// The built `kube-sim` executable: $KUBE_SIM_BIN, else the debug build under .build (the release one if there is none).
 public func kubeSimBinary() throws -> String {
-    if let path = ProcessInfo.processInfo.environment["KUBE_SIM_BIN"] { return path }
-    let candidates = [".build/debug/kube-sim", ".build/release/kube-sim"].map { "\(packageRoot)/\($0)" }
-        .filter { FileManager.default.isExecutableFile(atPath: $0) }
-    // The debug build first: it is what `swift test` builds; a release build left by a
-    // benchmark is used only when there is no debug one.
-    guard let binary = candidates.first else {
-        throw DeployProcessError(message: "no built kube-sim binary under .build: run `swift build` first (scripts/test does)")
-    }
-    return binary
+    try builtBinary("kube-sim", overriddenBy: "KUBE_SIM_BIN")
 }
 
 /// A `kube-sim start` child: its state directory, port and kubeconfig; stopped (SIGTERM, then
