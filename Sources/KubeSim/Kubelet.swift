@@ -42,7 +42,9 @@ public actor Kubelet {
         var readinessSuccesses = 0
         var readinessFailures = 0
         var livenessFailures = 0
-        var nextProbe = Date.distantPast
+        /// Readiness and liveness each keep their own schedule (their own period and initial delay).
+        var nextReadinessProbe = Date.distantPast
+        var nextLivenessProbe = Date.distantPast
         var backoffUntil: Date?
         var backoff: TimeInterval = 0
         var readySince: String?
@@ -227,7 +229,13 @@ public actor Kubelet {
                 container.readinessFailures = 0
                 container.readinessSuccesses = 0
                 container.livenessFailures = 0
-                container.nextProbe = now.addingTimeInterval(Double(spec[path: ["readinessProbe", "initialDelaySeconds"]]?.int ?? 0))
+                container.nextReadinessProbe = now.addingTimeInterval(
+                    Double(spec[path: ["readinessProbe", "initialDelaySeconds"]]?.int ?? 0))
+                // The kubelet's first liveness probe comes one period in (plus any initial delay), so a
+                // slow start is not a failure counted from the first instant.
+                let liveness = spec["livenessProbe"]
+                container.nextLivenessProbe = now.addingTimeInterval(
+                    Double((liveness?["initialDelaySeconds"]?.int ?? 0) + (liveness?["periodSeconds"]?.int ?? 10)))
                 container.ready = spec["readinessProbe"] == nil
                 if container.ready { container.readySince = Clock.timestamp() }
             } else {
@@ -261,13 +269,9 @@ public actor Kubelet {
             await restart(&container, name: name, command: command, environment: environment)
             return container
         }
-        // Probes.
-        guard now >= container.nextProbe else { return container }
-        let readiness = spec["readinessProbe"]
-        let liveness = spec["livenessProbe"]
-        let period = Double(readiness?["periodSeconds"]?.int ?? liveness?["periodSeconds"]?.int ?? 10)
-        container.nextProbe = now.addingTimeInterval(min(period, 1))
-        if let readiness {
+        // Probes, each on its own period.
+        if let readiness = spec["readinessProbe"], now >= container.nextReadinessProbe {
+            container.nextReadinessProbe = now.addingTimeInterval(Double(readiness["periodSeconds"]?.int ?? 10))
             let passed = await probe(readiness, spec: spec, pod: pod, name: name, command: command, environment: environment)
             if passed {
                 container.readinessSuccesses += 1
@@ -283,9 +287,9 @@ public actor Kubelet {
                     container.ready = false
                 }
             }
-            container.nextProbe = now.addingTimeInterval(period)
         }
-        if let liveness {
+        if let liveness = spec["livenessProbe"], now >= container.nextLivenessProbe {
+            container.nextLivenessProbe = now.addingTimeInterval(Double(liveness["periodSeconds"]?.int ?? 10))
             let passed = await probe(liveness, spec: spec, pod: pod, name: name, command: command, environment: environment)
             container.livenessFailures = passed ? 0 : container.livenessFailures + 1
             if container.livenessFailures >= (liveness["failureThreshold"]?.int ?? 3) {
@@ -296,7 +300,6 @@ public actor Kubelet {
                 _ = await docker(command, environment, ["rm", "-f", name])
                 await restart(&container, name: name, command: command, environment: environment)
             }
-            container.nextProbe = min(container.nextProbe, now.addingTimeInterval(Double(liveness["periodSeconds"]?.int ?? 10)))
         }
         return container
     }
