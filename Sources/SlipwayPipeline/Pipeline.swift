@@ -76,7 +76,7 @@ public struct EnvironmentSpec: Sendable {
 
 public enum TargetSpec: Sendable, Hashable {
     case docker(DockerTargetSpec)
-    case kubernetes(context: String?, namespace: String?, manifests: String?)
+    case kubernetes(KubernetesTargetSpec)
 
     public var kind: String {
         switch self {
@@ -106,6 +106,50 @@ public struct DockerTargetSpec: Sendable, Hashable {
         self.port = port
         self.readyTimeout = readyTimeout
         self.host = host
+    }
+}
+
+/// A namespace of a Kubernetes cluster, driven through kubectl: `manifests` (a kustomize directory,
+/// a directory of YAML files or one file) say what the app is; Slipway sets the image by digest,
+/// its own labels and annotations, and moves traffic with `router`.
+public struct KubernetesTargetSpec: Sendable, Hashable {
+    /// How traffic moves between releases.
+    public enum Router: String, Sendable, Hashable, CaseIterable {
+        /// The app's Service: its selector names one colour; a canary split selects both colours
+        /// with replicas in proportion to the weights.
+        case service
+        /// ingress-nginx: the app's Ingress, and a canary Ingress with `canary-weight`.
+        case ingressNginx = "ingress-nginx"
+        /// Gateway API: the app's HTTPRoute, its `backendRefs` weighted.
+        case httpRoute = "httproute"
+    }
+
+    public var manifests: String
+    public var context: String?
+    public var namespace: String?
+    /// The kubeconfig file (else KUBECONFIG, else kubectl's default).
+    public var kubeconfig: String?
+    public var router: Router
+    /// `kubectl apply --server-side` (field ownership on the server) instead of client-side apply.
+    public var serverSide: Bool
+    /// Where users reach the environment; else read from the Service's (or Ingress's) status.
+    public var url: String?
+    /// How long a rollout may take to become ready; else the Deployment's
+    /// `progressDeadlineSeconds` (600 s when it sets none).
+    public var readyTimeout: Duration?
+
+    public init(
+        manifests: String, context: String? = nil, namespace: String? = nil, kubeconfig: String? = nil, router: Router = .service,
+        serverSide: Bool = false, url: String? = nil, readyTimeout: Duration? = nil
+    ) {
+        self.manifests = manifests
+        self.context = context
+        self.namespace = namespace
+        self.kubeconfig = kubeconfig
+        self.router = router
+        self.serverSide = serverSide
+        self.url = url
+        self.readyTimeout = readyTimeout
     }
 }
 

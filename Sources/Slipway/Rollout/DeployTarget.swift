@@ -152,9 +152,17 @@ public protocol DeployTarget: Sendable {
     /// A command line a person would recognise for each operation, for the run record.
     func describe(_ operation: TargetOperation) -> String
 
+    /// Checks, before anything changes, that this target can be driven at all (the tool found, the
+    /// cluster reached, the verbs allowed); says what it checked. Most targets have nothing to check.
+    func preflight(say: @escaping @Sendable (String) -> Void) async throws
+
     func status() async -> TargetStatus
     /// Removes every instance and stops the router; returns what it did, a line each.
     func teardown() async throws -> [String]
+}
+
+extension DeployTarget {
+    public func preflight(say: @escaping @Sendable (String) -> Void) async throws {}
 }
 
 /// A change of the traffic split that failed before anything changed: the split before is still in

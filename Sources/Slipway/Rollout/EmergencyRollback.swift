@@ -19,6 +19,7 @@ extension Rollout {
         let started = ContinuousClock.now
         var now: TargetObservation
         do {
+            try await preflight()
             now = try await target.observe()
         } catch {
             return .init(outcome: .rollbackFailed, reason: "cannot read what runs in \(environment.name): \(error)")

@@ -87,6 +87,13 @@ struct Rollout: Sendable {
         return instance
     }
 
+    /// The target's own checks before anything changes, as a recorded step (when it has any).
+    func preflight() async throws {
+        try await log.step("preflight", command: "\(target.kind): can it be driven?") { say in
+            try await target.preflight(say: say)
+        }
+    }
+
     /// Removes an instance as a recorded step.
     func retire(_ instance: TargetInstance, step: String? = nil, why: String? = nil) async throws {
         try await log.step(step ?? "remove \(instance.name)", command: target.describe(.retire(instance))) { say in
@@ -201,6 +208,11 @@ struct Rollout: Sendable {
         }
         let release = ReleaseReference(
             run: context.runID, version: context.release.version, sha: context.release.sha, image: imageReference)
+        do {
+            try await preflight()
+        } catch {
+            return .init(outcome: .failed, reason: "\(error)")
+        }
         var now: TargetObservation
         do {
             now = try await target.observe()

@@ -9,8 +9,8 @@ extension TargetSpec {
         switch self {
         case .docker(let spec):
             return DockerTarget(spec, setting: setting)
-        case .kubernetes:
-            throw TargetUnavailable(kind: kind)
+        case .kubernetes(let spec):
+            return KubernetesTarget(spec, setting: setting)
         }
     }
 
@@ -18,7 +18,7 @@ extension TargetSpec {
     public var budget: TargetBudget? {
         switch self {
         case .docker(let spec): DockerTarget.budget(spec)
-        case .kubernetes: nil
+        case .kubernetes(let spec): KubernetesTarget.budget(spec)
         }
     }
 }

@@ -100,11 +100,41 @@ extension PipelineReader {
             }
             return .docker(spec)
         default:
-            checkKeys(settings, allowed: ["context", "namespace", "manifests"], in: "the kubernetes target")
-            return .kubernetes(
-                context: settings["context"].flatMap { string($0, "context") },
-                namespace: settings["namespace"].flatMap { string($0, "namespace") },
-                manifests: settings["manifests"].flatMap { string($0, "manifests") })
+            checkKeys(
+                settings,
+                allowed: ["manifests", "context", "namespace", "kubeconfig", "router", "server_side", "url", "ready_timeout"],
+                in: "the kubernetes target")
+            var spec = KubernetesTargetSpec(manifests: "")
+            if let manifestsNode = required(
+                settings, "manifests", in: body, context: "the kubernetes target",
+                hint: "a kustomize directory, a directory of YAML files or one file, e.g. `manifests: Manifests/hello/overlays/production`"),
+                let manifests = string(manifestsNode, "manifests")
+            {
+                spec.manifests = manifests
+            }
+            spec.context = settings["context"].flatMap { string($0, "context") }
+            spec.namespace = settings["namespace"].flatMap { string($0, "namespace") }
+            spec.kubeconfig = settings["kubeconfig"].flatMap { string($0, "kubeconfig") }
+            if let routerNode = settings["router"], let router = string(routerNode, "router") {
+                if let known = KubernetesTargetSpec.Router(rawValue: router) {
+                    spec.router = known
+                } else {
+                    let names = KubernetesTargetSpec.Router.allCases.map(\.rawValue)
+                    let guess = suggestion(for: router, among: names)
+                    error(
+                        routerNode, "unknown router '\(router)'",
+                        hint: guess.map { "did you mean '\($0)'?" } ?? "use one of: \(names.joined(separator: ", "))")
+                }
+            }
+            spec.serverSide = settings["server_side"].flatMap { bool($0, "server_side") } ?? false
+            if let urlNode = settings["url"], let url = string(urlNode, "url") {
+                if !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+                    error(urlNode, "url '\(url)' is not an http(s) address", hint: "e.g. `url: https://hello.example.com`")
+                }
+                spec.url = url
+            }
+            spec.readyTimeout = settings["ready_timeout"].flatMap { duration($0, "ready_timeout") }
+            return .kubernetes(spec)
         }
     }
 
