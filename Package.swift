@@ -71,6 +71,7 @@ let package = Package(
                 "SlipwayGit",
                 "SlipwayProcess",
                 "SlipwayStore",
+                "Yams",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

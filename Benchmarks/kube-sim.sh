@@ -34,7 +34,7 @@ image="127.0.0.1:$registry_port/hello:1.0.0"
 (cd "$work/hello" && "$docker" build -q -t "$image" -f Containerfile . >/dev/null 2>&1 && "$docker" push -q "$image" >/dev/null 2>&1)
 mkdir -p "$work/manifests"
 for file in deployment.yaml service.yaml; do
-  sed "s|127.0.0.1:5000/hello:1.0.0|$image|" "$root/Manifests/hello/$file" > "$work/manifests/$file"
+  sed "s|127.0.0.1:5000/hello:1.0.0|$image|" "$root/Manifests/hello/base/$file" > "$work/manifests/$file"
 done
 
 "$root/.build/release/kube-sim" start --state "$work/state" > "$work/kube-sim.log" 2>&1 &

@@ -310,7 +310,7 @@ enum HelloImages {
     static func manifests(image: String, into work: TemporaryDirectory) throws -> String {
         let directory = work.file("manifests")
         for file in ["deployment.yaml", "service.yaml"] {
-            let text = try String(contentsOfFile: "\(packageRoot)/Manifests/hello/\(file)", encoding: .utf8)
+            let text = try String(contentsOfFile: "\(packageRoot)/Manifests/hello/base/\(file)", encoding: .utf8)
             try work.write("manifests/\(file)", text.replacingOccurrences(of: "127.0.0.1:5000/hello:1.0.0", with: image))
         }
         return directory

@@ -192,6 +192,11 @@ struct Rollout: Sendable {
                 .notice(
                     "worst-case time to abort and restore: \(DurationParser.format(worst.total)) (\(worst.parts.joined(separator: ", ")))"))
         }
+        do {
+            try await preflight()
+        } catch {
+            return .init(outcome: .failed, reason: "\(error)")
+        }
         let imageReference: String
         do {
             guard let found = try await image() else {
@@ -208,11 +213,6 @@ struct Rollout: Sendable {
         }
         let release = ReleaseReference(
             run: context.runID, version: context.release.version, sha: context.release.sha, image: imageReference)
-        do {
-            try await preflight()
-        } catch {
-            return .init(outcome: .failed, reason: "\(error)")
-        }
         var now: TargetObservation
         do {
             now = try await target.observe()

@@ -47,15 +47,6 @@ extension KubernetesTarget {
                     "the cluster of \(spec.context.map { "context '\($0)'" } ?? "the current context") cannot be reached: "
                     + (version.stderr.split(separator: "\n").last.map(String.init) ?? version.status))
         }
-        if let namespace = spec.namespace {
-            let found = try await kubectl.call(["get", "namespace", namespace, "-o", "name", "--ignore-not-found"], record: record)
-            guard found.succeeded, !found.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-                throw KubernetesPreflight(
-                    description: found.succeeded
-                        ? "namespace '\(namespace)' does not exist; create it (`kubectl create namespace \(namespace)`) or fix `namespace:`"
-                        : "cannot read namespace '\(namespace)': \(found.stderr)")
-            }
-        }
         let manifests = try await manifests()
         var needed = [
             ("get", "deployments.apps"), ("create", "deployments.apps"), ("patch", "deployments.apps"),
@@ -77,6 +68,15 @@ extension KubernetesTarget {
                         + "ask for a Role that allows it")
             }
         }
+        if let namespace = spec.namespace {
+            let found = try await kubectl.call(["get", "namespace", namespace, "-o", "name", "--ignore-not-found"], record: record)
+            guard found.succeeded, !found.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw KubernetesPreflight(
+                    description: found.succeeded
+                        ? "namespace '\(namespace)' does not exist; create it (`kubectl create namespace \(namespace)`) or fix `namespace:`"
+                        : "cannot read namespace '\(namespace)': \(found.stderr)")
+            }
+        }
         if spec.router == .ingressNginx, manifests.ingress == nil {
             throw KubernetesPreflight(description: "router ingress-nginx needs an Ingress in \(spec.manifests)")
         }
@@ -93,10 +93,17 @@ extension KubernetesTarget {
     ) async throws -> TargetInstance {
         let manifests = try await manifests()
         if inPlace {
-            // The Deployment's own rolling update is the move of traffic: it starts there.
-            say("rolling update of deployment/\(manifests.deploymentName): kubectl apply when traffic moves")
-            return TargetInstance(
-                name: "r\(run)", release: release, url: serviceURL, goodHistory: history, startedBy: String(run))
+            // The Deployment's own rolling update is the move of traffic: it starts there. What
+            // carries no release (the Service, the router's objects, the rest) is applied now.
+            let transcript = Transcript(say: say)
+            try await kubectl.apply(mainObjects(manifests), record: transcript.record)
+            let main = try await kubectl.object("service", manifests.serviceName)
+            await resolveURL(mainService: main)
+            var url = spec.url ?? ""
+            if spec.url == nil { url = try await address(ofService: manifests.serviceName, record: transcript.record) }
+            if spec.url == nil, spec.router == .service { cache.withLock { $0.url = url } }
+            say("rolling update of deployment/\(manifests.deploymentName) when traffic moves; service/\(manifests.serviceName) at \(url)")
+            return TargetInstance(name: "r\(run)", release: release, url: url, goodHistory: history, startedBy: String(run))
         }
         let transcript = Transcript(say: say)
         let main = try await kubectl.object("service", manifests.serviceName)
@@ -118,6 +125,20 @@ extension KubernetesTarget {
         let url = try await address(ofService: name, record: transcript.record)
         say("\(name) ready, answering at \(url) (its own Service)")
         return TargetInstance(name: name, release: release, url: url, goodHistory: history, startedBy: String(run))
+    }
+
+    /// The rolling shape's objects that carry no release: the Service, the router's Ingress or
+    /// HTTPRoute, and the rest, labelled as Slipway's.
+    func mainObjects(_ manifests: AppManifests) -> [[String: Any]] {
+        var objects = manifests.others.map { ManifestEdit.merging($0, ["metadata", "labels"], labels) }
+        objects.append(ManifestEdit.merging(manifests.service, ["metadata", "labels"], labels))
+        if spec.router == .ingressNginx, let ingress = manifests.ingress {
+            objects.append(ManifestEdit.merging(ingress, ["metadata", "labels"], labels))
+        }
+        if spec.router == .httpRoute, let route = manifests.httpRoute {
+            objects.append(ManifestEdit.merging(route, ["metadata", "labels"], labels))
+        }
+        return objects
     }
 
     /// A copy of a Service for another name: no cluster IP or node ports of the original.
@@ -200,6 +221,14 @@ extension KubernetesTarget {
             summary = try await routeRevision(shares, manifests: manifests, record: transcript.record)
         } else {
             summary = try await routeColours(shares, manifests: manifests, record: transcript.record)
+        }
+        // The first move creates the app's Service: from then on, it is where users are.
+        if spec.url == nil, cache.withLock({ $0.url }) == nil, !shares.isEmpty {
+            if spec.router == .service {
+                if let url = try? await address(ofService: manifests.serviceName, record: { _ in }) { cache.withLock { $0.url = url } }
+            } else {
+                await resolveURL(mainService: try? await kubectl.object("service", manifests.serviceName))
+            }
         }
         return ([summary] + [transcript.text]).filter { !$0.isEmpty }.joined(separator: "\n")
     }
@@ -329,13 +358,24 @@ extension KubernetesTarget {
         -> String
     {
         let moving = shares.filter { $0.weight > 0 }
+        let name = manifests.deploymentName
+        if moving.isEmpty {
+            // Nothing is to serve (a first release that failed): no pods.
+            if try await kubectl.object("deployment", name) != nil {
+                do {
+                    try await kubectl.run(["scale", "deployment/\(name)", "--replicas=0"], record: record)
+                } catch {
+                    throw TrafficUnchanged(error)
+                }
+            }
+            return "deployment/\(name) scaled to 0: nothing serves"
+        }
         guard moving.count == 1, let target = moving.first, let release = target.instance.release else {
             throw TrafficUnchanged(
                 NotReady(
                     description:
                         "a rolling deploy on Kubernetes moves all traffic at once; a split needs strategy blue_green or canary"))
         }
-        let name = manifests.deploymentName
         let revisions = try await revisions(manifests)
         if let revision = revisions.first(where: { $0.release?.run == release.run && $0.release?.image == release.image }) {
             if !revision.current {
@@ -353,16 +393,8 @@ extension KubernetesTarget {
             manifests.deployment, name: name, labels: labels, selectorLabels: [:], release: release,
             annotations: ManifestEdit.releaseAnnotations(release, history: target.instance.goodHistory, startedBy: target.instance.startedBy),
             pipelineImage: pipelineImage)
-        var objects = manifests.others.map { ManifestEdit.merging($0, ["metadata", "labels"], labels) }
-        objects.append(ManifestEdit.merging(manifests.service, ["metadata", "labels"], labels))
-        if spec.router == .ingressNginx, let ingress = manifests.ingress {
-            objects.append(ManifestEdit.merging(ingress, ["metadata", "labels"], labels))
-        }
-        if spec.router == .httpRoute, let route = manifests.httpRoute {
-            objects.append(ManifestEdit.merging(route, ["metadata", "labels"], labels))
-        }
         do {
-            try await kubectl.apply(objects + [deployment], record: record)
+            try await kubectl.apply([deployment], record: record)
         } catch {
             throw TrafficUnchanged(error)
         }

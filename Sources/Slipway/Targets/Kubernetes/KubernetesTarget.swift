@@ -27,7 +27,7 @@ public final class KubernetesTarget: DeployTarget {
     let environmentName: String
     let pipelineImage: String?
     let inPlace: Bool
-    private let cache = Mutex<(manifests: AppManifests?, url: String?)>((nil, nil))
+    let cache = Mutex<(manifests: AppManifests?, url: String?)>((nil, nil))
 
     public init(_ spec: KubernetesTargetSpec, setting: TargetSetting) {
         var processEnvironment = setting.processEnvironment
