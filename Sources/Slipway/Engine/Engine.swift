@@ -129,6 +129,28 @@ public struct Engine: Sendable {
         return SecretMasker(secrets: plan.pipeline.secrets.compactMap { environment[$0] })
     }
 
+    /// Asks each target the run will change whether it can be driven (kubectl found, cluster
+    /// reached, verbs allowed), before any stage runs. The deploy stage asks again, on the record,
+    /// just before it changes anything (an approval may have waited hours in between).
+    public func preflightTargets(_ plan: Plan) async throws(RunRefused) {
+        for entry in plan.entries where entry.runs {
+            guard case .deploy(let name) = entry.stage.kind, let spec = plan.pipeline.environment(named: name)?.target,
+                let target = try? makeTarget(
+                    spec,
+                    TargetSetting(
+                        pipeline: plan.pipeline, environment: name, stateDirectory: stateDirectory, processEnvironment: environment,
+                        launcher: launcher))
+            else { continue }
+            do {
+                try await target.preflight(say: { _ in })
+            } catch {
+                throw RunRefused(
+                    message: "stage '\(entry.stage.name)' cannot deploy to \(name): \(error)",
+                    hint: "nothing was changed; fix the cluster or the `target:` of \(name) in \(plan.pipeline.file)")
+            }
+        }
+    }
+
     /// With `promote_from`, only a release that succeeded in the earlier environment may go on.
     public func checkPromotion(_ plan: Plan, release: Release) async throws {
         guard let from = plan.environment.promoteFrom, !plan.isRollback else { return }
@@ -184,6 +206,7 @@ public struct Engine: Sendable {
             }
         }
         let masker = try preflight(plan)
+        try await preflightTargets(plan)
         // Commit messages are the authors' text: a secret pasted into one is masked like any other.
         changelog = changelog?.masked(by: masker)
         try await checkPromotion(plan, release: release)

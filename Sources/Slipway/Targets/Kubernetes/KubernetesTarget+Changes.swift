@@ -284,7 +284,8 @@ extension KubernetesTarget {
                 changed = true
                 try await selectColour(nil, manifests: manifests, record: record)
                 let share = small * 100 / (small + n)
-                return "service/\(manifests.serviceName) selects both colours: \(secondary.instance.label) \(small) of \(small + n) replicas "
+                return
+                    "service/\(manifests.serviceName) selects both colours: \(secondary.instance.label) \(small) of \(small + n) replicas "
                     + "(≈\(share)% for \(secondary.weight)% asked), \(primary.instance.label) \(n)"
             case .ingressNginx:
                 guard let ingress = manifests.ingress, let name = ingress.string("metadata", "name") else {
@@ -294,7 +295,8 @@ extension KubernetesTarget {
                 changed = true
                 var main = ManifestEdit.merging(ingress, ["metadata", "labels"], labels)
                 main["status"] = nil
-                var canary = Self.renamingBackends(main, from: manifests.serviceName, to: "\(manifests.serviceName)-\(secondaryColour ?? primaryColour)")
+                var canary = Self.renamingBackends(
+                    main, from: manifests.serviceName, to: "\(manifests.serviceName)-\(secondaryColour ?? primaryColour)")
                 canary = ManifestEdit.setting(canary, ["metadata", "name"], name + "-canary")
                 canary = ManifestEdit.merging(
                     canary, ["metadata", "annotations"],
@@ -315,7 +317,8 @@ extension KubernetesTarget {
                 object["status"] = nil
                 var rules = (object[path: "spec", "rules"] as? [[String: Any]]) ?? [[:]]
                 for index in rules.indices {
-                    let port = ((rules[index]["backendRefs"] as? [[String: Any]])?.first?["port"] as? NSNumber)?.intValue ?? manifests.servicePort
+                    let port =
+                        ((rules[index]["backendRefs"] as? [[String: Any]])?.first?["port"] as? NSNumber)?.intValue ?? manifests.servicePort
                     rules[index]["backendRefs"] = weighted.map { ["name": $0.0, "port": port, "weight": $0.1] as [String: Any] }
                 }
                 object = ManifestEdit.setting(object, ["spec", "rules"], rules)
@@ -391,7 +394,8 @@ extension KubernetesTarget {
         }
         let deployment = ManifestEdit.deployment(
             manifests.deployment, name: name, labels: labels, selectorLabels: [:], release: release,
-            annotations: ManifestEdit.releaseAnnotations(release, history: target.instance.goodHistory, startedBy: target.instance.startedBy),
+            annotations: ManifestEdit.releaseAnnotations(
+                release, history: target.instance.goodHistory, startedBy: target.instance.startedBy),
             pipelineImage: pipelineImage)
         do {
             try await kubectl.apply([deployment], record: record)
@@ -437,7 +441,9 @@ extension KubernetesTarget {
             case .httpRoute: return "kubectl \(global) apply (httproute backendRefs weights)"
             }
         case .retire(let instance):
-            return inPlace ? "(kept as a revision: kubectl rollout history)" : "kubectl \(global) delete deployment/\(instance.name) service/\(instance.name)"
+            return inPlace
+                ? "(kept as a revision: kubectl rollout history)"
+                : "kubectl \(global) delete deployment/\(instance.name) service/\(instance.name)"
         case .findImage: return "(the cluster pulls the image)"
         }
     }
@@ -466,16 +472,20 @@ extension KubernetesTarget {
                 $0["image"] as? String
             }
             let colour = deployment.string("metadata", "labels", KubernetesLabel.colour).map { " (\($0))" } ?? ""
-            status.details.append("deployment/\(name)\(colour): \(ready)/\(wanted) ready, revision \(revision), \(image.joined(separator: ", "))")
+            status.details.append(
+                "deployment/\(name)\(colour): \(ready)/\(wanted) ready, revision \(revision), \(image.joined(separator: ", "))")
             // Drift: the pod template's image is not the one Slipway put there.
             if let recorded = deployment.string("spec", "template", "metadata", "annotations", KubernetesLabel.image),
                 !image.contains(recorded)
             {
                 problems.append(
-                    "drift: deployment/\(name) runs \(image.joined(separator: ", ")) but Slipway deployed \(recorded) (changed outside deploy)")
+                    "drift: deployment/\(name) runs \(image.joined(separator: ", ")) but Slipway deployed \(recorded) (changed outside deploy)"
+                )
             }
         }
-        status.instances = observation.instances.map { "\($0.name) (\($0.running ? "ready" : "not ready"), \($0.release?.description ?? "?"))" }
+        status.instances = observation.instances.map {
+            "\($0.name) (\($0.running ? "ready" : "not ready"), \($0.release?.description ?? "?"))"
+        }
         if observation.routes.isEmpty, !deployments.isEmpty { problems.append("no release takes traffic") }
         if !problems.isEmpty { status.problem = problems.joined(separator: "; ") }
         return status

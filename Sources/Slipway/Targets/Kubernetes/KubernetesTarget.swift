@@ -44,7 +44,8 @@ public final class KubernetesTarget: DeployTarget {
     public var kind: String { "kubernetes" }
 
     public var serviceURL: String {
-        spec.url ?? cache.withLock { $0.url } ?? "http://\(cache.withLock { $0.manifests?.serviceName } ?? app).\(spec.namespace ?? "default").svc"
+        spec.url ?? cache.withLock { $0.url }
+            ?? "http://\(cache.withLock { $0.manifests?.serviceName } ?? app).\(spec.namespace ?? "default").svc"
     }
 
     public var budget: TargetBudget { Self.budget(spec) }
@@ -141,7 +142,8 @@ public final class KubernetesTarget: DeployTarget {
             let instance = TargetInstance(
                 name: name, release: ReleaseReference(annotations: annotations), url: url,
                 running: (deployment.int("status", "readyReplicas") ?? 0) > 0,
-                goodHistory: ReleaseReference.history(annotations: annotations), startedBy: annotations[KubernetesLabel.startedBy] as? String)
+                goodHistory: ReleaseReference.history(annotations: annotations),
+                startedBy: annotations[KubernetesLabel.startedBy] as? String)
             instances.append(instance)
             colourOf[colour] = instance
         }

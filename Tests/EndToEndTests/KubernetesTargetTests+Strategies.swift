@@ -1,0 +1,137 @@
+import Foundation
+import SlipwayProcess
+import SlipwayTestSupport
+import Testing
+
+extension KubernetesTargetTests {
+    @Test(
+        "preflight: a missing kubectl, a wrong context, a missing namespace and a forbidden verb are clear errors before anything changes")
+    func preflight() async throws {
+        try await Project.with(
+            environments: { kubeconfig in
+                """
+                  staging:
+                    target: \(Self.target(kubeconfig, namespace: "hello-staging", overlay: "staging"))
+                    strategy: rolling
+                  production:
+                    target: \(Self.target(kubeconfig, namespace: "hello-production", overlay: "production"))
+                    strategy: rolling
+                """
+            }, namespaces: ["hello-staging"]
+        ) { project in
+            // No namespace hello-production.
+            var result = try await project.deploy("production")
+            #expect(result.status == 1, "\(result.output)")
+            #expect(result.output.contains("namespace 'hello-production' does not exist"), "\(result.output)")
+            #expect(result.output.contains("kubectl create namespace hello-production"), "\(result.output)")
+            // No kubectl.
+            result = try await project.deploy("staging", environment: ["SLIPWAY_KUBECTL": "/nonexistent/kubectl"])
+            #expect(result.status == 1, "\(result.output)")
+            #expect(result.output.contains("kubectl (`/nonexistent/kubectl`) was not found"), "\(result.output)")
+            // A context the kubeconfig does not have.
+            let pipeline = try String(contentsOfFile: project.repo.directory.file("slipway.yml"), encoding: .utf8)
+            try project.repo.directory.write(
+                "slipway.yml", pipeline.replacingOccurrences(of: "context: kube-sim", with: "context: prod-eu"))
+            result = try await project.deploy("staging")
+            #expect(result.status == 1, "\(result.output)")
+            #expect(result.output.contains("context 'prod-eu' is not in"), "\(result.output)")
+            #expect(result.output.contains("it has: kube-sim"), "\(result.output)")
+            try project.repo.directory.write("slipway.yml", pipeline)
+            // Nothing was created by any of them.
+            let deployments = try await project.kubectl(["get", "deployments", "-A", "-o", "name"])
+            #expect(deployments.status == 0 && deployments.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+        }
+        // A user whose token allows reading only.
+        try await ContainerServices.shared { services in
+            let work = try TemporaryDirectory("kubernetes-forbidden")
+            defer { work.remove() }
+            let tokens = try work.write("tokens.csv", "admin-token,admin,1,system:masters\nviewer-token,viewer,2,viewers\n")
+            let cluster = try await KubeSimProcess(
+                state: work.file("state"), arguments: ["--token-auth-file", tokens, "--token", "viewer-token"],
+                environment: services.environment)
+            defer { Task { _ = try? await cluster.stop() } }
+            let repo = try await GitFixture("kubernetes-forbidden")
+            defer { repo.remove() }
+            for file in [
+                "base/kustomization.yaml", "base/deployment.yaml", "base/service.yaml", "base/ingress.yaml", "base/httproute.yaml",
+            ] {
+                try repo.directory.write(
+                    "Manifests/hello/\(file)", try String(contentsOfFile: "\(packageRoot)/Manifests/hello/\(file)", encoding: .utf8))
+            }
+            try repo.directory.write(
+                "slipway.yml",
+                """
+                app: hello
+                environments:
+                  production:
+                    target: { kubernetes: { manifests: Manifests/hello/base, kubeconfig: "\(cluster.kubeconfig)" } }
+                    strategy: rolling
+                stages:
+                  - { name: production, deploy: production }
+                """)
+            try await repo.git("add", ".")
+            try await repo.git("commit", "-q", "-m", "feat: hello")
+            let result = try await runDeploy(
+                ["production"], in: repo.path, environment: ["CI": "true", "HOME": work.file("home")])
+            #expect(result.status == 1, "\(result.output)")
+            #expect(result.output.contains("forbidden: this user may not get deployments.apps"), "\(result.output)")
+            #expect(result.output.contains("kubectl auth can-i get deployments.apps"), "\(result.output)")
+            _ = try await cluster.stop()
+        }
+    }
+
+    @Test(
+        "rolling: the Deployment's own update; a release that never becomes ready goes back to the recorded revision (exit 3), pinned; rollout history agrees"
+    )
+    func rolling() async throws {
+        try await Project.with(environments: { kubeconfig in
+            """
+              staging:
+                target: \(Self.target(kubeconfig, namespace: "hello-staging", overlay: "staging"))
+                strategy: rolling
+                gates: [health]
+              production:
+                target: \(Self.target(kubeconfig, namespace: "hello-production", overlay: "production"))
+                strategy: rolling
+                gates: [health]
+            """
+        }) { project in
+            var result = try await project.deploy("staging")
+            try #require(result.status == 0, "\(result.output)")
+            let address = try await project.address(service: "hello", namespace: "hello-staging")
+            #expect(await Self.get("http://\(address)/version")?.body == "1.0.0")
+            try await project.release("1.1.0")
+            result = try await project.deploy("staging")
+            try #require(result.status == 0, "\(result.output)")
+            #expect(result.output.contains("rollout status deployment/hello"), "every kubectl call is on the record: \(result.output)")
+            // Broken: /health answers 503, so its pods never become ready.
+            try await project.release("1.2.0", broken: true)
+            result = try await project.deploy("staging")
+            #expect(result.status == 3, "\(result.output)")
+            #expect(result.output.contains("did not become ready"), "\(result.output)")
+            #expect(result.output.contains("rollout undo deployment/hello --to-revision=2"), "\(result.output)")
+            #expect(await Self.get("http://\(address)/version")?.body == "1.1.0")
+            // kubectl rollout history: revisions 1 (1.0.0), 3 (1.2.0) and 4 (1.1.0 again: undo
+            // reuses revision 2's ReplicaSet under a new number), as Slipway's record says.
+            let history = try await project.kubectl(["rollout", "history", "deployment/hello", "-n", "hello-staging"])
+            let revisions = history.stdout.split(separator: "\n").dropFirst(2).compactMap { Int($0.split(separator: " ").first ?? "") }
+            #expect(revisions == [1, 3, 4], "\(history.stdout)")
+            let sets = try await project.json(["get", "replicasets", "-n", "hello-staging"])
+            let byRevision = Dictionary(
+                ((sets["items"] as? [[String: Any]]) ?? []).compactMap { set -> (String, String)? in
+                    let metadata = set["metadata"] as? [String: Any]
+                    let revision = (metadata?["annotations"] as? [String: Any])?["deployment.kubernetes.io/revision"] as? String
+                    let template = ((set["spec"] as? [String: Any])?["template"] as? [String: Any])?["metadata"] as? [String: Any]
+                    let version = (template?["annotations"] as? [String: Any])?["slipway.dev/version"] as? String
+                    return revision.flatMap { r in version.map { (r, $0) } }
+                }
+            ) { first, _ in first }
+            #expect(byRevision == ["1": "1.0.0", "3": "1.2.0", "4": "1.1.0"], "\(byRevision)")
+            // Pinned until unpinned.
+            result = try await project.deploy("staging")
+            #expect(result.status == 4, "\(result.output)")
+            let status = try await project.deploy("status", "--json")
+            #expect(status.output.contains("deployment/hello: 2/2 ready"), "\(status.output)")
+        }
+    }
+}

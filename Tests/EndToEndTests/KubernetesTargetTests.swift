@@ -1,0 +1,199 @@
+import Foundation
+import SlipwayProcess
+import SlipwayTestSupport
+import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// Real deploys of the example app to a Kubernetes target: the real kubectl against kube-sim,
+/// whose pods run in podman (the suite's podman service and registry). Each test has its own
+/// kube-sim (its own loopback block, state and containers), git repository and app, and stops
+/// them all at the end. One after another, as the docker target's tests, for the same reason.
+@Suite("deploy to a kubernetes target (kube-sim)", .timeLimit(.minutes(10)), .sharedContainerServices, .serialized)
+struct KubernetesTargetTests {
+    struct Project {
+        let repo: GitFixture
+        let cluster: KubeSimProcess
+        let home: String
+        let app: String
+        let environment: [String: String]
+
+        /// A repository with the example app, its manifests (kustomize base and overlays) and a
+        /// pipeline whose environments are `environments` (YAML, indented under `environments:`).
+        static func make(
+            _ services: ContainerServices, environments: @Sendable (_ kubeconfig: String) -> String, gates: String = "", simArguments: [String] = [],
+            namespaces: [String] = ["hello-staging", "hello-production"]
+        ) async throws -> Project {
+            let repo = try await GitFixture("kubernetes-target")
+            let app = "hello\(UUID().uuidString.prefix(6).lowercased())"
+            let example = packageRoot + "/Examples/hello"
+            for file in ["Containerfile", ".dockerignore", "prepare", "break", "app/start", "app/handler"] {
+                let contents = try String(contentsOfFile: "\(example)/\(file)", encoding: .utf8)
+                let executable = FileManager.default.isExecutableFile(atPath: "\(example)/\(file)")
+                try repo.directory.write("Examples/hello/\(file)", contents, executable: executable)
+            }
+            for file in [
+                "base/kustomization.yaml", "base/deployment.yaml", "base/service.yaml", "base/ingress.yaml", "base/httproute.yaml",
+                "overlays/staging/kustomization.yaml", "overlays/production/kustomization.yaml",
+            ] {
+                var contents = try String(contentsOfFile: "\(packageRoot)/Manifests/hello/\(file)", encoding: .utf8)
+                // Quicker probes than a real cluster's defaults; the same shape.
+                contents = contents.replacingOccurrences(of: "progressDeadlineSeconds: 60", with: "progressDeadlineSeconds: 15")
+                try repo.directory.write("Manifests/hello/\(file)", contents)
+            }
+            let cluster = try await KubeSimProcess(
+                state: repo.directory.file(".kube-sim"), arguments: simArguments, environment: services.environment)
+            try repo.directory.write(".gitignore", ".slipway/\n.kube-sim/\nhome/\nExamples/hello/busybox\nExamples/hello/app/version\n")
+            try repo.directory.write(
+                "slipway.yml",
+                """
+                app: \(app)
+                image: \(services.registry)/\(app)
+                environments:
+                \(environments(cluster.kubeconfig))
+                stages:
+                  - { name: prepare, run: [Examples/hello/prepare] }
+                  - { name: build, build: { context: Examples/hello, file: Containerfile, args: { VERSION: "${VERSION}" } } }
+                  - { name: push, push: {} }
+                  - { name: staging, deploy: staging }
+                  - { name: production, deploy: production }
+                gates:
+                  health: { http: { url: "${TARGET_URL}/health", status: 200, within: 2s }, every: 100ms, times: 3 }
+                  # Fails for a release the test marks bad after the fact (a file in .slipway/).
+                  marker: { command: [test, "!", -e, ".slipway/${VERSION}.bad"] }
+                \(gates)
+                """)
+            try await repo.git("add", ".")
+            try await repo.git("commit", "-q", "-m", "feat: hello")
+            try await repo.git("tag", "v1.0.0")
+            var environment = services.environment
+            environment["DOCKER"] = HelloCluster.docker
+            environment["CI"] = "true"
+            environment["HOME"] = repo.directory.file("home")
+            let project = Project(
+                repo: repo, cluster: cluster, home: repo.directory.file("home"), app: app, environment: environment)
+            for namespace in namespaces { _ = try await project.kubectl(["create", "namespace", namespace]) }
+            return project
+        }
+
+        static func with(
+            environments: @escaping @Sendable (_ kubeconfig: String) -> String, gates: String = "", simArguments: [String] = [],
+            namespaces: [String] = ["hello-staging", "hello-production"], _ body: @Sendable (Project) async throws -> Void
+        ) async throws {
+            try await ContainerServices.shared { services in
+                let project = try await Project.make(
+                    services, environments: environments, gates: gates, simArguments: simArguments, namespaces: namespaces)
+                do {
+                    try await body(project)
+                } catch {
+                    await project.tearDown()
+                    throw error
+                }
+                await project.tearDown()
+            }
+        }
+
+        func deploy(_ arguments: String..., environment extra: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+            try await runDeploy(arguments, in: repo.path, environment: environment.merging(extra) { $1 })
+        }
+
+        @discardableResult
+        func kubectl(_ arguments: [String]) async throws -> CommandResult {
+            try await SlipwayTestSupport.kubectl(arguments, kubeconfig: cluster.kubeconfig, home: home)
+        }
+
+        func json(_ arguments: [String]) async throws -> [String: Any] {
+            let result = try await kubectl(arguments + ["-o", "json"])
+            guard result.status == 0, let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+            else { throw DeployProcessError(message: "kubectl \(arguments.joined(separator: " ")): \(result.stderr)") }
+            return object
+        }
+
+        func release(_ version: String, broken: Bool = false) async throws {
+            if broken {
+                try repo.directory.write("Examples/hello/app/broken", "deliberately broken\n")
+            } else {
+                try? FileManager.default.removeItem(atPath: repo.directory.file("Examples/hello/app/broken"))
+            }
+            try repo.directory.write("CHANGES", version + "\n")
+            try await repo.git("add", "-A")
+            try await repo.git("commit", "-q", "-m", broken ? "feat: \(version), broken" : "feat: \(version)")
+            try await repo.git("tag", "v\(version)")
+        }
+
+        /// kube-sim stopped (it removes its containers), then the repository.
+        func tearDown() async {
+            _ = try? await cluster.stop()
+            repo.remove()
+        }
+
+        /// The address of a Service's load balancer.
+        func address(service: String, namespace: String) async throws -> String {
+            let object = try await json(["get", "service", service, "-n", namespace])
+            let ingress = ((object["status"] as? [String: Any])?["loadBalancer"] as? [String: Any])?["ingress"] as? [[String: Any]]
+            return try #require(ingress?.first?["ip"] as? String)
+        }
+    }
+
+    /// GET over a fresh connection each time, as a simple client would.
+    static func get(_ url: String) async -> (status: Int, body: String)? {
+        var request = URLRequest(url: URL(string: url)!, cachePolicy: .reloadIgnoringLocalAndRemoteCacheData)
+        request.timeoutInterval = 5
+        request.setValue("close", forHTTPHeaderField: "Connection")
+        guard let (data, response) = try? await URLSession.shared.data(for: request) else { return nil }
+        return (
+            (response as? HTTPURLResponse)?.statusCode ?? 0,
+            String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        )
+    }
+
+    /// Requests to one address until told to stop (at most `limit`); counts failures and the
+    /// versions seen, in order.
+    final class RequestLoop: Sendable {
+        let stopped = MutexBox(false)
+        let results = MutexBox<(ok: Int, failed: Int, versions: [String], failures: [String])>((0, 0, [], []))
+
+        func run(_ url: String, limit: Int) async {
+            for _ in 0..<limit {
+                if stopped.with({ $0 }) { return }
+                let answer = await KubernetesTargetTests.get(url + "/version")
+                results.with { results in
+                    if let answer, answer.status == 200 {
+                        results.ok += 1
+                        if results.versions.last != answer.body { results.versions.append(answer.body) }
+                    } else {
+                        results.failed += 1
+                        results.failures.append(answer.map { "\($0.status) \($0.body)" } ?? "no answer")
+                    }
+                }
+            }
+        }
+
+        /// Runs `body` with the loop going (its first answer in before `body` starts).
+        static func around<T: Sendable>(_ url: String, _ body: () async throws -> T) async rethrows -> (T, RequestLoop) {
+            let loop = RequestLoop()
+            let requests = Task { await loop.run(url, limit: 20_000) }
+            while loop.results.with({ $0.ok + $0.failed }) == 0 { await Task.yield() }
+            let value = try await body()
+            loop.stopped.with { $0 = true }
+            await requests.value
+            return (value, loop)
+        }
+    }
+
+    static func target(_ kubeconfig: String, namespace: String, overlay: String, router: String = "service", extra: String = "") -> String {
+        "{ kubernetes: { manifests: Manifests/hello/overlays/\(overlay), kubeconfig: \"\(kubeconfig)\", context: kube-sim, "
+            + "namespace: \(namespace), router: \(router)\(extra) } }"
+    }
+}
+
+/// The docker CLI the kubelet of kube-sim and the build stage use.
+enum HelloCluster {
+    static var docker: String {
+        FileManager.default.isExecutableFile(atPath: "/usr/local/bin/docker")
+            || FileManager.default.isExecutableFile(atPath: "/usr/bin/docker")
+            ? "docker" : "podman"
+    }
+}
