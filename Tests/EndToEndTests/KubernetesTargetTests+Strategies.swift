@@ -135,3 +135,60 @@ extension KubernetesTargetTests {
         }
     }
 }
+
+extension KubernetesTargetTests {
+    @Test(
+        "blue-green: no request through the Service fails during the switch; a failing gate goes back (exit 3, pinned); deploy rollback works with the run store deleted"
+    )
+    func blueGreen() async throws {
+        try await Project.with(environments: { kubeconfig in
+            """
+              staging:
+                target: \(Self.target(kubeconfig, namespace: "hello-staging", overlay: "staging"))
+                strategy: rolling
+                gates: [health]
+              production:
+                target: \(Self.target(kubeconfig, namespace: "hello-production", overlay: "production"))
+                strategy: { blue_green: { preview_gates: [health], bake: 1s } }
+                require_clean_tree: false
+                gates: [health, marker]
+            """
+        }) { project in
+            var result = try await project.deploy("production")
+            try #require(result.status == 0, "\(result.output)")
+            let address = try await project.address(service: "hello", namespace: "hello-production")
+            #expect(await Self.get("http://\(address)/version")?.body == "1.0.0")
+            // 1.1.0 while a client keeps asking through the Service's load balancer.
+            try await project.release("1.1.0")
+            let (deployed, loop) = try await RequestLoop.around("http://\(address)") { try await project.deploy("production") }
+            try #require(deployed.status == 0, "\(deployed.output)")
+            let seen = loop.results.with { $0 }
+            #expect(seen.failed == 0, "\(seen.failed) of \(seen.ok + seen.failed) requests failed: \(seen.failures.prefix(5))")
+            #expect(seen.versions.first == "1.0.0" && seen.versions.last == "1.1.0", "versions seen: \(seen.versions)")
+            #expect(deployed.output.contains("patch service hello --type=merge"), "\(deployed.output)")
+            // The old colour is gone once the bake passed; the Service selects the new one.
+            let deployments = try await project.kubectl(["get", "deployments", "-n", "hello-production", "-o", "name"])
+            #expect(deployments.stdout.split(separator: "\n").count == 1, "\(deployments.stdout)")
+
+            // 1.2.0's gate fails after the switch: back to 1.1.0, exit 3, pinned.
+            try await project.release("1.2.0")
+            try project.repo.directory.write(".slipway/1.2.0.bad", "bad\n")
+            result = try await project.deploy("production")
+            #expect(result.status == 3, "\(result.output)")
+            #expect(result.output.contains("rolled back to 1.1.0"), "\(result.output)")
+            #expect(await Self.get("http://\(address)/version")?.body == "1.1.0")
+            result = try await project.deploy("production")
+            #expect(result.status == 4, "\(result.output)")
+            #expect(try await project.deploy("unpin", "production", "--reason", "fix coming").status == 0)
+
+            // The run store is lost: deploy rollback finds 1.0.0 in the annotations on the cluster.
+            try FileManager.default.removeItem(atPath: project.repo.directory.file(".slipway/state.sqlite"))
+            result = try await project.deploy("rollback", "production", "--reason", "1.1.0 misbehaves")
+            #expect(result.status == 0, "\(result.output)")
+            #expect(result.output.contains("the record kept by hello-"), "\(result.output)")
+            #expect(await Self.get("http://\(address)/version")?.body == "1.0.0")
+            let status = try await project.deploy("status")
+            #expect(status.output.contains("1.0.0"), "\(status.output)")
+        }
+    }
+}

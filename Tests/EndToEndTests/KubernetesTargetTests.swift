@@ -23,7 +23,8 @@ struct KubernetesTargetTests {
         /// A repository with the example app, its manifests (kustomize base and overlays) and a
         /// pipeline whose environments are `environments` (YAML, indented under `environments:`).
         static func make(
-            _ services: ContainerServices, environments: @Sendable (_ kubeconfig: String) -> String, gates: String = "", simArguments: [String] = [],
+            _ services: ContainerServices, environments: @Sendable (_ kubeconfig: String) -> String, gates: String = "",
+            simArguments: [String] = [],
             namespaces: [String] = ["hello-staging", "hello-production"]
         ) async throws -> Project {
             let repo = try await GitFixture("kubernetes-target")
@@ -40,7 +41,7 @@ struct KubernetesTargetTests {
             ] {
                 var contents = try String(contentsOfFile: "\(packageRoot)/Manifests/hello/\(file)", encoding: .utf8)
                 // Quicker probes than a real cluster's defaults; the same shape.
-                contents = contents.replacingOccurrences(of: "progressDeadlineSeconds: 60", with: "progressDeadlineSeconds: 15")
+                contents = contents.replacingOccurrences(of: "progressDeadlineSeconds: 60", with: "progressDeadlineSeconds: 25")
                 try repo.directory.write("Manifests/hello/\(file)", contents)
             }
             let cluster = try await KubeSimProcess(

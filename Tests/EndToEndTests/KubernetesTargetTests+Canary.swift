@@ -1,0 +1,125 @@
+import Foundation
+import SlipwayProcess
+import SlipwayTestSupport
+import Testing
+
+extension KubernetesTargetTests {
+    @Test(
+        "canary through each router: requests through the router never fail while weights move; the kubectl command lines match kube-sim's request log",
+        arguments: ["service", "ingress-nginx", "httproute"])
+    func canary(router: String) async throws {
+        let work = try TemporaryDirectory("kubernetes-canary-log")
+        defer { work.remove() }
+        let log = work.file("requests.jsonl")
+        try await Project.with(
+            environments: { kubeconfig in
+                // The edge (Ingresses, HTTPRoutes) is 127.B.1.254 of the cluster's block.
+                let block =
+                    (try? String(
+                        contentsOfFile: URL(fileURLWithPath: kubeconfig).deletingLastPathComponent().path + "/network", encoding: .utf8))?
+                    .trimmingCharacters(in: .whitespacesAndNewlines) ?? "0"
+                let url = router == "httproute" ? ", url: \"http://127.\(block).1.254\"" : ""
+                return """
+                      staging:
+                        target: \(Self.target(kubeconfig, namespace: "hello-staging", overlay: "staging"))
+                        strategy: rolling
+                      production:
+                        target: \(Self.target(kubeconfig, namespace: "hello-production", overlay: "production", router: router, extra: url))
+                        strategy: { canary: { steps: [25, 50, 100] } }
+                        require_clean_tree: false
+                        gates: [health]
+                    """
+            }, simArguments: ["--request-log", log]
+        ) { project in
+            if router == "httproute" {
+                try #require(
+                    try await project.kubectl(["apply", "-f", "\(packageRoot)/Manifests/gateway-api/httproute-crd.yaml"]).status == 0)
+            }
+            let result = try await project.deploy("production")
+            try #require(result.status == 0, "\(result.output)")
+            let status = try await project.deploy("status", "production", "--json")
+            let url = try #require(Self.serviceURL(status.output), "\(status.output)")
+            #expect(await Self.get(url + "/version")?.body == "1.0.0", "\(url)")
+
+            try await project.release("1.1.0")
+            let (deployed, loop) = try await RequestLoop.around(url) { try await project.deploy("production") }
+            try #require(deployed.status == 0, "\(deployed.output)")
+            let seen = loop.results.with { $0 }
+            #expect(seen.failed == 0, "\(seen.failed) of \(seen.ok + seen.failed) requests failed: \(seen.failures.prefix(5))")
+            #expect(seen.versions.first == "1.0.0" && seen.versions.last == "1.1.0", "versions seen: \(seen.versions)")
+            #expect(await Self.get(url + "/version")?.body == "1.1.0")
+
+            // Every kubectl command line Slipway recorded, against what kube-sim was asked.
+            let commands = deployed.output.split(separator: "\n").compactMap { line -> [String]? in
+                guard let start = line.range(of: "$ kubectl ") else { return nil }
+                return line[start.upperBound...].split(separator: " ").map(String.init)
+            }
+            let requests = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").compactMap { line in
+                try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            }
+            func asked(_ method: String, _ pathSuffix: String, contentType: String? = nil) -> Bool {
+                requests.contains { request in
+                    request["method"] as? String == method && (request["path"] as? String)?.hasSuffix(pathSuffix) == true
+                        && (contentType.map { (request["contentType"] as? String)?.hasPrefix($0) == true } ?? true)
+                }
+            }
+            let namespace = "/namespaces/hello-production"
+            var checked = Set<String>()
+            for command in commands {
+                let verb =
+                    command.drop { $0.hasPrefix("-") || $0.hasPrefix("/") || $0 == "kube-sim" || $0.hasSuffix("kubeconfig") }
+                    .first { !$0.hasPrefix("-") && $0 != "hello-production" } ?? ""
+                switch verb {
+                case "patch":
+                    #expect(command.contains("--type=merge"))
+                    #expect(asked("PATCH", "\(namespace)/services/hello", contentType: "application/merge-patch+json"), "\(command)")
+                case "scale":
+                    let name = command.first { $0.hasPrefix("deployment/") }.map { String($0.dropFirst("deployment/".count)) } ?? "?"
+                    #expect(asked("PATCH", "\(namespace)/deployments/\(name)/scale"), "\(command)")
+                case "apply":
+                    // Client-side apply: a strategic merge patch of what exists, a create of what does not.
+                    #expect(
+                        asked("PATCH", "", contentType: "application/strategic-merge-patch+json") || asked("POST", ""), "\(command)")
+                    if router == "httproute" {
+                        #expect(
+                            asked("PATCH", "\(namespace)/httproutes/hello", contentType: "application/merge-patch+json")
+                                || asked("POST", "\(namespace)/httproutes"), "\(command)")
+                    }
+                    if router == "ingress-nginx" {
+                        #expect(
+                            asked("POST", "\(namespace)/ingresses") || asked("PATCH", "\(namespace)/ingresses/hello-canary"), "\(command)")
+                    }
+                case "rollout":
+                    #expect(asked("GET", "\(namespace)/deployments"), "\(command)")
+                case "delete":
+                    #expect(
+                        asked("DELETE", "\(namespace)/deployments/hello-blue") || asked("DELETE", "\(namespace)/deployments/hello-green"))
+                case "get", "version", "config", "auth", "kustomize":
+                    break
+                default:
+                    Issue.record("a kubectl command the test does not know: \(command)")
+                }
+                checked.insert(verb)
+            }
+            #expect(checked.isSuperset(of: ["apply", "rollout"]), "\(checked)")
+            switch router {
+            case "service": #expect(checked.isSuperset(of: ["patch", "scale"]), "\(checked)")
+            default: #expect(checked.contains("apply"), "\(checked)")
+            }
+        }
+    }
+
+    /// `url` of the production target in `deploy status --json`.
+    static func serviceURL(_ json: String) -> String? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) else { return nil }
+        func find(_ value: Any) -> String? {
+            if let dictionary = value as? [String: Any] {
+                if dictionary["kind"] as? String == "kubernetes", let url = dictionary["url"] as? String { return url }
+                for (_, inner) in dictionary { if let found = find(inner) { return found } }
+            }
+            if let array = value as? [Any] { for inner in array { if let found = find(inner) { return found } } }
+            return nil
+        }
+        return find(object)
+    }
+}
