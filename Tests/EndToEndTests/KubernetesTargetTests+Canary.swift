@@ -123,3 +123,42 @@ extension KubernetesTargetTests {
         return find(object)
     }
 }
+
+extension KubernetesTargetTests {
+    @Test("a canary deploy killed with SIGKILL at its first step: status shows the split and the interrupted run; deploy rollback gives the stable release all traffic")
+    func killedMidCanary() async throws {
+        try await Project.with(environments: { kubeconfig in
+            """
+              staging:
+                target: \(Self.target(kubeconfig, namespace: "hello-staging", overlay: "staging"))
+                strategy: rolling
+              production:
+                target: \(Self.target(kubeconfig, namespace: "hello-production", overlay: "production"))
+                strategy: { canary: { steps: [25, 50, 100] } }
+                require_clean_tree: false
+                gates: [health]
+            """
+        }) { project in
+            var result = try await project.deploy("production")
+            try #require(result.status == 0, "\(result.output)")
+            let address = try await project.address(service: "hello", namespace: "hello-production")
+            try await project.release("1.1.0")
+            // Killed (debug build's fault point) once the first canary step is in force.
+            result = try await project.deploy("production", environment: ["SLIPWAY_KILL_AT": "moved"])
+            #expect(result.status != 0 && result.status != 3, "\(result.output)")
+            let service = try await project.json(["get", "service", "hello", "-n", "hello-production"])
+            let selector = (service["spec"] as? [String: Any])?["selector"] as? [String: Any]
+            #expect(selector?["slipway.dev/colour"] == nil, "both colours behind the Service: \(String(describing: selector))")
+            let status = try await project.deploy("status", "production")
+            #expect(status.output.contains("interrupted"), "\(status.output)")
+            #expect(status.output.contains("1.1.0") && status.output.contains("1.0.0"), "\(status.output)")
+            result = try await project.deploy("rollback", "production", "--reason", "deploy died")
+            #expect(result.status == 0, "\(result.output)")
+            var versions = Set<String>()
+            for _ in 0..<12 { if let answer = await Self.get("http://\(address)/version") { versions.insert(answer.body) } }
+            #expect(versions == ["1.0.0"], "\(versions)")
+            let deployments = try await project.kubectl(["get", "deployments", "-n", "hello-production", "-o", "name"])
+            #expect(deployments.stdout.split(separator: "\n").count == 1, "\(deployments.stdout)")
+        }
+    }
+}
