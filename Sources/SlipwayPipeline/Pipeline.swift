@@ -284,6 +284,8 @@ public struct GateSpec: Sendable {
         case http(url: String, status: Int?, body: String?, within: Duration?)
         case prometheus(url: String, query: String)
         case command([String])
+        /// Every replica of the release ready and none restarting, as its target says.
+        case readiness
     }
 }
 

@@ -89,7 +89,7 @@ extension KubernetesTargetTests {
               staging:
                 target: \(Self.target(kubeconfig, namespace: "hello-staging", overlay: "staging"))
                 strategy: rolling
-                gates: [health]
+                gates: [health, readiness]
               production:
                 target: \(Self.target(kubeconfig, namespace: "hello-production", overlay: "production"))
                 strategy: rolling
@@ -104,6 +104,7 @@ extension KubernetesTargetTests {
             result = try await project.deploy("staging")
             try #require(result.status == 0, "\(result.output)")
             #expect(result.output.contains("rollout status deployment/hello"), "every kubectl call is on the record: \(result.output)")
+            #expect(result.output.contains("2/2 pods of 1.1.0 ready, 0 restarts"), "the readiness gate: \(result.output)")
             // Broken: /health answers 503, so its pods never become ready.
             try await project.release("1.2.0", broken: true)
             result = try await project.deploy("staging")
@@ -149,9 +150,9 @@ extension KubernetesTargetTests {
                 gates: [health]
               production:
                 target: \(Self.target(kubeconfig, namespace: "hello-production", overlay: "production"))
-                strategy: { blue_green: { preview_gates: [health], bake: 1s } }
+                strategy: { blue_green: { preview_gates: [health, readiness], bake: 1s } }
                 require_clean_tree: false
-                gates: [health, marker]
+                gates: [health, readiness, marker]
             """
         }) { project in
             var result = try await project.deploy("production")
@@ -166,6 +167,7 @@ extension KubernetesTargetTests {
             #expect(seen.failed == 0, "\(seen.failed) of \(seen.ok + seen.failed) requests failed: \(seen.failures.prefix(5))")
             #expect(seen.versions.first == "1.0.0" && seen.versions.last == "1.1.0", "versions seen: \(seen.versions)")
             #expect(deployed.output.contains("patch service hello --type=merge"), "\(deployed.output)")
+            #expect(deployed.output.contains("3/3 pods of 1.1.0 ready, 0 restarts"), "the readiness gate: \(deployed.output)")
             // The old colour is gone once the bake passed; the Service selects the new one.
             let deployments = try await project.kubectl(["get", "deployments", "-n", "hello-production", "-o", "name"])
             #expect(deployments.stdout.split(separator: "\n").count == 1, "\(deployments.stdout)")

@@ -64,6 +64,7 @@ struct KubernetesTargetTests {
                   health: { http: { url: "${TARGET_URL}/health", status: 200, within: 2s }, every: 100ms, times: 3 }
                   # Fails for a release the test marks bad after the fact (a file in .slipway/).
                   marker: { command: [test, "!", -e, ".slipway/${VERSION}.bad"] }
+                  readiness: { readiness: {} }
                 \(gates)
                 """)
             try await repo.git("add", ".")

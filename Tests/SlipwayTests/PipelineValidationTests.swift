@@ -287,6 +287,25 @@ let brokenPipelines: [BrokenPipeline] = [
             "app: hello\nenvironments:\n  staging: { target: { docker: { listen: \"127.0.0.1:8081\", port: 70000 } } }\nstages:\n  - { name: a, run: [true] }\n",
         line: 3, column: 66, message: "port 70000 is not a TCP port (1 to 65535)"),
     BrokenPipeline(
+        name: "kubernetes target without manifests",
+        yaml: "app: hello\nenvironments:\n  staging: { target: { kubernetes: { namespace: hello } } }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 36, message: "the kubernetes target has no 'manifests'",
+        hint: "a kustomize directory, a directory of YAML files or one file, e.g. `manifests: Manifests/hello/overlays/production`"),
+    BrokenPipeline(
+        name: "kubernetes router misspelt",
+        yaml:
+            "app: hello\nenvironments:\n  staging: { target: { kubernetes: { manifests: k8s, router: ingres-nginx } } }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 62, message: "unknown router 'ingres-nginx'", hint: "did you mean 'ingress-nginx'?"),
+    BrokenPipeline(
+        name: "kubernetes url not http",
+        yaml:
+            "app: hello\nenvironments:\n  staging: { target: { kubernetes: { manifests: k8s, url: hello.example.com } } }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 59, message: "url 'hello.example.com' is not an http(s) address", hint: "e.g. `url: https://hello.example.com`"),
+    BrokenPipeline(
+        name: "readiness gate with settings",
+        yaml: "app: hello\ngates:\n  r: { readiness: { pods: 3 } }\nstages:\n  - { name: a, run: [true] }\n",
+        line: 3, column: 21, message: "unknown key 'pods' in readiness"),
+    BrokenPipeline(
         name: "rehearse_rollback not a boolean",
         yaml: "app: hello\nenvironments:\n  staging: { rehearse_rollback: often }\nstages:\n  - { name: a, run: [true] }\n",
         line: 3, column: 33, message: "rehearse_rollback must be true or false"),

@@ -12,6 +12,9 @@ struct GateTargets: Sendable {
     /// The release being checked, when it is not this run's (a rollback verifying the previous
     /// one): `${VERSION}`, `${SHA}` and `${SHORT_SHA}` then name it.
     var release: ReleaseReference? = nil
+    /// The instance checked and its target, for gates the target answers (`readiness`).
+    var instance: TargetInstance? = nil
+    var target: (any DeployTarget)? = nil
 }
 
 /// A moment, noted once (later marks keep the first): when the first gate measurement failed,
@@ -145,6 +148,11 @@ extension RunContext {
             inner = HTTPCheck(url: address, status: status, body: try body.map { try Variables.expand($0, with: values) }, within: within)
         case .prometheus(let url, let query):
             inner = PrometheusCheck(url: try Variables.expand(url, with: values), query: try Variables.expand(query, with: values))
+        case .readiness:
+            guard let target = targets.target, let instance = targets.instance else {
+                throw GateSetupError(description: "gate \(gate.name): a readiness gate checks a release on a target; here there is none")
+            }
+            inner = ReadinessCheck(target: target, instance: instance)
         case .command(let argv):
             var env = try childEnvironment(stage: "gate", values: values)
             for (name, value) in values where name.hasPrefix("DEPLOY_") { env[name] = value }
@@ -171,6 +179,7 @@ extension Plan {
                 case .http(_, _, _, let within): (within ?? HTTPCheck.defaultLimit) + .seconds(1)
                 case .prometheus: .seconds(11)
                 case .command: CommandCheck.limit
+                case .readiness: .seconds(30)
                 }
             return total.saturatingPlus(GateRunner.worstCase(gate, measurementLimit: limit))
         }
@@ -206,6 +215,20 @@ extension GateSpec {
             return "prometheus \(url): \(query)" + cadence
         case .command(let argv):
             return argv.joined(separator: " ") + cadence
+        case .readiness:
+            return "every replica of \(targets.instance?.label ?? "the release") ready, none restarting" + cadence
         }
+    }
+}
+
+/// The `readiness` gate: the target says whether every replica of the release is ready and none
+/// restarting.
+struct ReadinessCheck: GateChecking {
+    let target: any DeployTarget
+    let instance: TargetInstance
+
+    func measure() async -> GateMeasurement {
+        let (ready, detail) = await target.readiness(of: instance)
+        return GateMeasurement(at: Date(), passed: ready, detail: detail)
     }
 }

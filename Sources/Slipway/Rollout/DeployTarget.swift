@@ -155,6 +155,9 @@ public protocol DeployTarget: Sendable {
     /// Checks, before anything changes, that this target can be driven at all (the tool found, the
     /// cluster reached, the verbs allowed); says what it checked. Most targets have nothing to check.
     func preflight(say: @escaping @Sendable (String) -> Void) async throws
+    /// Whether every replica of `instance` is ready and none restarting, in a few words (the
+    /// `readiness` gate). A target without replicas says whether the instance runs.
+    func readiness(of instance: TargetInstance) async -> (ready: Bool, detail: String)
 
     func status() async -> TargetStatus
     /// Removes every instance and stops the router; returns what it did, a line each.
@@ -163,6 +166,16 @@ public protocol DeployTarget: Sendable {
 
 extension DeployTarget {
     public func preflight(say: @escaping @Sendable (String) -> Void) async throws {}
+
+    public func readiness(of instance: TargetInstance) async -> (ready: Bool, detail: String) {
+        do {
+            let found = try await observe().instances.first { $0.name == instance.name }
+            guard let found else { return (false, "\(instance.name) is gone") }
+            return found.running ? (true, "\(instance.name) runs") : (false, "\(instance.name) is not running")
+        } catch {
+            return (false, "cannot read \(kind): \(error)")
+        }
+    }
 }
 
 /// A change of the traffic split that failed before anything changed: the split before is still in

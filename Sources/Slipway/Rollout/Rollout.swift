@@ -21,7 +21,7 @@ struct Rollout: Sendable {
     var clock: any Clock<Duration> { context.engine.clock }
 
     func targets(_ instance: TargetInstance, release: ReleaseReference? = nil) -> GateTargets {
-        GateTargets(targetURL: instance.url, serviceURL: target.serviceURL, release: release)
+        GateTargets(targetURL: instance.url, serviceURL: target.serviceURL, release: release, instance: instance, target: target)
     }
 
     // MARK: - Gates

@@ -13,7 +13,7 @@ extension PipelineReader {
                     keyNode, "gate name \(shown(name)) is not valid" + tooLong(name), hint: "use 1 to 63 letters, digits, '-', '_' and '.'")
             }
             guard let settings = mapping(value, "gate '\(name)'") else { continue }
-            let kinds = ["http", "prometheus", "command"]
+            let kinds = ["http", "prometheus", "command", "readiness"]
             checkKeys(
                 settings, allowed: kinds + ["below", "above", "every", "times", "failure_limit", "initial_delay"],
                 in: "gate '\(name)'")
@@ -21,7 +21,7 @@ extension PipelineReader {
             guard present.count == 1 else {
                 error(
                     keyNode, present.isEmpty ? "gate '\(name)' checks nothing" : "gate '\(name)' has more than one check",
-                    hint: "give it exactly one of: http, prometheus, command")
+                    hint: "give it exactly one of: http, prometheus, command, readiness")
                 continue
             }
             guard let check = gateCheck(kind: present[0].key, node: present[0].value, gate: name) else { continue }
@@ -45,6 +45,11 @@ extension PipelineReader {
             if argv.isEmpty { error(node, "gate '\(gate)': command is empty"); return nil }
             checkReferences(argv: argv, node: node, allowed: nil)
             return .command(argv)
+        case "readiness":
+            if !isNull(node), let pairs = mapping(node, "readiness", hint: "`readiness: {}` takes no settings") {
+                checkKeys(pairs, allowed: [], in: "readiness")
+            }
+            return .readiness
         case "http":
             guard let pairs = mapping(node, "http", hint: "e.g. `http: { url: \"${TARGET_URL}/health\", status: 200 }`") else { return nil }
             checkKeys(pairs, allowed: ["url", "status", "body", "within"], in: "http")

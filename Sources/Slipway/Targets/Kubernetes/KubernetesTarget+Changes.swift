@@ -508,3 +508,42 @@ extension KubernetesTarget {
 public struct KubernetesPreflight: Error, Sendable, CustomStringConvertible {
     public var description: String
 }
+
+extension KubernetesTarget {
+    /// The `readiness` gate: every pod of the release ready, as many as wanted, and no container
+    /// restarted.
+    public func readiness(of instance: TargetInstance) async -> (ready: Bool, detail: String) {
+        do {
+            let wanted: Int
+            let selector: String
+            if inPlace {
+                let manifests = try await manifests()
+                guard let run = instance.release?.run,
+                    let set = try await kubectl.items("replicasets.apps", selector: self.selector).first(where: { set in
+                        set.string("spec", "template", "metadata", "annotations", KubernetesLabel.run) == String(run)
+                    }), let hash = set.string("metadata", "labels", "pod-template-hash")
+                else { return (false, "no ReplicaSet of deployment/\(manifests.deploymentName) runs \(instance.label)") }
+                wanted = set.int("spec", "replicas") ?? 0
+                selector = "pod-template-hash=\(hash)"
+            } else {
+                guard let deployment = try await kubectl.object("deployment", instance.name),
+                    let matchLabels = deployment[path: "spec", "selector", "matchLabels"] as? [String: Any]
+                else { return (false, "deployment/\(instance.name) is gone") }
+                wanted = deployment.int("spec", "replicas") ?? 0
+                selector = matchLabels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+            }
+            let pods = try await kubectl.items("pods", selector: selector).filter { $0[path: "metadata", "deletionTimestamp"] == nil }
+            var ready = 0
+            var restarts = 0
+            for pod in pods {
+                let statuses = (pod[path: "status", "containerStatuses"] as? [[String: Any]]) ?? []
+                if !statuses.isEmpty, statuses.allSatisfy({ $0["ready"] as? Bool == true }) { ready += 1 }
+                restarts += statuses.reduce(0) { $0 + ((($1["restartCount"] as? NSNumber)?.intValue) ?? 0) }
+            }
+            let detail = "\(ready)/\(wanted) pods of \(instance.label) ready, \(restarts) restart\(restarts == 1 ? "" : "s")"
+            return (wanted > 0 && ready >= wanted && restarts == 0, detail)
+        } catch {
+            return (false, "cannot read the cluster: \(error)")
+        }
+    }
+}
