@@ -26,11 +26,26 @@ struct Status: AsyncParsableCommand {
         var pinned: Pin?
         /// What the target serves now, as the target itself says (nginx and the containers, for docker).
         var serving: TargetStatus?
+        /// What serves is not what Slipway last recorded there (a change made outside deploy).
+        var drift: String?
 
         enum CodingKeys: String, CodingKey {
-            case environment, latest, frozen, pinned, serving
+            case environment, latest, frozen, pinned, serving, drift
             case lastGood = "last_good", heldBy = "held_by", holderGone = "holder_gone"
         }
+    }
+
+    /// When the last run here finished (succeeded or rolled back), what takes most traffic should
+    /// be the release Slipway last recorded as good; anything else was changed outside deploy.
+    static func drift(serving: TargetStatus?, lastGood: RunRecord?, latest: RunRecord?) -> String? {
+        guard let serving, let lastGood, let image = lastGood.image, let latest,
+            latest.id == lastGood.id || latest.outcome == .rolledBack,
+            let primary = serving.routes.max(by: { $0.weight < $1.weight })
+        else { return nil }
+        let recorded = Release(sha: lastGood.sha, version: lastGood.version).description
+        guard let serves = primary.image, serves != image else { return nil }
+        return "\(serving.kind) serves \(primary.release), but Slipway last recorded \(recorded) (\(image), run \(lastGood.id)) here: "
+            + "changed outside deploy? `deploy \(lastGood.environment)` or `deploy rollback \(lastGood.environment)` puts it back in line"
     }
 
     /// A process on this host that no longer runs.
@@ -66,13 +81,15 @@ struct Status: AsyncParsableCommand {
                     latest?.outcome = .interrupted
                     latest?.reason = "its deploy process (pid \(run.ownerPID)) is gone; the next deploy or rollback records it"
                 }
-                await statuses.append(
+                let lastGood = try await store.lastSucceeded(environment: name)
+                statuses.append(
                     EnvironmentStatus(
-                        environment: name, lastGood: try store.lastSucceeded(environment: name), latest: latest,
+                        environment: name, lastGood: lastGood, latest: latest,
                         heldBy: lease?.description, holderGone: holderGone == true ? true : nil,
                         frozen: pipeline?.environment(named: name)?.freezes.first { $0.contains(now) }.map {
                             "\($0.reason) (\($0.description))"
-                        }, pinned: try await store.pin(environment: name), serving: serving))
+                        }, pinned: try await store.pin(environment: name), serving: serving,
+                        drift: Self.drift(serving: serving, lastGood: lastGood, latest: latest)))
             }
             if json {
                 print(try encodeJSON(statuses))
@@ -119,6 +136,7 @@ struct Status: AsyncParsableCommand {
                     }
                     if let problem = serving.problem { print("  problem     \(problem)") }
                 }
+                if let drift = status.drift { print("  drift       \(drift)") }
             }
         }
     }

@@ -125,7 +125,9 @@ extension KubernetesTargetTests {
 }
 
 extension KubernetesTargetTests {
-    @Test("a canary deploy killed with SIGKILL at its first step: status shows the split and the interrupted run; deploy rollback gives the stable release all traffic")
+    @Test(
+        "a canary deploy killed with SIGKILL at its first step: status shows the split and the interrupted run; deploy rollback gives the stable release all traffic"
+    )
     func killedMidCanary() async throws {
         try await Project.with(environments: { kubeconfig in
             """

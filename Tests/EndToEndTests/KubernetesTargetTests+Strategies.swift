@@ -131,8 +131,14 @@ extension KubernetesTargetTests {
             // Pinned until unpinned.
             result = try await project.deploy("staging")
             #expect(result.status == 4, "\(result.output)")
-            let status = try await project.deploy("status", "--json")
+            var status = try await project.deploy("status", "--json")
             #expect(status.output.contains("deployment/hello: 2/2 ready"), "\(status.output)")
+            #expect(!status.output.contains("drift"), "\(status.output)")
+            // Someone changes the image by hand: status says the cluster drifted from the record.
+            let image = "127.0.0.1:5000/somebody-else:1.0"
+            #expect(try await project.kubectl(["set", "image", "deployment/hello", "hello=\(image)", "-n", "hello-staging"]).status == 0)
+            status = try await project.deploy("status", "staging")
+            #expect(status.output.contains("drift: deployment/hello runs \(image) but Slipway deployed"), "\(status.output)")
         }
     }
 }

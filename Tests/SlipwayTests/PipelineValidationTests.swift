@@ -288,7 +288,8 @@ let brokenPipelines: [BrokenPipeline] = [
         line: 3, column: 66, message: "port 70000 is not a TCP port (1 to 65535)"),
     BrokenPipeline(
         name: "kubernetes target without manifests",
-        yaml: "app: hello\nenvironments:\n  staging: { target: { kubernetes: { namespace: hello } } }\nstages:\n  - { name: a, run: [true] }\n",
+        yaml:
+            "app: hello\nenvironments:\n  staging: { target: { kubernetes: { namespace: hello } } }\nstages:\n  - { name: a, run: [true] }\n",
         line: 3, column: 36, message: "the kubernetes target has no 'manifests'",
         hint: "a kustomize directory, a directory of YAML files or one file, e.g. `manifests: Manifests/hello/overlays/production`"),
     BrokenPipeline(

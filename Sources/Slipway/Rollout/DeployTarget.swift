@@ -102,6 +102,8 @@ public struct TargetStatus: Sendable, Encodable {
 
     public struct Route: Sendable, Encodable {
         public var release: String
+        /// The image the release runs, as the target says.
+        public var image: String?
         public var weight: Int
         public var instance: String
         public var url: String
@@ -113,7 +115,9 @@ public struct TargetStatus: Sendable, Encodable {
         self.kind = kind
         self.url = url
         self.routes = routes.map {
-            Route(release: $0.instance.release?.description ?? "?", weight: $0.weight, instance: $0.instance.name, url: $0.instance.url)
+            Route(
+                release: $0.instance.release?.description ?? "?", image: $0.instance.release?.image, weight: $0.weight,
+                instance: $0.instance.name, url: $0.instance.url)
         }
         self.details = details
         self.instances = instances
