@@ -72,7 +72,9 @@ printf 'git log --oneline:    %.3f s (median of %d), peak memory %d MiB\n' "$g" 
 tags=${TAGS:-3000}
 tagged=$work/tagged
 git init -q -b main "$tagged"
-# v0.1.0, v0.2.0 … on every second commit, HEAD three commits past the last.
+# v0.1.0, v0.2.0 … on every second commit, HEAD three commits past the last (one argument each:
+# the splitting is wanted).
+# shellcheck disable=SC2046
 stream $((tags * 2 + 3)) $(for t in $(seq 1 "$tags"); do echo "v$((t / 100)).$((t % 100)).0:$((t * 2))"; done) > "$work/tags-stream"
 git -C "$tagged" fast-import --quiet < "$work/tags-stream"
 git -C "$tagged" checkout -q main

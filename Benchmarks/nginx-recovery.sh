@@ -9,7 +9,7 @@
 set -euo pipefail
 rounds=${ROUNDS:-5}
 environments="web"
-# shellcheck source=example-project.sh
+# shellcheck source=Benchmarks/example-project.sh
 source "$(dirname "$0")/example-project.sh"
 listen_port=$(free_port)
 printf '.slipway/\nExamples/hello/busybox\nExamples/hello/app/version\n' > .gitignore

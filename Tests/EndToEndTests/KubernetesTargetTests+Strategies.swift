@@ -159,6 +159,7 @@ extension KubernetesTargetTests {
                 strategy: { blue_green: { preview_gates: [health, readiness], bake: 1s } }
                 require_clean_tree: false
                 gates: [health, readiness, marker]
+                rehearse_rollback: true
             """
         }) { project in
             var result = try await project.deploy("production")
@@ -174,6 +175,8 @@ extension KubernetesTargetTests {
             #expect(seen.versions.first == "1.0.0" && seen.versions.last == "1.1.0", "versions seen: \(seen.versions)")
             #expect(deployed.output.contains("patch service hello --type=merge"), "\(deployed.output)")
             #expect(deployed.output.contains("3/3 pods of 1.1.0 ready, 0 restarts"), "the readiness gate: \(deployed.output)")
+            // Rehearsal: back to 1.0.0's colour (one patch of the selector) and forward again.
+            #expect(deployed.output.contains("rollback rehearsal passed"), "\(deployed.output)")
             // The old colour is gone once the bake passed; the Service selects the new one.
             let deployments = try await project.kubectl(["get", "deployments", "-n", "hello-production", "-o", "name"])
             #expect(deployments.stdout.split(separator: "\n").count == 1, "\(deployments.stdout)")

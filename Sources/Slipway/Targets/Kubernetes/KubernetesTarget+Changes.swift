@@ -122,6 +122,7 @@ extension KubernetesTarget {
         let others = manifests.others.map { ManifestEdit.merging($0, ["metadata", "labels"], labels) }
         try await kubectl.apply(others + [deployment, service], record: transcript.record)
         try await waitForRollout(name, record: transcript.record)
+        knownReplicas.withLock { $0[name] = manifests.replicas }
         let url = try await address(ofService: name, record: transcript.record)
         say("\(name) ready, answering at \(url) (its own Service)")
         return TargetInstance(name: name, release: release, url: url, goodHistory: history, startedBy: String(run))
@@ -347,12 +348,16 @@ extension KubernetesTarget {
 
     /// `kubectl scale` and, when it changed anything, the rollout until ready.
     func scale(_ deployment: String, to replicas: Int, record: @escaping @Sendable (String) -> Void) async throws {
-        guard let object = try await kubectl.object("deployment", deployment) else {
-            throw NotReady(description: "deployment/\(deployment) does not exist")
+        if knownReplicas.withLock({ $0[deployment] }) != replicas {
+            guard let object = try await kubectl.object("deployment", deployment) else {
+                throw NotReady(description: "deployment/\(deployment) does not exist")
+            }
+            if object.int("spec", "replicas") != replicas {
+                try await kubectl.run(["scale", "deployment/\(deployment)", "--replicas=\(replicas)"], record: record)
+                try await waitForRollout(deployment, record: record)
+            }
         }
-        guard object.int("spec", "replicas") != replicas else { return }
-        try await kubectl.run(["scale", "deployment/\(deployment)", "--replicas=\(replicas)"], record: record)
-        try await waitForRollout(deployment, record: record)
+        knownReplicas.withLock { $0[deployment] = replicas }
     }
 
     /// Rolling: the Deployment at the release's revision when the cluster still has it (`rollout

@@ -28,6 +28,9 @@ public final class KubernetesTarget: DeployTarget {
     let pipelineImage: String?
     let inPlace: Bool
     let cache = Mutex<(manifests: AppManifests?, url: String?)>((nil, nil))
+    /// Each colour Deployment's replica count as this process last read or set it: a move back to
+    /// a colour known to be at full strength is then one `kubectl patch`, no read first.
+    let knownReplicas = Mutex<[String: Int]>([:])
 
     public init(_ spec: KubernetesTargetSpec, setting: TargetSetting) {
         var processEnvironment = setting.processEnvironment
@@ -51,10 +54,11 @@ public final class KubernetesTarget: DeployTarget {
     public var budget: TargetBudget { Self.budget(spec) }
 
     /// A rollout waits at most its ready timeout (the Deployment's progress deadline, 600 s when
-    /// unknown); a move is a patch or an apply, except on the rolling shape, where it is the rollout.
+    /// unknown); so may a move: on the rolling shape it is the rollout, and a replica-ratio split
+    /// waits for the scaled Deployment.
     public static func budget(_ spec: KubernetesTargetSpec) -> TargetBudget {
         let ready = spec.readyTimeout ?? .seconds(600)
-        return TargetBudget(stage: ready + .seconds(30), route: .seconds(30))
+        return TargetBudget(stage: ready + .seconds(30), route: ready + .seconds(30))
     }
 
     /// `slipway.dev/app=hello,slipway.dev/environment=production`: everything Slipway applied here.
@@ -146,6 +150,7 @@ public final class KubernetesTarget: DeployTarget {
                 startedBy: annotations[KubernetesLabel.startedBy] as? String)
             instances.append(instance)
             colourOf[colour] = instance
+            if let replicas = deployment.int("spec", "replicas") { knownReplicas.withLock { $0[name] = replicas } }
         }
         let routes = try await routes(manifests, main: main, colourOf: colourOf, deployments: objects)
         return TargetObservation(instances: instances, routes: routes)
