@@ -22,7 +22,7 @@ extension DockerTargetTests {
             try await project.release("1.1.0")
             let loop = RequestLoop()
             let port = project.staging
-            let requests = Task { await loop.run(port: port, limit: 5000) }
+            let requests = Task { await loop.run("http://127.0.0.1:\(port)", limit: 5000) }
             while loop.results.with({ $0.ok + $0.failed }) == 0 { await Task.yield() }
             result = try await project.deploy("staging")
             loop.stopped.with { $0 = true }

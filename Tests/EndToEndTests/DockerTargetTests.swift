@@ -31,12 +31,7 @@ struct DockerTargetTests {
             let app = "hello\(UUID().uuidString.prefix(6).lowercased())"
             let staging = try ContainerServices.freePort()
             let productionPort = try ContainerServices.freePort()
-            let example = packageRoot + "/Examples/hello"
-            for file in ["Containerfile", ".dockerignore", "prepare", "break", "app/start", "app/handler"] {
-                let contents = try String(contentsOfFile: "\(example)/\(file)", encoding: .utf8)
-                let executable = FileManager.default.isExecutableFile(atPath: "\(example)/\(file)")
-                try repo.directory.write("Examples/hello/\(file)", contents, executable: executable)
-            }
+            try ExampleApp.copy(into: repo)
             try repo.directory.write(".gitignore", ".slipway/\nExamples/hello/busybox\nExamples/hello/app/version\n")
             try repo.directory.write(
                 "slipway.yml",
@@ -84,16 +79,7 @@ struct DockerTargetTests {
         }
 
         func release(_ version: String, broken: Bool = false, files: [String: String] = [:]) async throws {
-            for (path, contents) in files { try repo.directory.write(path, contents) }
-            if broken {
-                try repo.directory.write("Examples/hello/app/broken", "deliberately broken\n")
-            } else {
-                try? FileManager.default.removeItem(atPath: repo.directory.file("Examples/hello/app/broken"))
-            }
-            try repo.directory.write("CHANGES", version + "\n")
-            try await repo.git("add", "-A")
-            try await repo.git("commit", "-q", "-m", broken ? "feat: \(version), broken" : "feat: \(version)")
-            try await repo.git("tag", "v\(version)")
+            try await ExampleApp.release(repo, version, broken: broken, files: files)
         }
 
         /// Everything this project started: containers (by label), nginx (by pid), images.
@@ -153,37 +139,9 @@ struct DockerTargetTests {
         }
     }
 
-    /// GET over a fresh connection each time, as a simple client would.
+    /// GET through nginx on 127.0.0.1.
     static func get(_ port: UInt16, _ path: String) async -> (status: Int, body: String)? {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!, cachePolicy: .reloadIgnoringLocalAndRemoteCacheData)
-        request.timeoutInterval = 5
-        request.setValue("close", forHTTPHeaderField: "Connection")
-        guard let (data, response) = try? await URLSession.shared.data(for: request) else { return nil }
-        return (
-            (response as? HTTPURLResponse)?.statusCode ?? 0,
-            String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        )
-    }
-
-    /// Requests through nginx until `stop` says so (at most `limit` of them); counts the failures.
-    final class RequestLoop: Sendable {
-        let stopped = MutexBox(false)
-        let results = MutexBox<(ok: Int, failed: Int, versions: [String])>((0, 0, []))
-
-        func run(port: UInt16, limit: Int) async {
-            for _ in 0..<limit {
-                if stopped.with({ $0 }) { return }
-                let answer = await DockerTargetTests.get(port, "/version")
-                results.with { results in
-                    if let answer, answer.status == 200 {
-                        results.ok += 1
-                        if results.versions.last != answer.body { results.versions.append(answer.body) }
-                    } else {
-                        results.failed += 1
-                    }
-                }
-            }
-        }
+        await ExampleApp.get("http://127.0.0.1:\(port)\(path)")
     }
 
     @Test("blue-green: no request fails while production switches to the new release")
@@ -197,7 +155,7 @@ struct DockerTargetTests {
             try #require(result.status == 0, "\(result.output)")
             let loop = RequestLoop()
             let port = project.production
-            let requests = Task { await loop.run(port: port, limit: 5000) }
+            let requests = Task { await loop.run("http://127.0.0.1:\(port)", limit: 5000) }
             // The loop is running before the deploy starts: wait for its first answer.
             while loop.results.with({ $0.ok + $0.failed }) == 0 { await Task.yield() }
             let deployed = try await project.deploy("production")

@@ -3,10 +3,6 @@ import SlipwayProcess
 import SlipwayTestSupport
 import Testing
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
-
 /// Real deploys of the example app to a Kubernetes target: the real kubectl against kube-sim,
 /// whose pods run in podman (the suite's podman service and registry). Each test has its own
 /// kube-sim (its own loopback block, state and containers), git repository and app, and stops
@@ -29,12 +25,7 @@ struct KubernetesTargetTests {
         ) async throws -> Project {
             let repo = try await GitFixture("kubernetes-target")
             let app = "hello\(UUID().uuidString.prefix(6).lowercased())"
-            let example = packageRoot + "/Examples/hello"
-            for file in ["Containerfile", ".dockerignore", "prepare", "break", "app/start", "app/handler"] {
-                let contents = try String(contentsOfFile: "\(example)/\(file)", encoding: .utf8)
-                let executable = FileManager.default.isExecutableFile(atPath: "\(example)/\(file)")
-                try repo.directory.write("Examples/hello/\(file)", contents, executable: executable)
-            }
+            try ExampleApp.copy(into: repo)
             for file in [
                 "base/kustomization.yaml", "base/deployment.yaml", "base/service.yaml", "base/ingress.yaml", "base/httproute.yaml",
                 "overlays/staging/kustomization.yaml", "overlays/production/kustomization.yaml",
@@ -114,15 +105,7 @@ struct KubernetesTargetTests {
         }
 
         func release(_ version: String, broken: Bool = false) async throws {
-            if broken {
-                try repo.directory.write("Examples/hello/app/broken", "deliberately broken\n")
-            } else {
-                try? FileManager.default.removeItem(atPath: repo.directory.file("Examples/hello/app/broken"))
-            }
-            try repo.directory.write("CHANGES", version + "\n")
-            try await repo.git("add", "-A")
-            try await repo.git("commit", "-q", "-m", broken ? "feat: \(version), broken" : "feat: \(version)")
-            try await repo.git("tag", "v\(version)")
+            try await ExampleApp.release(repo, version, broken: broken)
         }
 
         /// kube-sim stopped (it removes its containers), then the repository.
@@ -139,51 +122,7 @@ struct KubernetesTargetTests {
         }
     }
 
-    /// GET over a fresh connection each time, as a simple client would.
-    static func get(_ url: String) async -> (status: Int, body: String)? {
-        var request = URLRequest(url: URL(string: url)!, cachePolicy: .reloadIgnoringLocalAndRemoteCacheData)
-        request.timeoutInterval = 5
-        request.setValue("close", forHTTPHeaderField: "Connection")
-        guard let (data, response) = try? await URLSession.shared.data(for: request) else { return nil }
-        return (
-            (response as? HTTPURLResponse)?.statusCode ?? 0,
-            String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        )
-    }
-
-    /// Requests to one address until told to stop (at most `limit`); counts failures and the
-    /// versions seen, in order.
-    final class RequestLoop: Sendable {
-        let stopped = MutexBox(false)
-        let results = MutexBox<(ok: Int, failed: Int, versions: [String], failures: [String])>((0, 0, [], []))
-
-        func run(_ url: String, limit: Int) async {
-            for _ in 0..<limit {
-                if stopped.with({ $0 }) { return }
-                let answer = await KubernetesTargetTests.get(url + "/version")
-                results.with { results in
-                    if let answer, answer.status == 200 {
-                        results.ok += 1
-                        if results.versions.last != answer.body { results.versions.append(answer.body) }
-                    } else {
-                        results.failed += 1
-                        results.failures.append(answer.map { "\($0.status) \($0.body)" } ?? "no answer")
-                    }
-                }
-            }
-        }
-
-        /// Runs `body` with the loop going (its first answer in before `body` starts).
-        static func around<T: Sendable>(_ url: String, _ body: () async throws -> T) async rethrows -> (T, RequestLoop) {
-            let loop = RequestLoop()
-            let requests = Task { await loop.run(url, limit: 20_000) }
-            while loop.results.with({ $0.ok + $0.failed }) == 0 { await Task.yield() }
-            let value = try await body()
-            loop.stopped.with { $0 = true }
-            await requests.value
-            return (value, loop)
-        }
-    }
+    static func get(_ url: String) async -> (status: Int, body: String)? { await ExampleApp.get(url) }
 
     static func target(_ kubeconfig: String, namespace: String, overlay: String, router: String = "service", extra: String = "") -> String {
         "{ kubernetes: { manifests: Manifests/hello/overlays/\(overlay), kubeconfig: \"\(kubeconfig)\", context: kube-sim, "

@@ -28,6 +28,17 @@ struct KubernetesManifestTests {
                 processEnvironment: ["SLIPWAY_KUBECTL": "/nonexistent/kubectl", "PATH": "/usr/bin:/bin"]))
     }
 
+    static func expectError(
+        containing text: String, sourceLocation: Testing.SourceLocation = #_sourceLocation, _ body: () async throws -> some Any
+    ) async {
+        do {
+            _ = try await body()
+            Issue.record("no error; expected one saying: \(text)", sourceLocation: sourceLocation)
+        } catch {
+            #expect("\(error)".contains(text), "\(error)", sourceLocation: sourceLocation)
+        }
+    }
+
     static let deployment = """
         apiVersion: apps/v1
         kind: Deployment
@@ -45,29 +56,27 @@ struct KubernetesManifestTests {
         defer { work.remove() }
         let two = try work.write(
             "two/all.yaml",
-            Self.deployment.replacingOccurrences(of: "NAME", with: "a") + "\n---\n" + Self.deployment.replacingOccurrences(of: "NAME", with: "b"))
-        var error = await #expect(throws: (any Error).self) { try await Self.target(manifests: two).observe() }
-        #expect("\(error!)".contains("has 2 Deployments"), "\(error!)")
+            Self.deployment.replacingOccurrences(of: "NAME", with: "a") + "\n---\n"
+                + Self.deployment.replacingOccurrences(of: "NAME", with: "b"))
+        await Self.expectError(containing: "has 2 Deployments") { try await Self.target(manifests: two).observe() }
 
         let unrelated = try work.write(
             "unrelated/all.yaml",
             Self.deployment.replacingOccurrences(of: "NAME", with: "a")
                 + "\n---\napiVersion: v1\nkind: Service\nmetadata: {name: other}\nspec: {selector: {app: other}, ports: [{port: 80}]}\n")
-        error = await #expect(throws: (any Error).self) { try await Self.target(manifests: unrelated).observe() }
-        #expect("\(error!)".contains("no Service whose selector picks the Deployment's pods"), "\(error!)")
+        await Self.expectError(containing: "no Service whose selector picks the Deployment's pods") {
+            try await Self.target(manifests: unrelated).observe()
+        }
 
-        error = await #expect(throws: (any Error).self) { try await Self.target(manifests: work.file("missing")).observe() }
-        #expect("\(error!)".contains("do not exist"), "\(error!)")
+        await Self.expectError(containing: "do not exist") { try await Self.target(manifests: work.file("missing")).observe() }
 
-        let broken = try work.write("broken.yaml", "kind: Deployment\n  metadata: [\n")
-        error = await #expect(throws: (any Error).self) { try await Self.target(manifests: broken).observe() }
-        #expect("\(error!)".contains("is not valid YAML"), "\(error!)")
+        let broken = try work.write("broken.yaml", "kind: Deployment\nmetadata: {name: \"unterminated\n")
+        await Self.expectError(containing: "is not valid YAML") { try await Self.target(manifests: broken).observe() }
     }
 
     @Test("a missing kubectl is named, with how to get it")
     func missingKubectl() async throws {
         let target = try Self.target(manifests: "\(packageRoot)/Manifests/hello/base")
-        let error = await #expect(throws: (any Error).self) { try await target.preflight(say: { _ in }) }
-        #expect("\(error!)".contains("kubectl (`/nonexistent/kubectl`) was not found"), "\(error!)")
+        await Self.expectError(containing: "kubectl (`/nonexistent/kubectl`) was not found") { try await target.preflight(say: { _ in }) }
     }
 }

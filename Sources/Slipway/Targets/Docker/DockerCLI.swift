@@ -54,15 +54,7 @@ public struct DockerCLI: Sendable {
         self.environmentName = environmentName
     }
 
-    public struct CommandFailed: Error, Sendable, CustomStringConvertible {
-        public var command: String
-        public var termination: String
-        public var output: String
-        public var description: String {
-            let tail = output.split(separator: "\n").suffix(5).joined(separator: "\n    ")
-            return "`\(command)` \(termination)" + (tail.isEmpty ? "" : ":\n    \(tail)")
-        }
-    }
+    public typealias CommandFailed = TargetCommandFailed
 
     /// Runs `docker <arguments>` and returns what it printed; a non-zero exit throws with its output.
     @discardableResult

@@ -29,15 +29,7 @@ public struct Kubectl: Sendable {
     }
 
     /// A kubectl call that failed: its command line, how it ended and what it said.
-    public struct Failed: Error, Sendable, CustomStringConvertible {
-        public var command: String
-        public var status: String
-        public var stderr: String
-        public var description: String {
-            let tail = stderr.split(separator: "\n").suffix(4).joined(separator: "\n    ")
-            return "`\(command)` \(status)" + (tail.isEmpty ? "" : ":\n    \(tail)")
-        }
-    }
+    public typealias Failed = TargetCommandFailed
 
     /// kubectl itself could not be started.
     public struct Missing: Error, Sendable, CustomStringConvertible {
@@ -100,7 +92,7 @@ public struct Kubectl: Sendable {
         guard result.succeeded else {
             throw Failed(
                 command: ([executable] + globalArguments + arguments).map(ProcessSpec.quoteForDisplay).joined(separator: " "),
-                status: result.status, stderr: result.stderr.isEmpty ? result.stdout : result.stderr)
+                termination: result.status, output: result.stderr.isEmpty ? result.stdout : result.stderr)
         }
         return result.stdout
     }
@@ -109,7 +101,8 @@ public struct Kubectl: Sendable {
     func json(_ arguments: [String]) async throws -> [String: Any] {
         let output = try await run(["get"] + arguments + ["-o", "json"])
         guard let object = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] else {
-            throw Failed(command: "kubectl get \(arguments.joined(separator: " ")) -o json", status: "printed no JSON object", stderr: "")
+            throw Failed(
+                command: "kubectl get \(arguments.joined(separator: " ")) -o json", termination: "printed no JSON object", output: "")
         }
         return object
     }
@@ -123,7 +116,7 @@ public struct Kubectl: Sendable {
     func object(_ kind: String, _ name: String) async throws -> [String: Any]? {
         let result = try await call(["get", kind, name, "--ignore-not-found", "-o", "json"])
         guard result.succeeded else {
-            throw Failed(command: "kubectl get \(kind) \(name) -o json", status: result.status, stderr: result.stderr)
+            throw Failed(command: "kubectl get \(kind) \(name) -o json", termination: result.status, output: result.stderr)
         }
         guard !result.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return nil }
         return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]

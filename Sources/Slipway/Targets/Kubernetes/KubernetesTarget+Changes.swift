@@ -246,7 +246,8 @@ extension KubernetesTarget {
             ["patch", "service", manifests.serviceName, "--type=merge", "-p", patch, "-o", "name"], record: record)
         if result.succeeded { return }
         guard result.stderr.contains("NotFound") || result.stderr.contains("not found") else {
-            throw Kubectl.Failed(command: "kubectl patch service \(manifests.serviceName)", status: result.status, stderr: result.stderr)
+            throw Kubectl.Failed(
+                command: "kubectl patch service \(manifests.serviceName)", termination: result.status, output: result.stderr)
         }
         var service = ManifestEdit.merging(manifests.service, ["metadata", "labels"], labels)
         if let colour { service = ManifestEdit.merging(service, ["spec", "selector"], [KubernetesLabel.colour: colour]) }

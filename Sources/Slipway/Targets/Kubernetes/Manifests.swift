@@ -55,7 +55,11 @@ struct AppManifests: @unchecked Sendable {
         var objects: [[String: Any]] = []
         for (source, text) in texts {
             do {
-                for document in try Yams.load_all(yaml: text) {
+                // Document by document, so that a syntax error is an error (a YamlSequence keeps
+                // it to itself and simply ends).
+                let parser = try Parser(yaml: text)
+                while let root = try parser.nextRoot() {
+                    let document = root.any
                     let json = try JSONSerialization.jsonObject(with: JSONSerialization.data(withJSONObject: Self.plain(document)))
                     if let object = json as? [String: Any] {
                         if object["kind"] as? String == "List", let items = object["items"] as? [[String: Any]] {
