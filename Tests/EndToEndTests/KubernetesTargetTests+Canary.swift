@@ -50,58 +50,18 @@ extension KubernetesTargetTests {
             #expect(await Self.get(url + "/version")?.body == "1.1.0")
 
             // Every kubectl command line Slipway recorded, against what kube-sim was asked.
-            let commands = deployed.output.split(separator: "\n").compactMap { line -> [String]? in
-                guard let start = line.range(of: "$ kubectl ") else { return nil }
-                return line[start.upperBound...].split(separator: " ").map(String.init)
-            }
-            let requests = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").compactMap { line in
-                try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-            }
-            func asked(_ method: String, _ pathSuffix: String, contentType: String? = nil) -> Bool {
-                requests.contains { request in
-                    request["method"] as? String == method && (request["path"] as? String)?.hasSuffix(pathSuffix) == true
-                        && (contentType.map { (request["contentType"] as? String)?.hasPrefix($0) == true } ?? true)
-                }
-            }
+            let requests = try RequestLog(log)
+            let checked = requests.check(deployed.output, namespace: "hello-production")
             let namespace = "/namespaces/hello-production"
-            var checked = Set<String>()
-            for command in commands {
-                let verb =
-                    command.drop { $0.hasPrefix("-") || $0.hasPrefix("/") || $0 == "kube-sim" || $0.hasSuffix("kubeconfig") }
-                    .first { !$0.hasPrefix("-") && $0 != "hello-production" } ?? ""
-                switch verb {
-                case "patch":
-                    #expect(command.contains("--type=merge"))
-                    #expect(asked("PATCH", "\(namespace)/services/hello", contentType: "application/merge-patch+json"), "\(command)")
-                case "scale":
-                    let name = command.first { $0.hasPrefix("deployment/") }.map { String($0.dropFirst("deployment/".count)) } ?? "?"
-                    #expect(asked("PATCH", "\(namespace)/deployments/\(name)/scale"), "\(command)")
-                case "apply":
-                    // Client-side apply: a strategic merge patch of what exists, a create of what does not.
-                    #expect(
-                        asked("PATCH", "", contentType: "application/strategic-merge-patch+json") || asked("POST", ""), "\(command)")
-                    if router == "httproute" {
-                        #expect(
-                            asked("PATCH", "\(namespace)/httproutes/hello", contentType: "application/merge-patch+json")
-                                || asked("POST", "\(namespace)/httproutes"), "\(command)")
-                    }
-                    if router == "ingress-nginx" {
-                        #expect(
-                            asked("POST", "\(namespace)/ingresses") || asked("PATCH", "\(namespace)/ingresses/hello-canary"), "\(command)")
-                    }
-                case "rollout":
-                    #expect(asked("GET", "\(namespace)/deployments"), "\(command)")
-                case "delete":
-                    #expect(
-                        asked("DELETE", "\(namespace)/deployments/hello-blue") || asked("DELETE", "\(namespace)/deployments/hello-green"))
-                case "get", "version", "config", "auth", "kustomize":
-                    break
-                default:
-                    Issue.record("a kubectl command the test does not know: \(command)")
-                }
-                checked.insert(verb)
+            if router == "httproute" {
+                #expect(
+                    requests.asked("PATCH", "\(namespace)/httproutes/hello", contentType: "application/merge-patch+json")
+                        || requests.asked("POST", "\(namespace)/httproutes"))
             }
-            #expect(checked.isSuperset(of: ["apply", "rollout"]), "\(checked)")
+            if router == "ingress-nginx" {
+                #expect(requests.asked("POST", "\(namespace)/ingresses") || requests.asked("PATCH", "\(namespace)/ingresses/hello-canary"))
+            }
+            #expect(checked.isSuperset(of: ["apply", "rollout status"]), "\(checked)")
             switch router {
             case "service": #expect(checked.isSuperset(of: ["patch", "scale"]), "\(checked)")
             default: #expect(checked.contains("apply"), "\(checked)")
@@ -126,7 +86,7 @@ extension KubernetesTargetTests {
 
 extension KubernetesTargetTests {
     @Test(
-        "a canary deploy killed with SIGKILL at its first step: status shows the split and the interrupted run; deploy rollback gives the stable release all traffic"
+        "a canary deploy (server-side apply) killed with SIGKILL at its first step: status shows the split and the interrupted run; deploy rollback gives the stable release all traffic"
     )
     func killedMidCanary() async throws {
         try await Project.with(environments: { kubeconfig in
@@ -135,7 +95,7 @@ extension KubernetesTargetTests {
                 target: \(Self.target(kubeconfig, namespace: "hello-staging", overlay: "staging"))
                 strategy: rolling
               production:
-                target: \(Self.target(kubeconfig, namespace: "hello-production", overlay: "production"))
+                target: \(Self.target(kubeconfig, namespace: "hello-production", overlay: "production", extra: ", server_side: true"))
                 strategy: { canary: { steps: [25, 50, 100] } }
                 require_clean_tree: false
                 gates: [health]
@@ -143,6 +103,7 @@ extension KubernetesTargetTests {
         }) { project in
             var result = try await project.deploy("production")
             try #require(result.status == 0, "\(result.output)")
+            #expect(result.output.contains("apply -f") && result.output.contains("--server-side"), "\(result.output)")
             let address = try await project.address(service: "hello", namespace: "hello-production")
             try await project.release("1.1.0")
             // Killed (debug build's fault point) once the first canary step is in force.

@@ -84,18 +84,23 @@ extension KubernetesTargetTests {
         "rolling: the Deployment's own update; a release that never becomes ready goes back to the recorded revision (exit 3), pinned; rollout history agrees"
     )
     func rolling() async throws {
-        try await Project.with(environments: { kubeconfig in
-            """
-              staging:
-                target: \(Self.target(kubeconfig, namespace: "hello-staging", overlay: "staging"))
-                strategy: rolling
-                gates: [health, readiness]
-              production:
-                target: \(Self.target(kubeconfig, namespace: "hello-production", overlay: "production"))
-                strategy: rolling
-                gates: [health]
-            """
-        }) { project in
+        let work = try TemporaryDirectory("kubernetes-rolling-log")
+        defer { work.remove() }
+        let log = work.file("requests.jsonl")
+        try await Project.with(
+            environments: { kubeconfig in
+                """
+                  staging:
+                    target: \(Self.target(kubeconfig, namespace: "hello-staging", overlay: "staging"))
+                    strategy: rolling
+                    gates: [health, readiness]
+                  production:
+                    target: \(Self.target(kubeconfig, namespace: "hello-production", overlay: "production"))
+                    strategy: rolling
+                    gates: [health]
+                """
+            }, simArguments: ["--request-log", log]
+        ) { project in
             var result = try await project.deploy("staging")
             try #require(result.status == 0, "\(result.output)")
             let address = try await project.address(service: "hello", namespace: "hello-staging")
@@ -111,6 +116,9 @@ extension KubernetesTargetTests {
             #expect(result.status == 3, "\(result.output)")
             #expect(result.output.contains("did not become ready"), "\(result.output)")
             #expect(result.output.contains("rollout undo deployment/hello --to-revision=2"), "\(result.output)")
+            // The rolling shape's kubectl calls (apply, rollout status, rollout undo) as kube-sim saw them.
+            let verbs = try RequestLog(log).check(result.output, namespace: "hello-staging")
+            #expect(verbs.isSuperset(of: ["apply", "rollout status", "rollout undo"]), "\(verbs)")
             #expect(await Self.get("http://\(address)/version")?.body == "1.1.0")
             // kubectl rollout history: revisions 1 (1.0.0), 3 (1.2.0) and 4 (1.1.0 again: undo
             // reuses revision 2's ReplicaSet under a new number), as Slipway's record says.
@@ -145,23 +153,28 @@ extension KubernetesTargetTests {
 
 extension KubernetesTargetTests {
     @Test(
-        "blue-green: no request through the Service fails during the switch; a failing gate goes back (exit 3, pinned); deploy rollback works with the run store deleted"
+        "blue-green: no request through the Service fails during the switch or its rehearsed rollback; a failing gate goes back (exit 3, pinned); deploy rollback works with the run store deleted"
     )
     func blueGreen() async throws {
-        try await Project.with(environments: { kubeconfig in
-            """
-              staging:
-                target: \(Self.target(kubeconfig, namespace: "hello-staging", overlay: "staging"))
-                strategy: rolling
-                gates: [health]
-              production:
-                target: \(Self.target(kubeconfig, namespace: "hello-production", overlay: "production"))
-                strategy: { blue_green: { preview_gates: [health, readiness], bake: 1s } }
-                require_clean_tree: false
-                gates: [health, readiness, marker]
-                rehearse_rollback: true
-            """
-        }) { project in
+        let work = try TemporaryDirectory("kubernetes-blue-green-log")
+        defer { work.remove() }
+        let log = work.file("requests.jsonl")
+        try await Project.with(
+            environments: { kubeconfig in
+                """
+                  staging:
+                    target: \(Self.target(kubeconfig, namespace: "hello-staging", overlay: "staging"))
+                    strategy: rolling
+                    gates: [health]
+                  production:
+                    target: \(Self.target(kubeconfig, namespace: "hello-production", overlay: "production"))
+                    strategy: { blue_green: { preview_gates: [health, readiness], bake: 1s } }
+                    require_clean_tree: false
+                    gates: [health, readiness, marker]
+                    rehearse_rollback: true
+                """
+            }, simArguments: ["--request-log", log]
+        ) { project in
             var result = try await project.deploy("production")
             try #require(result.status == 0, "\(result.output)")
             let address = try await project.address(service: "hello", namespace: "hello-production")
@@ -177,6 +190,8 @@ extension KubernetesTargetTests {
             #expect(deployed.output.contains("3/3 pods of 1.1.0 ready, 0 restarts"), "the readiness gate: \(deployed.output)")
             // Rehearsal: back to 1.0.0's colour (one patch of the selector) and forward again.
             #expect(deployed.output.contains("rollback rehearsal passed"), "\(deployed.output)")
+            let verbs = try RequestLog(log).check(deployed.output, namespace: "hello-production")
+            #expect(verbs.isSuperset(of: ["apply", "rollout status", "patch"]), "\(verbs)")
             // The old colour is gone once the bake passed; the Service selects the new one.
             let deployments = try await project.kubectl(["get", "deployments", "-n", "hello-production", "-o", "name"])
             #expect(deployments.stdout.split(separator: "\n").count == 1, "\(deployments.stdout)")

@@ -138,3 +138,73 @@ enum HelloCluster {
             ? "docker" : "podman"
     }
 }
+
+/// kube-sim's request log (`--request-log`), and the kubectl command lines a deploy recorded
+/// checked against it: each verb Slipway uses must have reached the API server as the method,
+/// path and patch type that verb means, so a change in Slipway's calls or in kube-sim shows.
+struct RequestLog {
+    let requests: [[String: Any]]
+
+    init(_ path: String) throws {
+        requests = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").compactMap { line in
+            try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        }
+    }
+
+    func asked(_ method: String, _ pathSuffix: String, contentType: String? = nil) -> Bool {
+        requests.contains { request in
+            request["method"] as? String == method && (request["path"] as? String)?.hasSuffix(pathSuffix) == true
+                && (contentType.map { (request["contentType"] as? String)?.hasPrefix($0) == true } ?? true)
+        }
+    }
+
+    /// The recorded `$ kubectl …` lines of `output`, each checked; returns the verbs seen.
+    func check(_ output: String, namespace: String, sourceLocation: SourceLocation = #_sourceLocation) -> Set<String> {
+        let commands = output.split(separator: "\n").compactMap { line -> [String]? in
+            guard let start = line.range(of: "$ kubectl ") else { return nil }
+            return line[start.upperBound...].split(separator: " ").map(String.init)
+        }
+        let path = "/namespaces/\(namespace)"
+        var verbs = Set<String>()
+        for command in commands {
+            // After the global flags (--kubeconfig F --context C --namespace N).
+            var words = command[...]
+            while let first = words.first, first.hasPrefix("--") {
+                words = words.dropFirst(first.contains("=") ? 1 : 2)
+            }
+            let verb = words.first ?? ""
+            let object = words.first { $0.hasPrefix("deployment/") }.map { String($0.dropFirst("deployment/".count)) } ?? "?"
+            switch verb {
+            case "patch":
+                #expect(command.contains("--type=merge"), sourceLocation: sourceLocation)
+                #expect(
+                    asked("PATCH", "\(path)/services/hello", contentType: "application/merge-patch+json"), "\(command)",
+                    sourceLocation: sourceLocation)
+            case "scale":
+                #expect(asked("PATCH", "\(path)/deployments/\(object)/scale"), "\(command)", sourceLocation: sourceLocation)
+            case "apply":
+                // Client-side: a strategic merge patch of what exists, a create of what does not;
+                // server-side: an apply patch.
+                let sent =
+                    command.contains("--server-side")
+                    ? asked("PATCH", "", contentType: "application/apply-patch+yaml")
+                    : asked("PATCH", "", contentType: "application/strategic-merge-patch+json") || asked("POST", "\(path)/deployments")
+                #expect(sent, "\(command)", sourceLocation: sourceLocation)
+            case "rollout":
+                if words.dropFirst().first == "undo" {
+                    #expect(
+                        asked("PATCH", "\(path)/deployments/\(object)", contentType: "application/strategic-merge-patch+json"),
+                        "\(command)", sourceLocation: sourceLocation)
+                } else {
+                    #expect(asked("GET", "\(path)/deployments"), "\(command)", sourceLocation: sourceLocation)
+                }
+            case "get", "version", "config", "auth", "kustomize":
+                break
+            default:
+                Issue.record("a kubectl command the test does not know: \(command)", sourceLocation: sourceLocation)
+            }
+            verbs.insert(verb + (verb == "rollout" ? " " + (words.dropFirst().first ?? "") : ""))
+        }
+        return verbs
+    }
+}

@@ -189,7 +189,7 @@ public struct NginxRouter: Sendable {
         } else {
             await stopOrphanedWorkers()
             unlink(controlSocket)
-            let started = try await nginx(["-c", configPath])
+            let started = try await nginx(["-c", configPath], daemon: true)
             guard started.termination.succeeded else {
                 restore(hadConfiguration: hadConfiguration)
                 throw TrafficUnchanged(ProxyError(description: "nginx did not start on \(listen): \(started.output)"))
@@ -315,8 +315,14 @@ public struct NginxRouter: Sendable {
         }
         let log =
             (try? String(contentsOfFile: errorLog, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: "\n    ") ?? ""
+        // What would explain it: is the master there, has it workers, does the socket exist?
+        let master = masterPID()
+        let processes =
+            master.map { "master \($0), workers \(Self.children(of: $0).map(String.init).joined(separator: ", "))" } ?? "no master"
+        let socket = FileManager.default.fileExists(atPath: controlSocket) ? "socket present" : "no socket at \(controlSocket)"
         throw ProxyError(
-            description: "nginx did not take generation \(generation) within \(DurationParser.format(limit)) (\(last))"
+            description:
+                "nginx did not take generation \(generation) within \(DurationParser.format(limit)) (\(last); \(processes); \(socket))"
                 + (log.isEmpty ? "" : ":\n    \(log)"))
     }
 
@@ -332,11 +338,14 @@ public struct NginxRouter: Sendable {
         if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
     }
 
-    func nginx(_ arguments: [String]) async throws -> (termination: ProcessTermination, output: String) {
+    /// Runs nginx. `daemon`: it starts the master, which must outlive this call: nginx's parent
+    /// exits as soon as it has forked, before the master calls setsid(), so stopping the parent's
+    /// process group then (as for any other child) could kill the master on a busy machine.
+    func nginx(_ arguments: [String], daemon: Bool = false) async throws -> (termination: ProcessTermination, output: String) {
         try await launcher.capture(
             ProcessSpec(
                 executable: executable, arguments: ["-p", directory, "-e", errorLog] + arguments, environment: environment,
-                timeout: .seconds(30), gracePeriod: .seconds(2)))
+                timeout: .seconds(30), gracePeriod: .seconds(2), keepBackground: daemon))
     }
 
     func configuration(_ state: State) -> String {
