@@ -36,14 +36,14 @@ extension KubernetesTargetTests {
                     try await project.kubectl(["apply", "-f", "\(packageRoot)/Manifests/gateway-api/httproute-crd.yaml"]).status == 0)
             }
             let result = try await project.deploy("production")
-            try #require(result.status == 0, "\(result.output)")
+            try #require(result.status == 0, "\(Self.tail(result.output))")
             let status = try await project.deploy("status", "production", "--json")
-            let url = try #require(Self.serviceURL(status.output), "\(status.output)")
+            let url = try #require(Self.serviceURL(status.output), "\(Self.tail(status.output))")
             #expect(await Self.get(url + "/version")?.body == "1.0.0", "\(url)")
 
             try await project.release("1.1.0")
             let (deployed, loop) = try await RequestLoop.around(url) { try await project.deploy("production") }
-            try #require(deployed.status == 0, "\(deployed.output)")
+            try #require(deployed.status == 0, "\(Self.tail(deployed.output))")
             let seen = loop.results.with { $0 }
             #expect(seen.failed == 0, "\(seen.failed) of \(seen.ok + seen.failed) requests failed: \(seen.failures.prefix(5))")
             #expect(seen.versions.first == "1.0.0" && seen.versions.last == "1.1.0", "versions seen: \(seen.versions)")
@@ -102,21 +102,21 @@ extension KubernetesTargetTests {
             """
         }) { project in
             var result = try await project.deploy("production")
-            try #require(result.status == 0, "\(result.output)")
-            #expect(result.output.contains("apply -f") && result.output.contains("--server-side"), "\(result.output)")
+            try #require(result.status == 0, "\(Self.tail(result.output))")
+            #expect(result.output.contains("apply -f") && result.output.contains("--server-side"), "\(Self.tail(result.output))")
             let address = try await project.address(service: "hello", namespace: "hello-production")
             try await project.release("1.1.0")
             // Killed (debug build's fault point) once the first canary step is in force.
             result = try await project.deploy("production", environment: ["SLIPWAY_KILL_AT": "moved"])
-            #expect(result.status != 0 && result.status != 3, "\(result.output)")
+            #expect(result.status != 0 && result.status != 3, "\(Self.tail(result.output))")
             let service = try await project.json(["get", "service", "hello", "-n", "hello-production"])
             let selector = (service["spec"] as? [String: Any])?["selector"] as? [String: Any]
             #expect(selector?["slipway.dev/colour"] == nil, "both colours behind the Service: \(String(describing: selector))")
             let status = try await project.deploy("status", "production")
-            #expect(status.output.contains("interrupted"), "\(status.output)")
-            #expect(status.output.contains("1.1.0") && status.output.contains("1.0.0"), "\(status.output)")
+            #expect(status.output.contains("interrupted"), "\(Self.tail(status.output))")
+            #expect(status.output.contains("1.1.0") && status.output.contains("1.0.0"), "\(Self.tail(status.output))")
             result = try await project.deploy("rollback", "production", "--reason", "deploy died")
-            #expect(result.status == 0, "\(result.output)")
+            #expect(result.status == 0, "\(Self.tail(result.output))")
             var versions = Set<String>()
             for _ in 0..<12 { if let answer = await Self.get("http://\(address)/version") { versions.insert(answer.body) } }
             #expect(versions == ["1.0.0"], "\(versions)")

@@ -21,21 +21,21 @@ extension KubernetesTargetTests {
         ) { project in
             // No namespace hello-production.
             var result = try await project.deploy("production")
-            #expect(result.status == 1, "\(result.output)")
-            #expect(result.output.contains("namespace 'hello-production' does not exist"), "\(result.output)")
-            #expect(result.output.contains("kubectl create namespace hello-production"), "\(result.output)")
+            #expect(result.status == 1, "\(Self.tail(result.output))")
+            #expect(result.output.contains("namespace 'hello-production' does not exist"), "\(Self.tail(result.output))")
+            #expect(result.output.contains("kubectl create namespace hello-production"), "\(Self.tail(result.output))")
             // No kubectl.
             result = try await project.deploy("staging", environment: ["SLIPWAY_KUBECTL": "/nonexistent/kubectl"])
-            #expect(result.status == 1, "\(result.output)")
-            #expect(result.output.contains("kubectl (`/nonexistent/kubectl`) was not found"), "\(result.output)")
+            #expect(result.status == 1, "\(Self.tail(result.output))")
+            #expect(result.output.contains("kubectl (`/nonexistent/kubectl`) was not found"), "\(Self.tail(result.output))")
             // A context the kubeconfig does not have.
             let pipeline = try String(contentsOfFile: project.repo.directory.file("slipway.yml"), encoding: .utf8)
             try project.repo.directory.write(
                 "slipway.yml", pipeline.replacingOccurrences(of: "context: kube-sim", with: "context: prod-eu"))
             result = try await project.deploy("staging")
-            #expect(result.status == 1, "\(result.output)")
-            #expect(result.output.contains("context 'prod-eu' is not in"), "\(result.output)")
-            #expect(result.output.contains("it has: kube-sim"), "\(result.output)")
+            #expect(result.status == 1, "\(Self.tail(result.output))")
+            #expect(result.output.contains("context 'prod-eu' is not in"), "\(Self.tail(result.output))")
+            #expect(result.output.contains("it has: kube-sim"), "\(Self.tail(result.output))")
             try project.repo.directory.write("slipway.yml", pipeline)
             // Nothing was created by any of them.
             let deployments = try await project.kubectl(["get", "deployments", "-A", "-o", "name"])
@@ -73,9 +73,9 @@ extension KubernetesTargetTests {
             try await repo.git("commit", "-q", "-m", "feat: hello")
             let result = try await runDeploy(
                 ["production"], in: repo.path, environment: ["CI": "true", "HOME": work.file("home")])
-            #expect(result.status == 1, "\(result.output)")
-            #expect(result.output.contains("forbidden: this user may not get deployments.apps"), "\(result.output)")
-            #expect(result.output.contains("kubectl auth can-i get deployments.apps"), "\(result.output)")
+            #expect(result.status == 1, "\(Self.tail(result.output))")
+            #expect(result.output.contains("forbidden: this user may not get deployments.apps"), "\(Self.tail(result.output))")
+            #expect(result.output.contains("kubectl auth can-i get deployments.apps"), "\(Self.tail(result.output))")
             _ = try await cluster.stop()
         }
     }
@@ -102,20 +102,20 @@ extension KubernetesTargetTests {
             }, simArguments: ["--request-log", log]
         ) { project in
             var result = try await project.deploy("staging")
-            try #require(result.status == 0, "\(result.output)")
+            try #require(result.status == 0, "\(Self.tail(result.output))")
             let address = try await project.address(service: "hello", namespace: "hello-staging")
             #expect(await Self.get("http://\(address)/version")?.body == "1.0.0")
             try await project.release("1.1.0")
             result = try await project.deploy("staging")
-            try #require(result.status == 0, "\(result.output)")
+            try #require(result.status == 0, "\(Self.tail(result.output))")
             #expect(result.output.contains("rollout status deployment/hello"), "every kubectl call is on the record: \(result.output)")
             #expect(result.output.contains("2/2 pods of 1.1.0 ready, 0 restarts"), "the readiness gate: \(result.output)")
             // Broken: /health answers 503, so its pods never become ready.
             try await project.release("1.2.0", broken: true)
             result = try await project.deploy("staging")
-            #expect(result.status == 3, "\(result.output)")
-            #expect(result.output.contains("did not become ready"), "\(result.output)")
-            #expect(result.output.contains("rollout undo deployment/hello --to-revision=2"), "\(result.output)")
+            #expect(result.status == 3, "\(Self.tail(result.output))")
+            #expect(result.output.contains("did not become ready"), "\(Self.tail(result.output))")
+            #expect(result.output.contains("rollout undo deployment/hello --to-revision=2"), "\(Self.tail(result.output))")
             // The rolling shape's kubectl calls (apply, rollout status, rollout undo) as kube-sim saw them.
             let verbs = try RequestLog(log).check(result.output, namespace: "hello-staging")
             #expect(verbs.isSuperset(of: ["apply", "rollout status", "rollout undo"]), "\(verbs)")
@@ -138,15 +138,15 @@ extension KubernetesTargetTests {
             #expect(byRevision == ["1": "1.0.0", "3": "1.2.0", "4": "1.1.0"], "\(byRevision)")
             // Pinned until unpinned.
             result = try await project.deploy("staging")
-            #expect(result.status == 4, "\(result.output)")
+            #expect(result.status == 4, "\(Self.tail(result.output))")
             var status = try await project.deploy("status", "--json")
-            #expect(status.output.contains("deployment/hello: 2/2 ready"), "\(status.output)")
-            #expect(!status.output.contains("drift"), "\(status.output)")
+            #expect(status.output.contains("deployment/hello: 2/2 ready"), "\(Self.tail(status.output))")
+            #expect(!status.output.contains("drift"), "\(Self.tail(status.output))")
             // Someone changes the image by hand: status says the cluster drifted from the record.
             let image = "127.0.0.1:5000/somebody-else:1.0"
             #expect(try await project.kubectl(["set", "image", "deployment/hello", "hello=\(image)", "-n", "hello-staging"]).status == 0)
             status = try await project.deploy("status", "staging")
-            #expect(status.output.contains("drift: deployment/hello runs \(image) but Slipway deployed"), "\(status.output)")
+            #expect(status.output.contains("drift: deployment/hello runs \(image) but Slipway deployed"), "\(Self.tail(status.output))")
         }
     }
 }
@@ -176,20 +176,20 @@ extension KubernetesTargetTests {
             }, simArguments: ["--request-log", log]
         ) { project in
             var result = try await project.deploy("production")
-            try #require(result.status == 0, "\(result.output)")
+            try #require(result.status == 0, "\(Self.tail(result.output))")
             let address = try await project.address(service: "hello", namespace: "hello-production")
             #expect(await Self.get("http://\(address)/version")?.body == "1.0.0")
             // 1.1.0 while a client keeps asking through the Service's load balancer.
             try await project.release("1.1.0")
             let (deployed, loop) = try await RequestLoop.around("http://\(address)") { try await project.deploy("production") }
-            try #require(deployed.status == 0, "\(deployed.output)")
+            try #require(deployed.status == 0, "\(Self.tail(deployed.output))")
             let seen = loop.results.with { $0 }
             #expect(seen.failed == 0, "\(seen.failed) of \(seen.ok + seen.failed) requests failed: \(seen.failures.prefix(5))")
             #expect(seen.versions.first == "1.0.0" && seen.versions.last == "1.1.0", "versions seen: \(seen.versions)")
-            #expect(deployed.output.contains("patch service hello --type=merge"), "\(deployed.output)")
+            #expect(deployed.output.contains("patch service hello --type=merge"), "\(Self.tail(deployed.output))")
             #expect(deployed.output.contains("3/3 pods of 1.1.0 ready, 0 restarts"), "the readiness gate: \(deployed.output)")
             // Rehearsal: back to 1.0.0's colour (one patch of the selector) and forward again.
-            #expect(deployed.output.contains("rollback rehearsal passed"), "\(deployed.output)")
+            #expect(deployed.output.contains("rollback rehearsal passed"), "\(Self.tail(deployed.output))")
             let verbs = try RequestLog(log).check(deployed.output, namespace: "hello-production")
             #expect(verbs.isSuperset(of: ["apply", "rollout status", "patch"]), "\(verbs)")
             // The old colour is gone once the bake passed; the Service selects the new one.
@@ -200,21 +200,21 @@ extension KubernetesTargetTests {
             try await project.release("1.2.0")
             try project.repo.directory.write(".slipway/1.2.0.bad", "bad\n")
             result = try await project.deploy("production")
-            #expect(result.status == 3, "\(result.output)")
-            #expect(result.output.contains("rolled back to 1.1.0"), "\(result.output)")
+            #expect(result.status == 3, "\(Self.tail(result.output))")
+            #expect(result.output.contains("rolled back to 1.1.0"), "\(Self.tail(result.output))")
             #expect(await Self.get("http://\(address)/version")?.body == "1.1.0")
             result = try await project.deploy("production")
-            #expect(result.status == 4, "\(result.output)")
+            #expect(result.status == 4, "\(Self.tail(result.output))")
             #expect(try await project.deploy("unpin", "production", "--reason", "fix coming").status == 0)
 
             // The run store is lost: deploy rollback finds 1.0.0 in the annotations on the cluster.
             try FileManager.default.removeItem(atPath: project.repo.directory.file(".slipway/state.sqlite"))
             result = try await project.deploy("rollback", "production", "--reason", "1.1.0 misbehaves")
-            #expect(result.status == 0, "\(result.output)")
-            #expect(result.output.contains("the record kept by hello-"), "\(result.output)")
+            #expect(result.status == 0, "\(Self.tail(result.output))")
+            #expect(result.output.contains("the record kept by hello-"), "\(Self.tail(result.output))")
             #expect(await Self.get("http://\(address)/version")?.body == "1.0.0")
             let status = try await project.deploy("status")
-            #expect(status.output.contains("1.0.0"), "\(status.output)")
+            #expect(status.output.contains("1.0.0"), "\(Self.tail(status.output))")
         }
     }
 }

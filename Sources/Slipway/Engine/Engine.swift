@@ -141,6 +141,7 @@ public struct Engine: Sendable {
                         pipeline: plan.pipeline, environment: name, stateDirectory: stateDirectory, processEnvironment: environment,
                         launcher: launcher))
             else { continue }
+            guard target.checksBeforeChanges else { continue }
             do {
                 try await target.preflight(say: { _ in })
             } catch {

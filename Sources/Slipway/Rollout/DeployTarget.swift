@@ -156,6 +156,8 @@ public protocol DeployTarget: Sendable {
     /// A command line a person would recognise for each operation, for the run record.
     func describe(_ operation: TargetOperation) -> String
 
+    /// Whether ``preflight(say:)`` checks anything (then it is a recorded step of each deploy).
+    var checksBeforeChanges: Bool { get }
     /// Checks, before anything changes, that this target can be driven at all (the tool found, the
     /// cluster reached, the verbs allowed); says what it checked. Most targets have nothing to check.
     func preflight(say: @escaping @Sendable (String) -> Void) async throws
@@ -169,6 +171,8 @@ public protocol DeployTarget: Sendable {
 }
 
 extension DeployTarget {
+    public var checksBeforeChanges: Bool { false }
+
     public func preflight(say: @escaping @Sendable (String) -> Void) async throws {}
 
     public func readiness(of instance: TargetInstance) async -> (ready: Bool, detail: String) {

@@ -89,6 +89,7 @@ struct Rollout: Sendable {
 
     /// The target's own checks before anything changes, as a recorded step (when it has any).
     func preflight() async throws {
+        guard target.checksBeforeChanges else { return }
         try await log.step("preflight", command: "\(target.kind): can it be driven?") { say in
             try await target.preflight(say: say)
         }

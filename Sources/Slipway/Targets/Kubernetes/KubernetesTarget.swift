@@ -45,6 +45,7 @@ public final class KubernetesTarget: DeployTarget {
     }
 
     public var kind: String { "kubernetes" }
+    public var checksBeforeChanges: Bool { true }
 
     public var serviceURL: String {
         spec.url ?? cache.withLock { $0.url }
