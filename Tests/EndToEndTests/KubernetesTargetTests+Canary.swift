@@ -8,9 +8,6 @@ extension KubernetesTargetTests {
         "canary through each router: requests through the router never fail while weights move; the kubectl command lines match kube-sim's request log",
         arguments: ["service", "ingress-nginx", "httproute"])
     func canary(router: String) async throws {
-        let work = try TemporaryDirectory("kubernetes-canary-log")
-        defer { work.remove() }
-        let log = work.file("requests.jsonl")
         try await Project.with(
             environments: { kubeconfig in
                 // The edge (Ingresses, HTTPRoutes) is 127.B.1.254 of the cluster's block.
@@ -29,7 +26,7 @@ extension KubernetesTargetTests {
                         require_clean_tree: false
                         gates: [health]
                     """
-            }, simArguments: ["--request-log", log]
+            }
         ) { project in
             if router == "httproute" {
                 try #require(
@@ -50,7 +47,7 @@ extension KubernetesTargetTests {
             #expect(await Self.get(url + "/version")?.body == "1.1.0")
 
             // Every kubectl command line Slipway recorded, against what kube-sim was asked.
-            let requests = try RequestLog(log)
+            let requests = try RequestLog(project.requestLog)
             let checked = requests.check(deployed.output, namespace: "hello-production")
             let namespace = "/namespaces/hello-production"
             if router == "httproute" {

@@ -84,9 +84,6 @@ extension KubernetesTargetTests {
         "rolling: the Deployment's own update; a release that never becomes ready goes back to the recorded revision (exit 3), pinned; rollout history agrees"
     )
     func rolling() async throws {
-        let work = try TemporaryDirectory("kubernetes-rolling-log")
-        defer { work.remove() }
-        let log = work.file("requests.jsonl")
         try await Project.with(
             environments: { kubeconfig in
                 """
@@ -99,7 +96,7 @@ extension KubernetesTargetTests {
                     strategy: rolling
                     gates: [health]
                 """
-            }, simArguments: ["--request-log", log]
+            }
         ) { project in
             var result = try await project.deploy("staging")
             try #require(result.status == 0, "\(Self.tail(result.output))")
@@ -117,7 +114,7 @@ extension KubernetesTargetTests {
             #expect(result.output.contains("did not become ready"), "\(Self.tail(result.output))")
             #expect(result.output.contains("rollout undo deployment/hello --to-revision=2"), "\(Self.tail(result.output))")
             // The rolling shape's kubectl calls (apply, rollout status, rollout undo) as kube-sim saw them.
-            let verbs = try RequestLog(log).check(result.output, namespace: "hello-staging")
+            let verbs = try RequestLog(project.requestLog).check(result.output, namespace: "hello-staging")
             #expect(verbs.isSuperset(of: ["apply", "rollout status", "rollout undo"]), "\(verbs)")
             #expect(await Self.get("http://\(address)/version")?.body == "1.1.0")
             // kubectl rollout history: revisions 1 (1.0.0), 3 (1.2.0) and 4 (1.1.0 again: undo
@@ -156,9 +153,6 @@ extension KubernetesTargetTests {
         "blue-green: no request through the Service fails during the switch or its rehearsed rollback; a failing gate goes back (exit 3, pinned); deploy rollback works with the run store deleted"
     )
     func blueGreen() async throws {
-        let work = try TemporaryDirectory("kubernetes-blue-green-log")
-        defer { work.remove() }
-        let log = work.file("requests.jsonl")
         try await Project.with(
             environments: { kubeconfig in
                 """
@@ -173,7 +167,7 @@ extension KubernetesTargetTests {
                     gates: [health, readiness, marker]
                     rehearse_rollback: true
                 """
-            }, simArguments: ["--request-log", log]
+            }
         ) { project in
             var result = try await project.deploy("production")
             try #require(result.status == 0, "\(Self.tail(result.output))")
@@ -190,7 +184,7 @@ extension KubernetesTargetTests {
             #expect(deployed.output.contains("3/3 pods of 1.1.0 ready, 0 restarts"), "the readiness gate: \(deployed.output)")
             // Rehearsal: back to 1.0.0's colour (one patch of the selector) and forward again.
             #expect(deployed.output.contains("rollback rehearsal passed"), "\(Self.tail(deployed.output))")
-            let verbs = try RequestLog(log).check(deployed.output, namespace: "hello-production")
+            let verbs = try RequestLog(project.requestLog).check(deployed.output, namespace: "hello-production")
             #expect(verbs.isSuperset(of: ["apply", "rollout status", "patch"]), "\(verbs)")
             // The old colour is gone once the bake passed; the Service selects the new one.
             let deployments = try await project.kubectl(["get", "deployments", "-n", "hello-production", "-o", "name"])

@@ -34,9 +34,12 @@ struct KubernetesTargetTests {
                 let contents = try String(contentsOfFile: "\(packageRoot)/Manifests/hello/\(file)", encoding: .utf8)
                 try repo.directory.write("Manifests/hello/\(file)", contents)
             }
+            // Every request kube-sim receives, for the tests that check kubectl's calls against it.
             let cluster = try await KubeSimProcess(
-                state: repo.directory.file(".kube-sim"), arguments: simArguments, environment: services.environment)
-            try repo.directory.write(".gitignore", ".slipway/\n.kube-sim/\nhome/\nExamples/hello/busybox\nExamples/hello/app/version\n")
+                state: repo.directory.file(".kube-sim"),
+                arguments: ["--request-log", repo.directory.file("requests.jsonl")] + simArguments, environment: services.environment)
+            try repo.directory.write(
+                ".gitignore", ".slipway/\n.kube-sim/\nhome/\nrequests.jsonl\nExamples/hello/busybox\nExamples/hello/app/version\n")
             try repo.directory.write(
                 "slipway.yml",
                 """
@@ -86,6 +89,9 @@ struct KubernetesTargetTests {
                 await project.tearDown()
             }
         }
+
+        /// kube-sim's request log (`--request-log`).
+        var requestLog: String { repo.directory.file("requests.jsonl") }
 
         func deploy(_ arguments: String..., environment extra: [String: String] = [:]) async throws -> (status: Int32, output: String) {
             try await runDeploy(arguments, in: repo.path, environment: environment.merging(extra) { $1 })
