@@ -35,19 +35,6 @@ struct Status: AsyncParsableCommand {
         }
     }
 
-    /// When the last run here finished (succeeded or rolled back), what takes most traffic should
-    /// be the release Slipway last recorded as good; anything else was changed outside deploy.
-    static func drift(serving: TargetStatus?, lastGood: RunRecord?, latest: RunRecord?) -> String? {
-        guard let serving, let lastGood, let image = lastGood.image, let latest,
-            latest.id == lastGood.id || latest.outcome == .rolledBack,
-            let primary = serving.routes.max(by: { $0.weight < $1.weight })
-        else { return nil }
-        let recorded = Release(sha: lastGood.sha, version: lastGood.version).description
-        guard let serves = primary.image, serves != image else { return nil }
-        return "\(serving.kind) serves \(primary.release), but Slipway last recorded \(recorded) (\(image), run \(lastGood.id)) here: "
-            + "changed outside deploy? `deploy \(lastGood.environment)` or `deploy rollback \(lastGood.environment)` puts it back in line"
-    }
-
     /// A process on this host that no longer runs.
     static func isGone(pid: Int32, host: String) -> Bool {
         host == HostName.current && !ProcessLiveness.isAlive(pid)
@@ -89,7 +76,7 @@ struct Status: AsyncParsableCommand {
                         frozen: pipeline?.environment(named: name)?.freezes.first { $0.contains(now) }.map {
                             "\($0.reason) (\($0.description))"
                         }, pinned: try await store.pin(environment: name), serving: serving,
-                        drift: Self.drift(serving: serving, lastGood: lastGood, latest: latest)))
+                        drift: serving?.drift(lastGood: lastGood, latest: latest)))
             }
             if json {
                 print(try encodeJSON(statuses))

@@ -222,3 +222,17 @@ public struct TargetSetting: Sendable {
         self.launcher = launcher
     }
 }
+
+extension TargetStatus {
+    /// When the last run here finished (succeeded or rolled back), what takes most traffic should
+    /// be the release Slipway last recorded as good there; anything else was changed outside deploy.
+    public func drift(lastGood: RunRecord?, latest: RunRecord?) -> String? {
+        guard let lastGood, let image = lastGood.image, let latest, latest.id == lastGood.id || latest.outcome == .rolledBack,
+            let primary = routes.max(by: { $0.weight < $1.weight })
+        else { return nil }
+        let recorded = Release(sha: lastGood.sha, version: lastGood.version).description
+        guard let serves = primary.image, serves != image else { return nil }
+        return "\(kind) serves \(primary.release), but Slipway last recorded \(recorded) (\(image), run \(lastGood.id)) here: "
+            + "changed outside deploy? `deploy \(lastGood.environment)` or `deploy rollback \(lastGood.environment)` puts it back in line"
+    }
+}
