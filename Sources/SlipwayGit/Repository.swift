@@ -193,6 +193,19 @@ public final class Repository {
         return (paths, total)
     }
 
+    /// The paths of the files the index tracks (what `git ls-files` lists), relative to the working directory.
+    public func trackedFiles() throws(GitError) -> [String] {
+        var index: OpaquePointer?
+        try GitError.check(git_repository_index(&index, handle), "reading the index")
+        defer { git_index_free(index) }
+        var paths: [String] = []
+        for position in 0..<git_index_entrycount(index) {
+            guard let entry = git_index_get_byindex(index, position), let path = entry.pointee.path else { continue }
+            paths.append(String(cString: path))
+        }
+        return paths
+    }
+
     // MARK: - Tags
 
     public struct Tag: Sendable, Hashable {

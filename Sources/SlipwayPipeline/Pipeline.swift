@@ -37,6 +37,8 @@ public struct Pipeline: Sendable {
     public var webhooks: [WebhookSpec] = []
     /// The Docker CLI to build and push with (`docker:` in the file; `$DOCKER` overrides; default `docker`).
     public var docker: String?
+    /// Named groups of people (`roles:`), for checklist sign-offs.
+    public var roles: [String: [String]] = [:]
 
     public static let defaultOutputLimit = 1 << 20
 
@@ -204,6 +206,18 @@ public struct Stage: Sendable {
         case push
         /// Puts an earlier good release back (`deploy rollback`); never written in a pipeline file.
         case rollback(environment: String, to: String?)
+        /// A production-readiness checklist for an environment: checks and sign-offs.
+        case checklist(ChecklistSpec)
+
+        /// The environment a stage stands guard for (an approval, a checklist): it runs only in
+        /// deploys of that environment.
+        public var guardedEnvironment: String? {
+            switch self {
+            case .approval(let environment): environment
+            case .checklist(let spec): spec.environment
+            default: nil
+            }
+        }
     }
 
     /// The word for the stage's kind, as records and `deploy plan` show it.
@@ -215,6 +229,7 @@ public struct Stage: Sendable {
         case .build: "build"
         case .push: "push"
         case .rollback: "rollback"
+        case .checklist: "checklist"
         }
     }
 }

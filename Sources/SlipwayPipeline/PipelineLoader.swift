@@ -112,6 +112,8 @@ public enum PipelineLoader {
 final class PipelineReader {
     let file: String
     var diagnostics: [Diagnostic] = []
+    /// `roles:`, read before the stages whose sign-offs name them.
+    var roles: [String: [String]] = [:]
 
     /// Names an environment may not take (the command line's commands).
     let reservedNames: Set<String>
@@ -164,7 +166,7 @@ final class PipelineReader {
         guard let top = mapping(root, "the pipeline") else { return nil }
         let allowed = [
             "app", "image", "docker", "secrets", "variables", "environments", "stages", "gates", "hooks", "output_limit", "risk",
-            "notify",
+            "notify", "roles",
         ]
         // `x-…` keys are the file's own (as in Compose files): a place for anchors that merge keys
         // share, e.g. `x-defaults: &defaults { timeout: 5m }` and `<<: *defaults` in a stage.
@@ -186,6 +188,7 @@ final class PipelineReader {
         let webhooks = top["notify"].map { webhookList($0, secrets: secrets.map(\.name)) } ?? []
         let docker = top["docker"].flatMap { string($0, "docker", hint: "the Docker CLI to use, e.g. `docker: podman`") }
 
+        roles = top["roles"].map(roleMap) ?? [:]
         var stages: [Stage] = []
         if let stagesNode = required(
             top, "stages", in: root, context: "the pipeline",
@@ -202,7 +205,7 @@ final class PipelineReader {
         return Pipeline(
             file: file, app: app, image: image, secrets: secrets.map(\.name), variables: variables,
             environments: environments, stages: stages, gates: gates, hooks: hooks, outputLimit: outputLimit, riskRules: riskRules,
-            webhooks: webhooks, docker: docker)
+            webhooks: webhooks, docker: docker, roles: roles)
     }
 
     /// The first alias written as a mapping key or inside one (`*name:`, `[*name]: …`, `? *name`),

@@ -60,6 +60,16 @@ extension PipelineReader {
                         "stage '\(stage.name)' approves \(environment) after stage '\(deploy)' has deployed it",
                         hint: "move it before '\(deploy)': an approval comes before the deploy it allows")
                 }
+            case .checklist(let spec):
+                let at = node(of: stage, key: "checklist") ?? root
+                if !environmentNames.contains(spec.environment) {
+                    unknownEnvironment(spec.environment, at: at, what: "the checklist of stage '\(stage.name)'")
+                } else if let deploy = deployed[spec.environment] {
+                    error(
+                        at, "stage '\(stage.name)' checks \(spec.environment)'s readiness after stage '\(deploy)' has deployed it",
+                        hint: "move it before '\(deploy)': a checklist comes before the deploy it allows")
+                }
+                checkChecklist(spec, stage: stage.name, at: at, environments: environments, gateNames: gateNames)
             case .steps, .build, .push, .rollback:
                 break
             }
@@ -165,6 +175,33 @@ extension PipelineReader {
                     guard case .scalar(let scalar) = value else { continue }
                     checkReference(in: scalar, node: value, known: known, secrets: [])
                 }
+            }
+        }
+    }
+
+    /// A checklist's references: gates declared, manifests to read, environments to look at.
+    func checkChecklist(_ spec: ChecklistSpec, stage: String, at: Node, environments: [EnvironmentSpec], gateNames: [String]) {
+        let environment = environments.first { $0.name == spec.environment }
+        var hasManifests = spec.manifests != nil
+        if case .kubernetes = environment?.target { hasManifests = true }
+        for (_, item) in spec.items {
+            guard case .check(let check) = item.requirement else { continue }
+            func refuse(_ message: String, hint: String) {
+                diagnostics.append(Diagnostic(at: item.location, message, hint: hint))
+            }
+            switch check {
+            case .gate(let gate) where !gateNames.contains(gate):
+                refuse(
+                    "item '\(item.title)' checks gate '\(gate)', which is not declared",
+                    hint: suggestion(for: gate, among: gateNames).map { "did you mean '\($0)'?" } ?? "declare it under `gates:`")
+            case .rollbackRehearsal(let name?) where !environments.contains(where: { $0.name == name }):
+                refuse("item '\(item.title)' looks at the rehearsals of environment '\(name)', which is not declared", hint: "name a declared environment")
+            case let check where check.readsManifests && !hasManifests:
+                refuse(
+                    "item '\(item.title)' (\(check.name)) reads Kubernetes manifests, but the checklist has none",
+                    hint: "give the checklist `manifests: Manifests/app/overlays/production`, or check an environment with a kubernetes target")
+            default:
+                break
             }
         }
     }

@@ -110,6 +110,7 @@ extension RunStore {
             try db.execute(
                 sql: "UPDATE run SET overrides = CASE WHEN overrides = '' THEN '[]' ELSE json_array(overrides) END")
         }
+        registerChecklistMigration(&migrator)
         return migrator
     }
 }

@@ -116,7 +116,7 @@ public struct Engine: Sendable {
                         message: "\(name) has no target, so there is nothing to roll back",
                         hint: "give it `target: { docker: { listen: 127.0.0.1:8081 } }` in \(plan.pipeline.file)")
                 }
-            case .approval:
+            case .approval, .checklist:
                 break
             case .build, .push:
                 guard plan.pipeline.image != nil else {

@@ -68,6 +68,7 @@ public struct Plan: Sendable {
                 switch stage.kind {
                 case .deploy(let other) where other != name: reason = "deploys \(other)"
                 case .approval(let other) where other != name: reason = "approves \(other)"
+                case .checklist(let spec) where spec.environment != name: reason = "checks readiness for \(spec.environment)"
                 default: break
                 }
             }

@@ -28,6 +28,7 @@ extension Stage.Kind {
         case .build: BuildStage()
         case .push: PushStage()
         case .approval: ApprovalStage()
+        case .checklist: ChecklistStage()
         case .deploy, .rollback: DeployStage()
         }
     }

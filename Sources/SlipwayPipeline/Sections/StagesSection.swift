@@ -6,7 +6,7 @@ import Yams
 extension PipelineReader {
     // MARK: Stages
 
-    static let stageActions = ["run", "sh", "steps", "deploy", "approval", "build", "push"]
+    static let stageActions = ["run", "sh", "steps", "deploy", "approval", "checklist", "build", "push"]
     static let stepOptions = ["timeout", "retries", "backoff", "continue_on_error", "env", "workdir", "keep_background"]
 
     func stageList(_ node: Node) -> [Stage] {
@@ -99,6 +99,9 @@ extension PipelineReader {
                 return nil
             }
             return Stage(name: name, location: here, kind: .approval(environment: environment))
+        case "checklist":
+            guard let spec = checklist(body, stage: name) else { return nil }
+            return Stage(name: name, location: here, kind: .checklist(spec))
         case "build":
             guard let settings = isNull(body) ? Mapping(entries: []) : mapping(body, "build") else { return nil }
             checkKeys(settings, allowed: ["context", "file", "args", "no_cache"], in: "build")
