@@ -96,8 +96,8 @@ public enum ChecklistCheck: Sendable, Hashable {
     case manifests
     /// The Deployment runs at least this many replicas.
     case replicas(minimum: Int)
-    /// A GET answers (a path is taken on the environment's URL).
-    case http(url: String, status: Int?, body: String?)
+    /// A GET answers (a path is taken on the environment's URL), within `within` when set.
+    case http(url: String, status: Int?, body: String?, within: Duration?)
     /// A GET answers with the Prometheus text format.
     case metrics(url: String)
     /// The certificate an HTTPS endpoint presents is valid for at least this many days.

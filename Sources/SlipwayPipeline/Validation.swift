@@ -195,11 +195,15 @@ extension PipelineReader {
                     "item '\(item.title)' checks gate '\(gate)', which is not declared",
                     hint: suggestion(for: gate, among: gateNames).map { "did you mean '\($0)'?" } ?? "declare it under `gates:`")
             case .rollbackRehearsal(let name?) where !environments.contains(where: { $0.name == name }):
-                refuse("item '\(item.title)' looks at the rehearsals of environment '\(name)', which is not declared", hint: "name a declared environment")
+                refuse(
+                    "item '\(item.title)' looks at the rehearsals of environment '\(name)', which is not declared",
+                    hint: "name a declared environment")
             case let check where check.readsManifests && !hasManifests:
                 refuse(
                     "item '\(item.title)' (\(check.name)) reads Kubernetes manifests, but the checklist has none",
-                    hint: "give the checklist `manifests: Manifests/app/overlays/production`, or check an environment with a kubernetes target")
+                    hint:
+                        "give the checklist `manifests: Manifests/app/overlays/production`, or check an environment with a kubernetes target"
+                )
             default:
                 break
             }

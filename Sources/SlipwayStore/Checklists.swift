@@ -192,7 +192,8 @@ extension RunStore {
         try await write("recording the checklist") { db in
             for item in items {
                 try db.execute(
-                    sql: "INSERT OR REPLACE INTO checklist_item (\(Self.checklistColumns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    sql:
+                        "INSERT OR REPLACE INTO checklist_item (\(Self.checklistColumns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     arguments: item.arguments)
             }
         }
@@ -252,7 +253,10 @@ extension RunStore {
                 arguments: signed.arguments)
             try db.execute(
                 sql: "INSERT INTO sign_off (run_id, environment, item_id, signer, comment, at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [runID, run.environment, signed.itemID, signer, comment, now.timeIntervalSince1970, signed.expiresAt?.timeIntervalSince1970])
+                arguments: [
+                    runID, run.environment, signed.itemID, signer, comment, now.timeIntervalSince1970,
+                    signed.expiresAt?.timeIntervalSince1970,
+                ])
             try Self.appendAudit(
                 db, at: now, actor: signer, action: "sign-off", environment: run.environment, runID: runID,
                 detail: "\(signed.itemID): \(signed.title)" + (comment.map { ": \($0)" } ?? ""))

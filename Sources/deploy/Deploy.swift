@@ -65,7 +65,7 @@ struct Deploy: AsyncParsableCommand {
         subcommands: [
             Run.self, PlanCommand.self, Validate.self, Status.self, History.self, Show.self, Logs.self, ChangelogCommand.self, Lock.self,
             Unlock.self,
-            Audit.self, Approve.self, Reject.self, Rollback.self, Unpin.self, Teardown.self,
+            Audit.self, Approve.self, Reject.self, Sign.self, ChecklistCommand.self, Rollback.self, Unpin.self, Teardown.self,
         ],
         defaultSubcommand: Run.self
     )

@@ -109,8 +109,8 @@ public enum ChecklistChecks {
             case .manifests: return ManifestChecks.render(manifests)
             case .replicas(let minimum): return ManifestChecks.replicas(manifests, minimum: minimum)
             case .pinnedImages: return await ManifestChecks.pinnedImages(manifests, inputs: inputs)
-            case .http(let url, let status, let body):
-                return await EndpointChecks.http(try inputs.url(url), status: status, body: body)
+            case .http(let url, let status, let body, let within):
+                return await EndpointChecks.http(try inputs.url(url), status: status, body: body, within: within)
             case .metrics(let url): return await EndpointChecks.metrics(try inputs.url(url))
             case .tls(let url, let days): return await EndpointChecks.tls(try inputs.url(url), minimumDays: days)
             case .documents(let files): return RepositoryChecks.documents(files, inputs: inputs)
@@ -126,7 +126,8 @@ public enum ChecklistChecks {
                 guard let gate = inputs.gate else { return .fail("gate \(name) cannot run here: no environment to check it against") }
                 return await gate(name)
             case .run(let argv, let timeout):
-                return await CommandChecks.run(try argv.map { try Variables.expand($0, with: inputs.variables) }, timeout: timeout, inputs: inputs)
+                return await CommandChecks.run(
+                    try argv.map { try Variables.expand($0, with: inputs.variables) }, timeout: timeout, inputs: inputs)
             case .sh(let script, let timeout):
                 return await CommandChecks.run(["/bin/sh", "-c", script], timeout: timeout, inputs: inputs)
             }

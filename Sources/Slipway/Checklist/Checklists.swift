@@ -54,7 +54,8 @@ public enum Checklists {
         // while (valid_for) is worth recording after the run, for the runs that follow.
         if !(outcome == .running && pending.stageRunning) && found.validForSeconds == nil {
             throw SignOffRefused(
-                message: "run \(runID) is not waiting for sign-offs (it is \(outcome.rawValue)): '\(found.itemID)' is signed for one run only",
+                message:
+                    "run \(runID) is not waiting for sign-offs (it is \(outcome.rawValue)): '\(found.itemID)' is signed for one run only",
                 hint: "sign it on the next run of \(pending.environment ?? "the environment") while it waits")
         }
     }
@@ -85,7 +86,9 @@ public enum Checklists {
         public var signOff: Int
         /// Sign-offs that stand for a while (`valid_for`): standing practices, not this deploy.
         public var standing: Int
-        /// Items that concern a deploy: the automated ones and the per-run sign-offs.
+        /// Advisory sign-offs: follow-ups after the release is live, recorded but never blocking.
+        public var followUp: Int
+        /// Items that concern a deploy: the automated ones and the required per-run sign-offs.
         public var deployItems: Int
         public var advisory: Int
         /// Automated items by check.
@@ -94,6 +97,7 @@ public enum Checklists {
         enum CodingKeys: String, CodingKey {
             case items, automated, standing, advisory, checks
             case signOff = "sign_off"
+            case followUp = "follow_up"
             case deployItems = "deploy_items"
         }
 
@@ -102,7 +106,7 @@ public enum Checklists {
     }
 
     public static func coverage(_ spec: ChecklistSpec) -> Coverage {
-        var coverage = Coverage(items: 0, automated: 0, signOff: 0, standing: 0, deployItems: 0, advisory: 0, checks: [:])
+        var coverage = Coverage(items: 0, automated: 0, signOff: 0, standing: 0, followUp: 0, deployItems: 0, advisory: 0, checks: [:])
         for (_, item) in spec.items {
             coverage.items += 1
             if item.advisory { coverage.advisory += 1 }
@@ -112,10 +116,14 @@ public enum Checklists {
                 coverage.checks[check.name, default: 0] += 1
             case .signOff(let signOff):
                 coverage.signOff += 1
-                if signOff.validFor != nil { coverage.standing += 1 }
+                if signOff.validFor != nil {
+                    coverage.standing += 1
+                } else if item.advisory {
+                    coverage.followUp += 1
+                }
             }
         }
-        coverage.deployItems = coverage.items - coverage.standing
+        coverage.deployItems = coverage.items - coverage.standing - coverage.followUp
         return coverage
     }
 }

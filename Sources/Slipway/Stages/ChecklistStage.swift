@@ -67,7 +67,9 @@ extension RunContext {
             let shown = failed.prefix(3).joined(separator: "; ") + (failed.count > 3 ? "; and \(failed.count - 3) more" : "")
             return StageOutcome(
                 outcome: .failed,
-                reason: "\(failed.count) required checklist item\(failed.count == 1 ? "" : "s") failed: \(shown) (`deploy checklist \(spec.environment)` lists them)")
+                reason:
+                    "\(failed.count) required checklist item\(failed.count == 1 ? "" : "s") failed: \(shown) (`deploy checklist \(spec.environment)` lists them)"
+            )
         }
         return await waitForSignOffs(spec, stage: stage, items: items)
     }
@@ -89,7 +91,8 @@ extension RunContext {
         let url = environmentURL
         return ChecklistInputs(
             pipeline: plan.pipeline, environment: environment, manifests: manifests, release: release, image: image, changelog: changelog,
-            environmentURL: environmentURL, processEnvironment: (try? childEnvironment(stage: "checklist", values: values)) ?? engine.environment,
+            environmentURL: environmentURL,
+            processEnvironment: (try? childEnvironment(stage: "checklist", values: values)) ?? engine.environment,
             launcher: engine.launcher, masker: masker, store: store, runID: runID,
             gate: { name in await context.checklistGate(name, environmentURL: url, serving: serving) }, variables: values)
     }
@@ -103,7 +106,8 @@ extension RunContext {
             let check = try check(for: gate, targets: GateTargets(targetURL: environmentURL, serviceURL: environmentURL, release: release))
             let result = await GateRunner(clock: engine.clock).run(gate, check: check)
             let seen = result.measurements.last?.detail ?? "no measurement"
-            return result.passed ? .pass("gate \(name) held at \(environmentURL): \(seen)") : .fail(result.reason ?? "gate \(name) failed: \(seen)")
+            return result.passed
+                ? .pass("gate \(name) held at \(environmentURL): \(seen)") : .fail(result.reason ?? "gate \(name) failed: \(seen)")
         } catch {
             return .fail("\(error)")
         }
@@ -145,7 +149,8 @@ extension RunContext {
                     for item in mine {
                         guard await prompt("Sign off \(item.itemID) (\(item.title)) as \(signer)? [y/N] ") else { continue }
                         do {
-                            try await Checklists.sign(in: store, runID: runID, item: item.itemID, signer: signer, comment: "signed at the prompt", now: Date())
+                            try await Checklists.sign(
+                                in: store, runID: runID, item: item.itemID, signer: signer, comment: "signed at the prompt", now: Date())
                         } catch {
                             reporter.report(.notice("\(error)"))
                         }
@@ -171,7 +176,8 @@ extension RunContext {
                     if waited >= timeout {
                         return StageOutcome(
                             outcome: .timedOut,
-                            reason: "\(open.count) sign-off\(open.count == 1 ? "" : "s") not given within \(DurationParser.format(timeout)): "
+                            reason:
+                                "\(open.count) sign-off\(open.count == 1 ? "" : "s") not given within \(DurationParser.format(timeout)): "
                                 + open.prefix(3).map(\.itemID).joined(separator: ", ") + (open.count > 3 ? ", …" : ""))
                     }
                     do { try await clock.sleep(for: .milliseconds(250)) } catch {

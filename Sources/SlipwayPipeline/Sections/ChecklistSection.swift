@@ -11,7 +11,8 @@ extension PipelineReader {
         var roles: [String: [String]] = [:]
         for (keyNode, name, value) in pairs.entries {
             if !isValidIdentifier(name) {
-                error(keyNode, "role name \(shown(name)) is not valid" + tooLong(name), hint: "use 1 to 63 letters, digits, '-', '_' and '.'")
+                error(
+                    keyNode, "role name \(shown(name)) is not valid" + tooLong(name), hint: "use 1 to 63 letters, digits, '-', '_' and '.'")
             }
             let people = stringList(value, "role '\(name)'", hint: "a list of people, e.g. `[alice, bob]`; `[\"*\"]` for anyone")
             if people.isEmpty { error(value, "role '\(name)' has nobody in it", hint: "list who holds it, e.g. `[alice, bob]`") }
@@ -72,7 +73,9 @@ extension PipelineReader {
             error(sectionsNode, "checklist of stage '\(stage)' has no items", hint: "add items under a section's `items:`")
         }
         guard let environment else { return nil }
-        return ChecklistSpec(environment: environment, manifests: pairs["manifests"].flatMap { string($0, "manifests") }, timeout: timeout, sections: sections)
+        return ChecklistSpec(
+            environment: environment, manifests: pairs["manifests"].flatMap { string($0, "manifests") }, timeout: timeout,
+            sections: sections)
     }
 
     /// Lower-case ASCII words joined by dashes, at most `limit` characters (`section.item` ids).
@@ -210,7 +213,6 @@ extension PipelineReader {
             }
             let argv = stringList(value, "run")
             guard !argv.isEmpty, !argv[0].isEmpty else { error(value, "run is empty", hint: "e.g. `run: [make, test]`"); return nil }
-            checkReferences(argv: argv, node: value, allowed: nil)
             return .run(argv, timeout: timeout)
         case "sh":
             guard let script = string(value, "sh"), !script.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
@@ -265,12 +267,15 @@ extension PipelineReader {
             guard let minimum = pairs["min"].flatMap({ integer($0, "min", in: 1...10_000) }) else { return needs("a minimum", "3") }
             return .replicas(minimum: minimum)
         case "http":
-            guard let (url, pairs) = scalarOr("url", ["url", "status", "body"], hint: "`http: /health`, or `http: { url: /health, status: 200 }`")
+            guard
+                let (url, pairs) = scalarOr(
+                    "url", ["url", "status", "body", "within"],
+                    hint: "`http: /health`, or `http: { url: /health, status: 200, within: 2s }`")
             else { return nil }
             guard let url else { return needs("a URL or a path on the environment's URL", "/health") }
             return .http(
                 url: url, status: pairs["status"].flatMap { integer($0, "status", in: 100...599) },
-                body: pairs["body"].flatMap { string($0, "body") })
+                body: pairs["body"].flatMap { string($0, "body") }, within: pairs["within"].flatMap { duration($0, "within") })
         case "metrics":
             guard let (url, _) = scalarOr("url", ["url"], hint: "`metrics: /metrics`") else { return nil }
             return .metrics(url: url ?? "/metrics")

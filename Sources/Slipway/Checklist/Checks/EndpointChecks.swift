@@ -9,9 +9,9 @@ import X509
 
 /// Checks of a running endpoint: it answers, it exposes metrics, its certificate is valid.
 enum EndpointChecks {
-    static func http(_ url: String, status: Int?, body: String?) async -> CheckVerdict {
+    static func http(_ url: String, status: Int?, body: String?, within: Duration? = nil) async -> CheckVerdict {
         guard let address = URL(string: url), address.scheme != nil else { return .fail("'\(url)' is not a URL") }
-        let measurement = await HTTPCheck(url: address, status: status, body: body).measure()
+        let measurement = await HTTPCheck(url: address, status: status, body: body, within: within).measure()
         return measurement.passed
             ? .pass("GET \(url): \(measurement.detail)")
             : .fail("GET \(url): \(measurement.detail): check that the release is deployed and serving there")
@@ -125,8 +125,16 @@ enum TLSProbe {
     final class PromiseBox: Sendable {
         let promise: Mutex<EventLoopPromise<[UInt8]>?>
         init(_ promise: EventLoopPromise<[UInt8]>) { self.promise = Mutex(promise) }
-        func succeed(_ value: [UInt8]) { promise.withLock { $0?.succeed(value); $0 = nil } }
-        func fail(_ error: any Error) { promise.withLock { $0?.fail(error); $0 = nil } }
+        func succeed(_ value: [UInt8]) {
+            promise.withLock {
+                $0?.succeed(value); $0 = nil
+            }
+        }
+        func fail(_ error: any Error) {
+            promise.withLock {
+                $0?.fail(error); $0 = nil
+            }
+        }
     }
 
     struct NoCertificate: Error, CustomStringConvertible {

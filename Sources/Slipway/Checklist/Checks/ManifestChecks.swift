@@ -11,7 +11,8 @@ enum ManifestLoad: Sendable {
 
     static func load(_ path: String?, inputs: ChecklistInputs) async -> ManifestLoad {
         guard let path else { return .none }
-        let kubectl = Kubectl(spec: KubernetesTargetSpec(manifests: path), environment: inputs.processEnvironment, launcher: inputs.launcher)
+        let kubectl = Kubectl(
+            spec: KubernetesTargetSpec(manifests: path), environment: inputs.processEnvironment, launcher: inputs.launcher)
         do {
             return .loaded(try await AppManifests.render(inputs.file(path), kubectl: kubectl), source: path)
         } catch {
@@ -33,9 +34,11 @@ enum ManifestChecks {
 
     static func containers(_ manifests: AppManifests, appImage: String? = nil) -> [Container] {
         var result: [Container] = []
-        let workloads = [manifests.deployment] + manifests.others.filter {
-            ["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod", "ReplicaSet"].contains($0["kind"] as? String ?? "")
-        }
+        let workloads =
+            [manifests.deployment]
+            + manifests.others.filter {
+                ["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod", "ReplicaSet"].contains($0["kind"] as? String ?? "")
+            }
         for (index, workload) in workloads.enumerated() {
             let kind = workload["kind"] as? String ?? "Object"
             let name = workload.string("metadata", "name") ?? "?"
@@ -85,7 +88,9 @@ enum ManifestChecks {
         }
         if all.isEmpty { return .fail("\(source): no containers found in its workloads") }
         guard missing.isEmpty else { return .fail("\(source): \(missing.joined(separator: "; ")): add them to the container spec") }
-        return .pass("\(all.count) container\(all.count == 1 ? "" : "s") in \(source) have liveness and readiness\(startup ? " and startup" : "") probes")
+        return .pass(
+            "\(all.count) container\(all.count == 1 ? "" : "s") in \(source) have liveness and readiness\(startup ? " and startup" : "") probes"
+        )
     }
 
     static func resources(_ load: ManifestLoad) -> CheckVerdict {
@@ -118,7 +123,9 @@ enum ManifestChecks {
         guard case .success(let (manifests, source)) = loaded(load) else { return failure(load) }
         let replicas = manifests.replicas
         guard replicas >= minimum else {
-            return .fail("\(source): Deployment \(manifests.deploymentName) runs \(replicas) replica\(replicas == 1 ? "" : "s"), fewer than \(minimum): raise spec.replicas")
+            return .fail(
+                "\(source): Deployment \(manifests.deploymentName) runs \(replicas) replica\(replicas == 1 ? "" : "s"), fewer than \(minimum): raise spec.replicas"
+            )
         }
         return .pass("Deployment \(manifests.deploymentName) runs \(replicas) replicas (at least \(minimum))")
     }
@@ -155,7 +162,8 @@ enum ManifestChecks {
         case .none: break
         }
         guard problems.isEmpty else {
-            return .fail(problems.joined(separator: "; ") + ": pin each image by digest (image@sha256:…)" + (source.map { " in \($0)" } ?? ""))
+            return .fail(
+                problems.joined(separator: "; ") + ": pin each image by digest (image@sha256:…)" + (source.map { " in \($0)" } ?? ""))
         }
         return .pass("\(checked.count) image\(checked.count == 1 ? "" : "s") pinned by digest: \(checked.joined(separator: ", "))")
     }

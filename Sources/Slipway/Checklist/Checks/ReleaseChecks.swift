@@ -38,7 +38,8 @@ enum ReleaseChecks {
             return .fail("run \(run.id)'s rollback rehearsal in \(environment) failed\(took): `deploy show \(run.id)` says why")
         default:
             return .fail(
-                "run \(run.id) skipped its rehearsal in \(environment) (nothing served before it): deploy \(release) there again to rehearse")
+                "run \(run.id) skipped its rehearsal in \(environment) (nothing served before it): deploy \(release) there again to rehearse"
+            )
         }
     }
 
@@ -46,7 +47,9 @@ enum ReleaseChecks {
         guard let store = inputs.store else { return .fail("no run store to read releases from") }
         let environment = inputs.environment.name
         let good: [SlipwayStore.RunRecord]
-        do { good = try await store.goodReleases(environment: environment, before: inputs.runID, limit: 1) } catch { return .fail("\(error)") }
+        do { good = try await store.goodReleases(environment: environment, before: inputs.runID, limit: 1) } catch {
+            return .fail("\(error)")
+        }
         guard let previous = good.first else {
             return .pass("\(environment) has no earlier good release: there is nothing to roll back to yet")
         }
@@ -56,7 +59,9 @@ enum ReleaseChecks {
         if await inputs.docker.imageAvailable(image) {
             return .pass("\(image) (run \(previous.id), \(previous.version ?? "?")) is still there for a rollback")
         }
-        return .fail("\(image), the image of \(environment)'s last good release (run \(previous.id)), is gone: a rollback cannot run it; keep it in the registry")
+        return .fail(
+            "\(image), the image of \(environment)'s last good release (run \(previous.id)), is gone: a rollback cannot run it; keep it in the registry"
+        )
     }
 
     static func semver(_ inputs: ChecklistInputs) -> CheckVerdict {
@@ -65,7 +70,8 @@ enum ReleaseChecks {
         }
         let bare = version.hasPrefix("v") ? String(version.dropFirst()) : version
         guard SemanticVersion(bare) != nil else {
-            return .fail("version '\(version)' is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.4.2): tag releases as vMAJOR.MINOR.PATCH")
+            return .fail(
+                "version '\(version)' is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.4.2): tag releases as vMAJOR.MINOR.PATCH")
         }
         return .pass("version \(version) is a semantic version")
     }
@@ -84,7 +90,8 @@ enum ReleaseChecks {
         let name = inputs.environment.name
         let stage = inputs.pipeline.stages.first { if case .approval(name) = $0.kind { true } else { false } }
         guard let stage else {
-            return .fail("\(name) deploys without a person's approval: add `- { name: sign-off, approval: \(name) }` before its deploy stage")
+            return .fail(
+                "\(name) deploys without a person's approval: add `- { name: sign-off, approval: \(name) }` before its deploy stage")
         }
         let spec = inputs.environment.approval ?? ApprovalSpec(approvers: 1, allowed: [], distinctFromTrigger: false, timeout: nil)
         var rules = ["\(spec.approvers) approver\(spec.approvers == 1 ? "" : "s")"]

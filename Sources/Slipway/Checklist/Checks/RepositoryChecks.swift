@@ -16,7 +16,8 @@ enum RepositoryChecks {
             // The index's paths are from the working directory's root; the checklist's are from `repository`.
             let root = URL(fileURLWithPath: workdir).standardizedFileURL.path
             let base = URL(fileURLWithPath: inputs.repository).standardizedFileURL.path
-            let offset = base.hasPrefix(root) ? String(base.dropFirst(root.count)).trimmingCharacters(in: CharacterSet(charactersIn: "/")) : ""
+            let offset =
+                base.hasPrefix(root) ? String(base.dropFirst(root.count)).trimmingCharacters(in: CharacterSet(charactersIn: "/")) : ""
             return tracked.compactMap { path -> String? in
                 if offset.isEmpty { return path }
                 return path.hasPrefix(offset + "/") ? String(path.dropFirst(offset.count + 1)) : nil
@@ -51,7 +52,8 @@ enum RepositoryChecks {
                 return !line.isEmpty && !line.hasPrefix("#") && !line.allSatisfy { "=-~".contains($0) }
             }
             if body.isEmpty {
-                problems.append("\(file) is empty" + (text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? "" : " (headings only)"))
+                problems.append(
+                    "\(file) is empty" + (text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? "" : " (headings only)"))
             } else {
                 sizes.append("\(file) (\(body.count) lines)")
             }
@@ -108,7 +110,8 @@ enum RepositoryChecks {
         var scanned = "\(files.count) file\(files.count == 1 ? "" : "s")"
         if let image = inputs.image {
             do {
-                let output = try await inputs.docker.run(["image", "inspect", "--format", "{{json .Config.Env}}", image], timeout: .seconds(60))
+                let output = try await inputs.docker.run(
+                    ["image", "inspect", "--format", "{{json .Config.Env}}", image], timeout: .seconds(60))
                 let variables = (try? JSONDecoder().decode([String].self, from: Data(output.utf8))) ?? []
                 for variable in variables {
                     let parts = variable.split(separator: "=", maxSplits: 1).map(String.init)
@@ -166,9 +169,10 @@ enum RepositoryChecks {
                 let text = (try? String(contentsOfFile: inputs.file(file), encoding: .utf8)) ?? ""
                 var loose: [String] = []
                 for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-                    let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map {
-                        $0.trimmingCharacters(in: .whitespaces)
-                    } ?? ""
+                    let line =
+                        raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map {
+                            $0.trimmingCharacters(in: .whitespaces)
+                        } ?? ""
                     if line.isEmpty || line.hasPrefix("-") || line.hasPrefix("\\") { continue }
                     if !line.contains("==") && !line.contains("@") { loose.append("\(file):\(number + 1) '\(line)'") }
                 }
