@@ -145,3 +145,17 @@ extension StageRecord {
         return record
     }
 }
+
+extension RunContext {
+    /// The image this run deploys to `environment`: pushed by this run, else the one that passed
+    /// the environment it is promoted from, else any earlier push of this commit or version.
+    func releaseImage(for environment: EnvironmentSpec) async throws -> String? {
+        if let run = try await store.run(id: runID), let image = run.image { return image }
+        if let from = environment.promoteFrom, let sha = release.sha,
+            let image = try await store.lastSucceeded(environment: from, sha: sha)?.image
+        {
+            return image
+        }
+        return try await store.image(sha: release.sha, version: release.version)?.image
+    }
+}

@@ -175,16 +175,9 @@ struct Rollout: Sendable {
 
     // MARK: - Deploy
 
-    /// The image this run deploys: pushed by this run, else the one that passed the environment it
-    /// is promoted from, else any earlier push of this commit or version.
+    /// The image this run deploys (``RunContext/releaseImage(for:)``).
     func image() async throws -> String? {
-        if let run = try await store.run(id: context.runID), let image = run.image { return image }
-        if let from = environment.promoteFrom, let sha = context.release.sha,
-            let image = try await store.lastSucceeded(environment: from, sha: sha)?.image
-        {
-            return image
-        }
-        return try await store.image(sha: context.release.sha, version: context.release.version)?.image
+        try await context.releaseImage(for: environment)
     }
 
     func deploy() async -> RunContext.StageOutcome {

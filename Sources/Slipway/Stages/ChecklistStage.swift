@@ -51,17 +51,26 @@ extension RunContext {
         for index in items.indices {
             guard case .check(let check) = spec.items[index].item.requirement else { continue }
             let item = items[index]
-            let verdict = await ChecklistChecks.evaluate(check, inputs: inputs, manifests: manifests)
-            items[index].state = verdict.passed ? .passed : .failed
-            items[index].detail = masker.mask(verdict.detail)
+            let required = !item.advisory
+            // Each check is a recorded step: its time, its one-line verdict in the run's log.
+            let outcome: CheckVerdict
+            do {
+                outcome = try await log.step(item.itemID, command: "\(check.name): \(item.title)") { say in
+                    let verdict = await ChecklistChecks.evaluate(check, inputs: inputs, manifests: manifests)
+                    say((verdict.passed ? "passed: " : item.advisory ? "advisory, failed: " : "failed: ") + verdict.detail)
+                    if !verdict.passed && required { throw ChecklistItemFailed(verdict: verdict) }
+                    return verdict
+                }
+            } catch let failure as ChecklistItemFailed {
+                outcome = failure.verdict
+            } catch {
+                outcome = .fail("\(error)")
+            }
+            items[index].state = outcome.passed ? .passed : .failed
+            items[index].detail = masker.mask(outcome.detail)
             items[index].checkedAt = Date()
             try? await store.updateChecklistItem(items[index])
-            let required = !item.advisory
-            if !verdict.passed && required { failed.append("\(item.itemID) (\(items[index].detail))") }
-            _ = try? await log.step(item.itemID, command: "\(check.name): \(item.title)") { say in
-                say((verdict.passed ? "passed: " : item.advisory ? "advisory, failed: " : "failed: ") + verdict.detail)
-                if !verdict.passed && required { throw StepRecorder.Failed(description: items[index].detail) }
-            }
+            if !outcome.passed && required { failed.append("\(item.itemID) (\(items[index].detail))") }
         }
         if !failed.isEmpty {
             let shown = failed.prefix(3).joined(separator: "; ") + (failed.count > 3 ? "; and \(failed.count - 3) more" : "")
@@ -83,7 +92,7 @@ extension RunContext {
             if case .kubernetes(let kubernetes) = target, manifests == nil { manifests = kubernetes.manifests }
             environmentURL = (try? engine.makeTarget(target, targetSetting(environment: environment.name)))?.serviceURL
         }
-        let image = (try? await store.run(id: runID))?.image
+        let image = try? await releaseImage(for: environment)
         let serving = try? await store.goodReleases(environment: environment.name, before: runID, limit: 1).first
         var values = variables(stage: "checklist")
         if let environmentURL { values["SERVICE_URL"] = environmentURL }
@@ -196,4 +205,10 @@ extension RunContext {
             return outcome ?? StageOutcome(outcome: .cancelled, reason: "cancelled while waiting for sign-offs")
         }
     }
+}
+
+/// A required item's check that did not hold: the step fails with its one-line explanation.
+struct ChecklistItemFailed: Error, CustomStringConvertible {
+    var verdict: CheckVerdict
+    var description: String { verdict.detail }
 }

@@ -44,7 +44,7 @@ enum EndpointChecks {
         do {
             certificate = try await TLSProbe.leafCertificate(host: host, port: port)
         } catch {
-            return .fail("no TLS answer from \(host):\(port) (\(error)): is HTTPS served there?")
+            return .fail("no TLS answer from \(host):\(port) (\(TLSProbe.plain(error))): is HTTPS served there?")
         }
         let now = Date()
         let left = certificate.notValidAfter.timeIntervalSince(now) / 86_400
@@ -141,6 +141,18 @@ enum TLSProbe {
         var description: String { "the server presented no certificate" }
     }
 
+    /// An error in a few words: NIO's connection errors carry every attempt's details.
+    static func plain(_ error: any Error) -> String {
+        let text = "\(error)"
+        for (needle, words) in [
+            ("Connection refused", "connection refused"), ("timed out", "timed out"), ("No route", "no route to host"),
+            ("handshake", "TLS handshake failed"),
+        ] where text.localizedCaseInsensitiveContains(needle) {
+            return words
+        }
+        return String(text.prefix(200))
+    }
+
     static func leafCertificate(host: String, port: Int) async throws -> Certificate {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.certificateVerification = .none
@@ -149,22 +161,29 @@ enum TLSProbe {
         let group = MultiThreadedEventLoopGroup.singleton
         let promise = group.next().makePromise(of: [UInt8].self)
         let promiseBox = PromiseBox(promise)
-        let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(.seconds(10))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let handler = try NIOSSLClientHandler(
-                        context: context, serverHostname: serverName,
-                        customVerificationCallback: { certificates, verification in
-                            if let leaf = certificates.first, let der = try? leaf.toDERBytes() {
-                                promiseBox.succeed(der)
-                            }
-                            verification.succeed(.certificateVerified)
-                        })
-                    try channel.pipeline.syncOperations.addHandler(handler)
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(.seconds(10))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let handler = try NIOSSLClientHandler(
+                            context: context, serverHostname: serverName,
+                            customVerificationCallback: { certificates, verification in
+                                if let leaf = certificates.first, let der = try? leaf.toDERBytes() {
+                                    promiseBox.succeed(der)
+                                }
+                                verification.succeed(.certificateVerified)
+                            })
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                    }
                 }
-            }
-            .connect(host: host, port: port).get()
+                .connect(host: host, port: port).get()
+        } catch {
+            // Nothing will complete the promise now: complete it, as NIO requires of every promise.
+            promiseBox.fail(error)
+            throw error
+        }
         defer { channel.close(promise: nil) }
         channel.closeFuture.whenComplete { _ in promiseBox.fail(NoCertificate()) }
         let timeout = channel.eventLoop.scheduleTask(in: TimeAmount.seconds(10)) {
