@@ -57,8 +57,9 @@ extension RunContext {
             do {
                 outcome = try await log.step(item.itemID, command: "\(check.name): \(item.title)") { say in
                     let verdict = await ChecklistChecks.evaluate(check, inputs: inputs, manifests: manifests)
-                    say((verdict.passed ? "passed: " : item.advisory ? "advisory, failed: " : "failed: ") + verdict.detail)
+                    // A required item that fails says why as the step's failure.
                     if !verdict.passed && required { throw ChecklistItemFailed(verdict: verdict) }
+                    say((verdict.passed ? "passed: " : "advisory, failed: ") + verdict.detail)
                     return verdict
                 }
             } catch let failure as ChecklistItemFailed {
