@@ -80,7 +80,7 @@ struct ChecklistStageTests {
         }
         #expect(
             refusal?.message
-                == "run \(result.runID) is not waiting for sign-offs (it is timed-out): 'release.code-reviewed' is signed for one run only")
+                == "run \(result.runID) is not waiting for sign-offs (it is failed): 'release.code-reviewed' is signed for one run only")
     }
 
     @Test("a sign-off with valid_for stands for later runs until it expires; who may sign is the pipeline's to say")
