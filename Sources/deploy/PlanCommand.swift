@@ -72,6 +72,10 @@ struct PlanView: Encodable {
             var kind = entry.stage.kindName
             if case .deploy(let env) = entry.stage.kind { kind = "deploy \(env)" }
             if case .approval(let env) = entry.stage.kind { kind = "approval for \(env)" }
+            if case .checklist(let spec) = entry.stage.kind {
+                let coverage = Checklists.coverage(spec)
+                kind = "checklist for \(spec.environment): \(coverage.automated) checked, \(coverage.signOff) signed off"
+            }
             return StageView(name: entry.stage.name, kind: kind, runs: entry.runs, skipReason: entry.skipReason, steps: steps)
         }
         worstCaseSeconds = plan.worstCase.map(seconds)

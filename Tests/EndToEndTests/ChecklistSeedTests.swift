@@ -170,9 +170,10 @@ struct ChecklistSeedTests {
             }
 
             // nexus: each role signs what it may, the stage passes, a second person approves.
-            let refused = try await project.deploy("sign", String(run), "--all", "--as", "mallory")
+            let security = try #require(signOffs.first { ($0["signers"] as? [String]) == ["carol"] }?["item_id"] as? String)
+            let refused = try await project.deploy("sign", String(run), security, "--as", "mallory")
             #expect(refused.status != 0)
-            #expect(refused.output.contains("run \(run) has no item waiting that mallory may sign"))
+            #expect(refused.output.contains("mallory may not sign off '\(security)'"), "\(refused.output)")
             for person in ["carol", "dave", "erin", "alice"] {
                 let signed = try await project.deploy("sign", String(run), "--all", "--as", person)
                 #expect(signed.status == 0, "\(person): \(Self.tail(signed.output))")

@@ -72,6 +72,9 @@ extension RunContext {
             items[index].checkedAt = Date()
             try? await store.updateChecklistItem(items[index])
             if !outcome.passed && required { failed.append("\(item.itemID) (\(items[index].detail))") }
+            if !outcome.passed && !required {
+                reporter.report(.notice("warning: advisory item \(item.itemID) failed: \(items[index].detail)"))
+            }
         }
         if !failed.isEmpty {
             let shown = failed.prefix(3).joined(separator: "; ") + (failed.count > 3 ? "; and \(failed.count - 3) more" : "")
@@ -131,11 +134,13 @@ extension RunContext {
         let waiting = missing(items)
         let advisoryOpen = items.filter { $0.isSignOff && $0.advisory && $0.state != .signed }.count
         let checked = items.filter { !$0.isSignOff }.count
+        let warnings = items.filter { !$0.isSignOff && $0.state == .failed }.count
+        let advisories =
+            (warnings > 0 ? ", \(warnings) advisory check\(warnings == 1 ? "" : "s") failed" : "")
+            + (advisoryOpen > 0 ? ", \(advisoryOpen) advisory sign-off\(advisoryOpen == 1 ? "" : "s") open" : "")
         if waiting.isEmpty {
             return StageOutcome(
-                outcome: .succeeded,
-                reason: "\(checked) checked, \(items.count - checked - advisoryOpen) signed off"
-                    + (advisoryOpen > 0 ? ", \(advisoryOpen) advisory sign-offs open" : ""))
+                outcome: .succeeded, reason: "\(checked) checked, \(items.count - checked - advisoryOpen) signed off" + advisories)
         }
         let timeout = spec.timeout ?? .seconds(24 * 3600)
         reporter.report(
@@ -177,7 +182,8 @@ extension RunContext {
                     if open.isEmpty {
                         let signers = Set(current.filter { $0.isSignOff && $0.state == .signed }.compactMap(\.signedBy)).sorted()
                         return StageOutcome(
-                            outcome: .succeeded, reason: "\(checked) checked, signed off by \(signers.joined(separator: ", "))")
+                            outcome: .succeeded, reason: "\(checked) checked, signed off by \(signers.joined(separator: ", "))" + advisories
+                        )
                     }
                     if open.count != left {
                         left = open.count
