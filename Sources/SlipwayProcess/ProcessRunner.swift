@@ -72,7 +72,7 @@ public struct ProcessRunner: ProcessLaunching {
     static func describe(_ pids: [Int32]) -> String {
         pids.prefix(5).map { pid in
             let command =
-                (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?
+                ProcFile.read("/proc/\(pid)/cmdline")?
                 .split(separator: "\0").joined(separator: " ") ?? ""
             return command.isEmpty ? "pid \(pid)" : "pid \(pid) (\(command.prefix(60)))"
         }.joined(separator: ", ") + (pids.count > 5 ? " and \(pids.count - 5) more" : "")
@@ -222,8 +222,7 @@ public struct ProcessRunner: ProcessLaunching {
         static func members(of pgid: Int32) -> [Int32] {
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
             return entries.compactMap { Int32($0) }.filter { pid in
-                guard pid != pgid, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                    let close = stat.lastIndex(of: ")")
+                guard pid != pgid, let stat = ProcFile.read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")")
                 else { return false }
                 // After the command name: state, ppid, pgrp.
                 let fields = stat[stat.index(after: close)...].split(separator: " ")

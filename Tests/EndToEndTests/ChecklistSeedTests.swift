@@ -75,24 +75,7 @@ struct ChecklistSeedTests {
         }
 
         func tearDown() async {
-            for environment in ["staging", "production"] {
-                _ = try? await deploy("teardown", environment, "--pipeline", "Pipelines/seeds/nexus.yml")
-                let pidFile = repo.directory.file(".slipway/proxy/\(environment)/nginx.pid")
-                if let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
-                    let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
-                    (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.hasPrefix("nginx") == true
-                {
-                    kill(pid, SIGKILL)
-                }
-            }
-            let docker = environment["DOCKER"] ?? "docker"
-            if let ids = try? await GitFixture.run(
-                [docker, "ps", "-aq", "--filter", "label=io.slipway.app=\(app)"], in: repo.path, environment: environment), !ids.isEmpty
-            {
-                _ = try? await GitFixture.run(
-                    [docker, "rm", "-f"] + ids.split(separator: "\n").map(String.init), in: repo.path, environment: environment)
-            }
-            repo.remove()
+            await ExampleApp.tearDown(repo, app: app, environment: environment, pipeline: "Pipelines/seeds/nexus.yml")
         }
     }
 

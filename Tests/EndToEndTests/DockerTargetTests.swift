@@ -84,26 +84,7 @@ struct DockerTargetTests {
 
         /// Everything this project started: containers (by label), nginx (by pid), images.
         func tearDown() async {
-            for environment in ["staging", "production"] {
-                _ = try? await deploy("teardown", environment)
-                let pidFile = repo.directory.file(".slipway/proxy/\(environment)/nginx.pid")
-                // Only if that pid is still an nginx: a fault test may have killed it long ago, and
-                // its number may now be another test's process (kube-sim, a registry…).
-                if let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
-                    let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
-                    (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.hasPrefix("nginx") == true
-                {
-                    kill(pid, SIGKILL)
-                }
-            }
-            let docker = environment["DOCKER"] ?? "docker"
-            if let ids = try? await GitFixture.run(
-                [docker, "ps", "-aq", "--filter", "label=io.slipway.app=\(app)"], in: repo.path, environment: environment), !ids.isEmpty
-            {
-                _ = try? await GitFixture.run(
-                    [docker, "rm", "-f"] + ids.split(separator: "\n").map(String.init), in: repo.path, environment: environment)
-            }
-            repo.remove()
+            await ExampleApp.tearDown(repo, app: app, environment: environment)
         }
 
         /// Runs `body` on a new project over the suite's services, taking the project down after.

@@ -31,6 +31,35 @@ public enum ExampleApp {
         try await repo.git("tag", "v\(version)")
     }
 
+    /// Takes down everything a test's project started: each environment (`deploy teardown`), its
+    /// nginx (by the pid it recorded, only if that pid is still an nginx: a fault test may have
+    /// killed it long ago, and its number may now be another test's process), every container
+    /// labelled with `app`; then the repository.
+    public static func tearDown(
+        _ repo: GitFixture, app: String, environment: [String: String], pipeline: String? = nil,
+        environments: [String] = ["staging", "production"]
+    ) async {
+        for name in environments {
+            _ = try? await runDeploy(
+                ["teardown", name] + (pipeline.map { ["--pipeline", $0] } ?? []), in: repo.path, environment: environment)
+            let pidFile = repo.directory.file(".slipway/proxy/\(name)/nginx.pid")
+            if let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+                let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+                (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.hasPrefix("nginx") == true
+            {
+                kill(pid, SIGKILL)
+            }
+        }
+        let docker = environment["DOCKER"] ?? "docker"
+        if let ids = try? await GitFixture.run(
+            [docker, "ps", "-aq", "--filter", "label=io.slipway.app=\(app)"], in: repo.path, environment: environment), !ids.isEmpty
+        {
+            _ = try? await GitFixture.run(
+                [docker, "rm", "-f"] + ids.split(separator: "\n").map(String.init), in: repo.path, environment: environment)
+        }
+        repo.remove()
+    }
+
     /// GET over a fresh connection each time, as a simple client would.
     public static func get(_ url: String) async -> (status: Int, body: String)? {
         var request = URLRequest(url: URL(string: url)!, cachePolicy: .reloadIgnoringLocalAndRemoteCacheData)

@@ -155,6 +155,36 @@ struct ChecklistStageTests {
         #expect(check?.message == "run \(first.runID) has no checklist item '2'")
     }
 
+    @Test("gate: a pipeline gate measured against the environment's target, holding and not")
+    func gates() async throws {
+        let fixture = try EngineFixture()
+        defer { fixture.directory.remove() }
+        let result = try await fixture.run(
+            """
+            app: hello
+            gates:
+              reachable: { command: [sh, -c, "echo \\"reached $SERVICE_URL\\""] }
+              queue: { command: [sh, -c, "echo 'queue depth 1200 > 1000'; exit 1"] }
+            environments:
+              production: { target: { docker: { listen: "127.0.0.1:1" } } }
+            stages:
+              - name: readiness
+                checklist:
+                  environment: production
+                  sections:
+                    - name: Monitoring
+                      items:
+                        - { item: "Service reachable", check: { gate: reachable } }
+                        - { item: "Queue depth < 1000", check: { gate: queue } }
+            """, environment: "production", target: InProcessTarget())
+        #expect(result.exitStatus == .failed)
+        let items = try await fixture.store.checklist(runID: result.runID)
+        #expect(items.map(\.state) == [.passed, .failed])
+        #expect(items[0].detail.hasPrefix("gate reachable held at inproc://service: "))
+        #expect(items[1].detail.hasPrefix("gate queue failed: "))
+        #expect(items[1].detail.contains("queue depth 1200 > 1000"))
+    }
+
     @Test("coverage counts automated items, per-deploy sign-offs, standing ones and follow-ups")
     func coverage() throws {
         let pipeline = try PipelineLoader.parse(

@@ -1,6 +1,7 @@
 import Foundation
 import SlipwayCore
 import SlipwayPipeline
+import SlipwayProcess
 
 /// Whether a process id belongs to a live process (a zombie counts as dead).
 public enum ProcessLiveness {
@@ -9,7 +10,7 @@ public enum ProcessLiveness {
         if kill(pid, 0) != 0 && errno != EPERM { return false }
         #if os(Linux)
             // /proc/<pid>/stat: "pid (comm) S …"; the state follows the last ')'.
-            if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            if let stat = ProcFile.read("/proc/\(pid)/stat"),
                 let close = stat.lastIndex(of: ")")
             {
                 let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
@@ -29,7 +30,7 @@ public enum ProcessLiveness {
 
     static func leadsOwnSession(_ pid: Int32) -> Bool {
         #if os(Linux)
-            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            guard let stat = ProcFile.read("/proc/\(pid)/stat"),
                 let close = stat.lastIndex(of: ")")
             else { return false }
             // After "(comm)": state ppid pgrp session …

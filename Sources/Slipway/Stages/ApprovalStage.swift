@@ -56,65 +56,56 @@ extension RunContext {
         let runID = self.runID
         let approver = trigger.user
         let reporter = self.reporter
-        return await withTaskGroup(of: StageOutcome?.self) { group in
-            if let prompt = engine.approvalPrompt {
-                group.addTask {
-                    guard await prompt("Approve run \(runID) for \(environment) as \(approver)? [y/N] ") else { return nil }
-                    do {
-                        try await Approvals.decide(
-                            in: store, runID: runID, approver: approver, approve: true, comment: "approved at the prompt", now: Date())
-                    } catch {
-                        reporter.report(.notice("\(error)"))
-                    }
-                    return nil
+        var answer: (@Sendable () async -> Void)?
+        if let prompt = engine.approvalPrompt {
+            answer = {
+                guard await prompt("Approve run \(runID) for \(environment) as \(approver)? [y/N] ") else { return }
+                do {
+                    try await Approvals.decide(
+                        in: store, runID: runID, approver: approver, approve: true, comment: "approved at the prompt", now: Date())
+                } catch {
+                    reporter.report(.notice("\(error)"))
                 }
             }
-            group.addTask {
-                var waited = Duration.zero
-                var seen: [String] = []
-                while true {
-                    switch (try? await Approvals.state(in: store, runID: runID, stage: stage.name, needed: spec.approvers))
-                        ?? .waiting(approvedBy: seen)
-                    {
-                    case .approved(let by):
-                        try? await store.append(
-                            EventRecord(
-                                runID: runID, at: Date(), kind: .approvalGranted, stage: stage.name,
-                                message: "approved by \(by.joined(separator: ", "))"))
-                        return StageOutcome(outcome: .succeeded, reason: "approved by \(by.joined(separator: ", "))")
-                    case .rejected(let by, let comment):
-                        try? await store.closeApproval(runID: runID, stage: stage.name, why: "rejected by \(by)", at: Date())
-                        return StageOutcome(outcome: .failed, reason: "rejected by \(by)" + (comment.map { ": \($0)" } ?? ""))
-                    case .waiting(let by):
-                        if by != seen {
-                            seen = by
-                            reporter.report(.notice("approved by \(by.joined(separator: ", ")); \(spec.approvers - by.count) more needed"))
-                        }
-                    }
-                    if engine.now() >= deadline || waited >= timeout {
-                        try? await store.closeApproval(runID: runID, stage: stage.name, why: "timed out", at: Date())
-                        return StageOutcome(
-                            outcome: .timedOut,
-                            reason: "the approval timed out after \(DurationParser.format(timeout))"
-                                + (seen.isEmpty ? ": nobody approved" : ": approved by \(seen.joined(separator: ", ")) only"))
-                    }
-                    do {
-                        try await engine.clock.sleep(for: .milliseconds(250))
-                    } catch {
-                        try? await store.closeApproval(runID: runID, stage: stage.name, why: "the run was cancelled", at: Date())
-                        return StageOutcome(outcome: .cancelled, reason: "cancelled while waiting for approval")
-                    }
-                    waited += .milliseconds(250)
-                }
-            }
-            var outcome: StageOutcome?
-            while let next = await group.next() {
-                if let next {
-                    outcome = next
-                    group.cancelAll()
-                }
-            }
-            return outcome ?? StageOutcome(outcome: .cancelled, reason: "cancelled while waiting for approval")
         }
+        let watch: @Sendable () async -> StageOutcome = {
+            var waited = Duration.zero
+            var seen: [String] = []
+            while true {
+                switch (try? await Approvals.state(in: store, runID: runID, stage: stage.name, needed: spec.approvers))
+                    ?? .waiting(approvedBy: seen)
+                {
+                case .approved(let by):
+                    try? await store.append(
+                        EventRecord(
+                            runID: runID, at: Date(), kind: .approvalGranted, stage: stage.name,
+                            message: "approved by \(by.joined(separator: ", "))"))
+                    return StageOutcome(outcome: .succeeded, reason: "approved by \(by.joined(separator: ", "))")
+                case .rejected(let by, let comment):
+                    try? await store.closeApproval(runID: runID, stage: stage.name, why: "rejected by \(by)", at: Date())
+                    return StageOutcome(outcome: .failed, reason: "rejected by \(by)" + (comment.map { ": \($0)" } ?? ""))
+                case .waiting(let by):
+                    if by != seen {
+                        seen = by
+                        reporter.report(.notice("approved by \(by.joined(separator: ", ")); \(spec.approvers - by.count) more needed"))
+                    }
+                }
+                if engine.now() >= deadline || waited >= timeout {
+                    try? await store.closeApproval(runID: runID, stage: stage.name, why: "timed out", at: Date())
+                    return StageOutcome(
+                        outcome: .timedOut,
+                        reason: "the approval timed out after \(DurationParser.format(timeout))"
+                            + (seen.isEmpty ? ": nobody approved" : ": approved by \(seen.joined(separator: ", ")) only"))
+                }
+                do {
+                    try await engine.clock.sleep(for: .milliseconds(250))
+                } catch {
+                    try? await store.closeApproval(runID: runID, stage: stage.name, why: "the run was cancelled", at: Date())
+                    return StageOutcome(outcome: .cancelled, reason: "cancelled while waiting for approval")
+                }
+                waited += .milliseconds(250)
+            }
+        }
+        return await Self.firstDecision(answer: answer, watch: watch, cancelled: "cancelled while waiting for approval")
     }
 }

@@ -128,7 +128,7 @@ extension RunContext {
 
     /// Waits until every required sign-off is given (`deploy sign`, or the prompt), or the timeout.
     func waitForSignOffs(_ spec: ChecklistSpec, stage: Stage, items: [ChecklistItemRecord]) async -> StageOutcome {
-        func missing(_ items: [ChecklistItemRecord]) -> [ChecklistItemRecord] {
+        @Sendable func missing(_ items: [ChecklistItemRecord]) -> [ChecklistItemRecord] {
             items.filter { $0.isSignOff && !$0.advisory && $0.state != .signed }
         }
         let waiting = missing(items)
@@ -157,60 +157,51 @@ extension RunContext {
         let signer = trigger.user
         let reporter = self.reporter
         let clock = engine.clock
-        return await withTaskGroup(of: StageOutcome?.self) { group in
-            if let prompt = engine.approvalPrompt {
-                let mine = waiting.filter { ($0.signers.contains("*") || $0.signers.contains(signer)) && !($0.distinctFromTrigger) }
-                group.addTask {
-                    for item in mine {
-                        guard await prompt("Sign off \(item.itemID) (\(item.title)) as \(signer)? [y/N] ") else { continue }
-                        do {
-                            try await Checklists.sign(
-                                in: store, runID: runID, item: item.itemID, signer: signer, comment: "signed at the prompt", now: Date())
-                        } catch {
-                            reporter.report(.notice("\(error)"))
-                        }
+        var answer: (@Sendable () async -> Void)?
+        if let prompt = engine.approvalPrompt {
+            let mine = waiting.filter { ($0.signers.contains("*") || $0.signers.contains(signer)) && !($0.distinctFromTrigger) }
+            answer = {
+                for item in mine {
+                    guard await prompt("Sign off \(item.itemID) (\(item.title)) as \(signer)? [y/N] ") else { continue }
+                    do {
+                        try await Checklists.sign(
+                            in: store, runID: runID, item: item.itemID, signer: signer, comment: "signed at the prompt", now: Date())
+                    } catch {
+                        reporter.report(.notice("\(error)"))
                     }
-                    return nil
                 }
             }
-            group.addTask {
-                var waited = Duration.zero
-                var left = waiting.count
-                while true {
-                    let current = (try? await store.checklist(runID: runID)) ?? []
-                    let open = missing(current.filter { $0.stage == stage.name })
-                    if open.isEmpty {
-                        let signers = Set(current.filter { $0.isSignOff && $0.state == .signed }.compactMap(\.signedBy)).sorted()
-                        return StageOutcome(
-                            outcome: .succeeded, reason: "\(checked) checked, signed off by \(signers.joined(separator: ", "))" + advisories
-                        )
-                    }
-                    if open.count != left {
-                        left = open.count
-                        reporter.report(.notice("\(left) sign-off\(left == 1 ? "" : "s") still needed"))
-                    }
-                    if waited >= timeout {
-                        return StageOutcome(
-                            outcome: .timedOut,
-                            reason:
-                                "\(open.count) sign-off\(open.count == 1 ? "" : "s") not given within \(DurationParser.format(timeout)): "
-                                + open.prefix(3).map(\.itemID).joined(separator: ", ") + (open.count > 3 ? ", …" : ""))
-                    }
-                    do { try await clock.sleep(for: .milliseconds(250)) } catch {
-                        return StageOutcome(outcome: .cancelled, reason: "cancelled while waiting for sign-offs")
-                    }
-                    waited += .milliseconds(250)
-                }
-            }
-            var outcome: StageOutcome?
-            while let next = await group.next() {
-                if let next {
-                    outcome = next
-                    group.cancelAll()
-                }
-            }
-            return outcome ?? StageOutcome(outcome: .cancelled, reason: "cancelled while waiting for sign-offs")
         }
+        let watch: @Sendable () async -> StageOutcome = {
+            var waited = Duration.zero
+            var left = waiting.count
+            while true {
+                let current = (try? await store.checklist(runID: runID)) ?? []
+                let open = missing(current.filter { $0.stage == stage.name })
+                if open.isEmpty {
+                    let signers = Set(current.filter { $0.isSignOff && $0.state == .signed }.compactMap(\.signedBy)).sorted()
+                    return StageOutcome(
+                        outcome: .succeeded, reason: "\(checked) checked, signed off by \(signers.joined(separator: ", "))" + advisories
+                    )
+                }
+                if open.count != left {
+                    left = open.count
+                    reporter.report(.notice("\(left) sign-off\(left == 1 ? "" : "s") still needed"))
+                }
+                if waited >= timeout {
+                    return StageOutcome(
+                        outcome: .timedOut,
+                        reason:
+                            "\(open.count) sign-off\(open.count == 1 ? "" : "s") not given within \(DurationParser.format(timeout)): "
+                            + open.prefix(3).map(\.itemID).joined(separator: ", ") + (open.count > 3 ? ", …" : ""))
+                }
+                do { try await clock.sleep(for: .milliseconds(250)) } catch {
+                    return StageOutcome(outcome: .cancelled, reason: "cancelled while waiting for sign-offs")
+                }
+                waited += .milliseconds(250)
+            }
+        }
+        return await Self.firstDecision(answer: answer, watch: watch, cancelled: "cancelled while waiting for sign-offs")
     }
 }
 

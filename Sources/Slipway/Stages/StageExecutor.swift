@@ -65,3 +65,30 @@ extension RunContext {
         return result
     }
 }
+
+extension RunContext {
+    /// A stage that waits for people (approvals, sign-offs): `watch` polls the store until it
+    /// decides, while `answer`, when there is a terminal, asks the person running the deploy. The
+    /// first outcome wins; the other task is cancelled.
+    static func firstDecision(
+        answer: (@Sendable () async -> Void)?, watch: @escaping @Sendable () async -> StageOutcome, cancelled: String
+    ) async -> StageOutcome {
+        await withTaskGroup(of: StageOutcome?.self) { group in
+            if let answer {
+                group.addTask {
+                    await answer()
+                    return nil
+                }
+            }
+            group.addTask { await watch() }
+            var outcome: StageOutcome?
+            while let next = await group.next() {
+                if let next {
+                    outcome = next
+                    group.cancelAll()
+                }
+            }
+            return outcome ?? StageOutcome(outcome: .cancelled, reason: cancelled)
+        }
+    }
+}

@@ -115,7 +115,7 @@ public struct NginxRouter: Sendable {
         guard let text = try? String(contentsOfFile: pidPath, encoding: .utf8),
             let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0
         else { return nil }
-        let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+        let cmdline = ProcFile.read("/proc/\(pid)/cmdline") ?? ""
         return cmdline.contains("nginx") ? pid : nil
     }
 
@@ -126,7 +126,7 @@ public struct NginxRouter: Sendable {
         let master = masterPID()
         return Self.holders(ofUnixSocket: controlSocket).filter { pid in
             pid != master && Self.parent(of: pid) != master
-                && ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.hasPrefix("nginx") ?? false)
+                && (ProcFile.read("/proc/\(pid)/cmdline")?.hasPrefix("nginx") ?? false)
         }
     }
 
@@ -271,29 +271,11 @@ public struct NginxRouter: Sendable {
     }
 
     /// A process's parent pid, from /proc/<pid>/stat (nil once it is gone or a zombie).
-    /// A /proc file read to its end. (Foundation's `String(contentsOfFile:)` stops after the first
-    /// page of a /proc file, whose size says 0: /proc/net/unix on a machine with more than about
-    /// fifty Unix sockets lost the rest, and with it nginx's control socket.)
-    public static func readProcFile(_ path: String) -> String? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                return nil
-            }
-            if count == 0 { break }
-            bytes.append(contentsOf: chunk[0..<count])
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
+    /// A /proc file read to its end (``ProcFile``).
+    public static func readProcFile(_ path: String) -> String? { ProcFile.read(path) }
 
     static func parent(of pid: Int32) -> Int32? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        guard let stat = ProcFile.read("/proc/\(pid)/stat"),
             let close = stat.lastIndex(of: ")")
         else { return nil }
         // After the command name in parentheses: state, then the parent's pid.
