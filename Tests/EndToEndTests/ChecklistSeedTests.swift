@@ -7,7 +7,7 @@ import Testing
 /// deploy (podman, a registry, nginx), its manifests, its repository; HTTPS from openssl
 /// s_server. Each `deploy production` runs to its checklist; one goes on, signed off by its
 /// roles and approved, to production.
-@Suite("seed checklists as pipelines", .timeLimit(.minutes(12)), .sharedContainerServices, .serialized)
+@Suite("seed checklists as pipelines", .timeLimit(.minutes(12)), .exclusiveRun, .sharedContainerServices, .serialized)
 struct ChecklistSeedTests {
     static let seeds = ["gricebench", "gpu-inference", "ml-api", "frameworm", "nexus"]
 

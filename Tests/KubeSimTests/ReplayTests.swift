@@ -10,7 +10,7 @@ import Testing
 /// Scenarios run in the order they were captured, on one cluster per server configuration, because
 /// later ones build on earlier ones (as in the capture). Pods run simulated, Ready 2 s after they
 /// start, as the capture's lab marked them. Where a comparison cannot match, `Deviation` says why.
-@Suite("kube-sim replays the kubectl transcripts")
+@Suite("kube-sim replays the kubectl transcripts", .exclusiveRun)
 struct ReplayTests {
     static let transcripts = "\(packageRoot)/Tests/KubeSimTests/Transcripts"
 
