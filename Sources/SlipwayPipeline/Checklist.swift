@@ -159,7 +159,11 @@ public enum ChecklistCheck: Sendable, Hashable {
         }
     }
 
-    /// Whether it reads the Kubernetes manifests.
+    /// Whether it looks at the Kubernetes manifests when there are some (`pinned_images` judges
+    /// their images, but needs none).
+    public var looksAtManifests: Bool { readsManifests || self == .pinnedImages }
+
+    /// Whether it reads the Kubernetes manifests (and so needs some).
     public var readsManifests: Bool {
         switch self {
         case .probes, .resources, .manifests, .replicas: true

@@ -208,16 +208,6 @@ public struct Stage: Sendable {
         case rollback(environment: String, to: String?)
         /// A production-readiness checklist for an environment: checks and sign-offs.
         case checklist(ChecklistSpec)
-
-        /// The environment a stage stands guard for (an approval, a checklist): it runs only in
-        /// deploys of that environment.
-        public var guardedEnvironment: String? {
-            switch self {
-            case .approval(let environment): environment
-            case .checklist(let spec): spec.environment
-            default: nil
-            }
-        }
     }
 
     /// The word for the stage's kind, as records and `deploy plan` show it.

@@ -68,6 +68,8 @@ public struct ChecklistItemRecord: Codable, Sendable, Hashable, FetchableRecord 
     }
 
     public var isSignOff: Bool { kind == "sign_off" }
+    /// Whether the pipeline lets `person` sign it (`*`: anyone).
+    public func maySign(_ person: String) -> Bool { signers.contains("*") || signers.contains(person) }
     /// It holds: passed, or signed.
     public var holds: Bool { state == .passed || state == .signed }
 
@@ -134,6 +136,8 @@ public protocol ChecklistBook: Sendable {
     func saveChecklist(_ items: [ChecklistItemRecord]) async throws
     func updateChecklistItem(_ item: ChecklistItemRecord) async throws
     func checklist(runID: Int64) async throws -> [ChecklistItemRecord]
+    /// The newest run of `environment` that recorded a checklist, if any.
+    func latestChecklistRun(environment: String) async throws -> Int64?
     /// The newest sign-off of `itemID` in `environment`, whatever its validity.
     func latestSignOff(environment: String, itemID: String) async throws -> SignOffRecord?
     /// Records a sign-off of run `runID`'s item (an id or its number), after `check` accepts it.
@@ -188,12 +192,14 @@ extension RunStore {
         distinct_from_trigger, state, detail, signed_by, signed_at, comment, expires_at, checked_at
         """
 
+    static let saveItemSQL =
+        "INSERT OR REPLACE INTO checklist_item (\(checklistColumns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+
     public func saveChecklist(_ items: [ChecklistItemRecord]) async throws {
         try await write("recording the checklist") { db in
             for item in items {
                 try db.execute(
-                    sql:
-                        "INSERT OR REPLACE INTO checklist_item (\(Self.checklistColumns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    sql: Self.saveItemSQL,
                     arguments: item.arguments)
             }
         }
@@ -207,6 +213,16 @@ extension RunStore {
         try await read("reading the checklist of run \(runID)") { db in
             try ChecklistItemRecord.fetchAll(
                 db, sql: "SELECT * FROM checklist_item WHERE run_id = ? ORDER BY position", arguments: [runID])
+        }
+    }
+
+    public func latestChecklistRun(environment: String) async throws -> Int64? {
+        try await read("finding the latest checklist of \(environment)") { db in
+            try Int64.fetchOne(
+                db,
+                sql:
+                    "SELECT MAX(run.id) FROM run WHERE run.environment = ? AND EXISTS (SELECT 1 FROM checklist_item WHERE run_id = run.id)",
+                arguments: [environment])
         }
     }
 
@@ -249,7 +265,7 @@ extension RunStore {
             signed.expiresAt = signed.validForSeconds.map { now.addingTimeInterval(Double($0)) }
             signed.detail = "signed by \(signer)" + (signed.expiresAt.map { ", valid until \(Self.day($0))" } ?? "")
             try db.execute(
-                sql: "INSERT OR REPLACE INTO checklist_item (\(Self.checklistColumns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                sql: Self.saveItemSQL,
                 arguments: signed.arguments)
             try db.execute(
                 sql: "INSERT INTO sign_off (run_id, environment, item_id, signer, comment, at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -41,7 +41,7 @@ struct Sign: AsyncParsableCommand {
             if all {
                 let record = try await store.checklist(runID: id)
                 names = record.filter {
-                    $0.isSignOff && $0.state != .signed && ($0.signers.contains("*") || $0.signers.contains(who))
+                    $0.isSignOff && $0.state != .signed && $0.maySign(who)
                 }.map(\.itemID)
                 if names.isEmpty { throw CLIError.failed("run \(id) has no item waiting that \(who) may sign") }
             }
@@ -159,13 +159,9 @@ struct ChecklistCommand: AsyncParsableCommand {
             if items.isEmpty { throw CLIError.failed("run \(id) has no checklist", hint: "`deploy history \(environment)` lists the runs") }
             runNumber = id
         } else {
-            for record in try await store.history(environment: environment, limit: 200) {
-                let found = try await store.checklist(runID: record.id)
-                if !found.isEmpty {
-                    items = found
-                    runNumber = record.id
-                    break
-                }
+            if let latest = try await store.latestChecklistRun(environment: environment) {
+                items = try await store.checklist(runID: latest)
+                runNumber = latest
             }
         }
         var note: String?

@@ -97,7 +97,7 @@ struct CheckSetupError: Error, CustomStringConvertible {
 public enum ChecklistChecks {
     /// Evaluates one check (rendering the manifests first when it reads them).
     public static func evaluate(_ check: ChecklistCheck, inputs: ChecklistInputs) async -> CheckVerdict {
-        let manifests = check.readsManifests || check == .pinnedImages ? await ManifestLoad.load(inputs.manifests, inputs: inputs) : .none
+        let manifests = check.looksAtManifests ? await ManifestLoad.load(inputs.manifests, inputs: inputs) : .none
         return await evaluate(check, inputs: inputs, manifests: manifests)
     }
 

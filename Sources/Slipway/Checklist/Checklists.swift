@@ -40,7 +40,7 @@ public enum Checklists {
         if found.state == .signed {
             throw SignOffRefused(message: "'\(found.itemID)' is already signed off on run \(runID): \(found.detail)")
         }
-        if !found.signers.contains("*") && !found.signers.contains(signer) {
+        if !found.maySign(signer) {
             throw SignOffRefused(
                 message: "\(signer) may not sign off '\(found.itemID)'",
                 hint: "the pipeline lets \(found.role.map { "\($0): " } ?? "")\(found.signers.joined(separator: ", ")) sign it")

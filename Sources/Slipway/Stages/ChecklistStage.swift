@@ -43,7 +43,7 @@ extension RunContext {
 
         let inputs = await checklistInputs(spec)
         let manifestsNeeded = spec.items.contains {
-            if case .check(let check) = $0.item.requirement { check.readsManifests || check == .pinnedImages } else { false }
+            if case .check(let check) = $0.item.requirement { check.looksAtManifests } else { false }
         }
         let manifests = manifestsNeeded ? await ManifestLoad.load(inputs.manifests, inputs: inputs) : .none
         let log = StepRecorder(context: self, stage: stage, stageID: record.id)
@@ -97,7 +97,6 @@ extension RunContext {
             environmentURL = (try? engine.makeTarget(target, targetSetting(environment: environment.name)))?.serviceURL
         }
         let image = try? await releaseImage(for: environment)
-        let serving = try? await store.goodReleases(environment: environment.name, before: runID, limit: 1).first
         var values = variables(stage: "checklist")
         if let environmentURL { values["SERVICE_URL"] = environmentURL }
         let context = self
@@ -107,13 +106,15 @@ extension RunContext {
             environmentURL: environmentURL,
             processEnvironment: (try? childEnvironment(stage: "checklist", values: values)) ?? engine.environment,
             launcher: engine.launcher, masker: masker, store: store, runID: runID,
-            gate: { name in await context.checklistGate(name, environmentURL: url, serving: serving) }, variables: values)
+            gate: { name in await context.checklistGate(name, environment: environment.name, environmentURL: url) }, variables: values)
     }
 
     /// A pipeline gate, measured against the environment's URL and the release serving there.
-    func checklistGate(_ name: String, environmentURL: String?, serving: RunRecord?) async -> CheckVerdict {
+    func checklistGate(_ name: String, environment: String, environmentURL: String?) async -> CheckVerdict {
         guard let gate = plan.pipeline.gates.first(where: { $0.name == name }) else { return .fail("gate \(name) is not declared") }
         guard let environmentURL else { return .fail("gate \(name): the environment has no target, so no URL to check") }
+        // Only a gate item needs it: read here, not for every checklist.
+        let serving = try? await store.goodReleases(environment: environment, before: runID, limit: 1).first
         let release = serving.map { ReleaseReference(run: $0.id, version: $0.version, sha: $0.sha, image: $0.image ?? "") }
         do {
             let check = try check(for: gate, targets: GateTargets(targetURL: environmentURL, serviceURL: environmentURL, release: release))
@@ -159,7 +160,7 @@ extension RunContext {
         let clock = engine.clock
         var answer: (@Sendable () async -> Void)?
         if let prompt = engine.approvalPrompt {
-            let mine = waiting.filter { ($0.signers.contains("*") || $0.signers.contains(signer)) && !($0.distinctFromTrigger) }
+            let mine = waiting.filter { $0.maySign(signer) && !$0.distinctFromTrigger }
             answer = {
                 for item in mine {
                     guard await prompt("Sign off \(item.itemID) (\(item.title)) as \(signer)? [y/N] ") else { continue }

@@ -49,14 +49,8 @@ enum ManifestChecks {
                 default: workload[path: "spec", "template", "spec"] as? [String: Any]
                 }
             let list = (podSpec?["containers"] as? [[String: Any]]) ?? []
-            // The container Slipway gives the release's image: the one running the pipeline's image, else the first.
-            let repository = appImage.map { String($0.split(separator: "@").first ?? "") }
-            let appIndex =
-                index == 0
-                ? (list.firstIndex { container in
-                    guard let repository, let image = container["image"] as? String else { return false }
-                    return image.hasPrefix(repository + ":") || image.hasPrefix(repository + "@") || image == repository
-                } ?? 0) : -1
+            // Slipway gives the release's image to one container of the app's Deployment.
+            let appIndex = index == 0 ? ManifestEdit.appContainerIndex(list, pipelineImage: appImage) : -1
             for (position, container) in list.enumerated() {
                 result.append(
                     Container(
@@ -67,67 +61,72 @@ enum ManifestChecks {
         return result
     }
 
-    static func loaded(_ load: ManifestLoad) -> Result<(AppManifests, String), CheckVerdictError> {
+    /// `body` over the manifests, or why there are none to read.
+    static func reading(_ load: ManifestLoad, _ body: (AppManifests, String) -> CheckVerdict) -> CheckVerdict {
         switch load {
-        case .loaded(let manifests, let source): .success((manifests, source))
-        case .failed(let why): .failure(CheckVerdictError(verdict: .fail(why)))
-        case .none: .failure(CheckVerdictError(verdict: .fail("no manifests to read: give the checklist `manifests:`")))
+        case .loaded(let manifests, let source): body(manifests, source)
+        case .failed(let why): .fail(why)
+        case .none: .fail("no manifests to read: give the checklist `manifests:`")
         }
     }
 
     static func probes(_ load: ManifestLoad, startup: Bool) -> CheckVerdict {
-        guard case .success(let (manifests, source)) = loaded(load) else { return failure(load) }
-        var missing: [String] = []
-        let all = containers(manifests)
-        for container in all {
-            var lacks: [String] = []
-            if container.spec["livenessProbe"] == nil { lacks.append("livenessProbe") }
-            if container.spec["readinessProbe"] == nil { lacks.append("readinessProbe") }
-            if startup && container.spec["startupProbe"] == nil { lacks.append("startupProbe") }
-            if !lacks.isEmpty { missing.append("\(container.where_) has no \(lacks.joined(separator: " or "))") }
+        reading(load) { manifests, source in
+            var missing: [String] = []
+            let all = containers(manifests)
+            for container in all {
+                var lacks: [String] = []
+                if container.spec["livenessProbe"] == nil { lacks.append("livenessProbe") }
+                if container.spec["readinessProbe"] == nil { lacks.append("readinessProbe") }
+                if startup && container.spec["startupProbe"] == nil { lacks.append("startupProbe") }
+                if !lacks.isEmpty { missing.append("\(container.where_) has no \(lacks.joined(separator: " or "))") }
+            }
+            if all.isEmpty { return .fail("\(source): no containers found in its workloads") }
+            guard missing.isEmpty else { return .fail("\(source): \(missing.joined(separator: "; ")): add them to the container spec") }
+            return .pass(
+                "\(all.count) container\(all.count == 1 ? "" : "s") in \(source) have liveness and readiness\(startup ? " and startup" : "") probes"
+            )
         }
-        if all.isEmpty { return .fail("\(source): no containers found in its workloads") }
-        guard missing.isEmpty else { return .fail("\(source): \(missing.joined(separator: "; ")): add them to the container spec") }
-        return .pass(
-            "\(all.count) container\(all.count == 1 ? "" : "s") in \(source) have liveness and readiness\(startup ? " and startup" : "") probes"
-        )
     }
 
     static func resources(_ load: ManifestLoad) -> CheckVerdict {
-        guard case .success(let (manifests, source)) = loaded(load) else { return failure(load) }
-        var missing: [String] = []
-        let all = containers(manifests)
-        for container in all {
-            var lacks: [String] = []
-            for kind in ["requests", "limits"] {
-                let values = (container.spec[path: "resources", kind] as? [String: Any]) ?? [:]
-                for resource in ["cpu", "memory"] where values[resource] == nil { lacks.append("\(kind).\(resource)") }
+        reading(load) { manifests, source in
+            var missing: [String] = []
+            let all = containers(manifests)
+            for container in all {
+                var lacks: [String] = []
+                for kind in ["requests", "limits"] {
+                    let values = (container.spec[path: "resources", kind] as? [String: Any]) ?? [:]
+                    for resource in ["cpu", "memory"] where values[resource] == nil { lacks.append("\(kind).\(resource)") }
+                }
+                if !lacks.isEmpty { missing.append("\(container.where_) sets no \(lacks.joined(separator: ", "))") }
             }
-            if !lacks.isEmpty { missing.append("\(container.where_) sets no \(lacks.joined(separator: ", "))") }
+            if all.isEmpty { return .fail("\(source): no containers found in its workloads") }
+            guard missing.isEmpty else { return .fail("\(source): \(missing.joined(separator: "; ")): add them under `resources:`") }
+            return .pass("\(all.count) container\(all.count == 1 ? "" : "s") in \(source) request and limit CPU and memory")
         }
-        if all.isEmpty { return .fail("\(source): no containers found in its workloads") }
-        guard missing.isEmpty else { return .fail("\(source): \(missing.joined(separator: "; ")): add them under `resources:`") }
-        return .pass("\(all.count) container\(all.count == 1 ? "" : "s") in \(source) request and limit CPU and memory")
     }
 
     static func render(_ load: ManifestLoad) -> CheckVerdict {
-        guard case .success(let (manifests, source)) = loaded(load) else { return failure(load) }
-        var parts = ["Deployment \(manifests.deploymentName) (\(manifests.replicas) replicas)", "Service \(manifests.serviceName)"]
-        if manifests.ingress != nil { parts.append("an Ingress") }
-        if manifests.httpRoute != nil { parts.append("an HTTPRoute") }
-        if !manifests.others.isEmpty { parts.append("\(manifests.others.count) other object\(manifests.others.count == 1 ? "" : "s")") }
-        return .pass("\(source) renders: " + parts.joined(separator: ", "))
+        reading(load) { manifests, source in
+            var parts = ["Deployment \(manifests.deploymentName) (\(manifests.replicas) replicas)", "Service \(manifests.serviceName)"]
+            if manifests.ingress != nil { parts.append("an Ingress") }
+            if manifests.httpRoute != nil { parts.append("an HTTPRoute") }
+            if !manifests.others.isEmpty { parts.append("\(manifests.others.count) other object\(manifests.others.count == 1 ? "" : "s")") }
+            return .pass("\(source) renders: " + parts.joined(separator: ", "))
+        }
     }
 
     static func replicas(_ load: ManifestLoad, minimum: Int) -> CheckVerdict {
-        guard case .success(let (manifests, source)) = loaded(load) else { return failure(load) }
-        let replicas = manifests.replicas
-        guard replicas >= minimum else {
-            return .fail(
-                "\(source): Deployment \(manifests.deploymentName) runs \(replicas) replica\(replicas == 1 ? "" : "s"), fewer than \(minimum): raise spec.replicas"
-            )
+        reading(load) { manifests, source in
+            let replicas = manifests.replicas
+            guard replicas >= minimum else {
+                return .fail(
+                    "\(source): Deployment \(manifests.deploymentName) runs \(replicas) replica\(replicas == 1 ? "" : "s"), fewer than \(minimum): raise spec.replicas"
+                )
+            }
+            return .pass("Deployment \(manifests.deploymentName) runs \(replicas) replicas (at least \(minimum))")
         }
-        return .pass("Deployment \(manifests.deploymentName) runs \(replicas) replicas (at least \(minimum))")
     }
 
     static func pinnedImages(_ load: ManifestLoad, inputs: ChecklistInputs) async -> CheckVerdict {
@@ -167,13 +166,4 @@ enum ManifestChecks {
         }
         return .pass("\(checked.count) image\(checked.count == 1 ? "" : "s") pinned by digest: \(checked.joined(separator: ", "))")
     }
-
-    static func failure(_ load: ManifestLoad) -> CheckVerdict {
-        if case .failure(let error) = loaded(load) { return error.verdict }
-        return .fail("no manifests")
-    }
-}
-
-struct CheckVerdictError: Error {
-    var verdict: CheckVerdict
 }

@@ -187,6 +187,16 @@ enum ManifestEdit {
     /// The Deployment running `release`: image by digest (the container whose image is the
     /// pipeline's, else the first), the release on the Deployment and on its pod template (so each
     /// ReplicaSet, each revision, names its own release).
+    /// The container that runs the release: the one whose image is the pipeline's image (any tag
+    /// or digest), else the first.
+    static func appContainerIndex(_ containers: [[String: Any]], pipelineImage: String?) -> Int {
+        let repository = pipelineImage.map { String($0.split(separator: "@").first ?? "") }
+        return containers.firstIndex { container in
+            guard let repository, let image = container["image"] as? String else { return false }
+            return image.hasPrefix(repository + ":") || image.hasPrefix(repository + "@") || image == repository
+        } ?? 0
+    }
+
     static func deployment(
         _ base: [String: Any], name: String, labels: [String: String], selectorLabels: [String: String], release: ReleaseReference,
         annotations: [String: String], pipelineImage: String?
@@ -198,12 +208,7 @@ enum ManifestEdit {
         object = merging(object, ["spec", "template", "metadata", "labels"], labels.merging(selectorLabels) { $1 })
         object = merging(object, ["spec", "template", "metadata", "annotations"], annotations)
         var containers = (object[path: "spec", "template", "spec", "containers"] as? [[String: Any]]) ?? []
-        let repository = pipelineImage.map { String($0.split(separator: "@").first ?? "") }
-        let index =
-            containers.firstIndex { container in
-                guard let repository, let image = container["image"] as? String else { return false }
-                return image.hasPrefix(repository + ":") || image.hasPrefix(repository + "@") || image == repository
-            } ?? 0
+        let index = appContainerIndex(containers, pipelineImage: pipelineImage)
         if containers.indices.contains(index) { containers[index]["image"] = release.image }
         return setting(object, ["spec", "template", "spec", "containers"], containers)
     }
