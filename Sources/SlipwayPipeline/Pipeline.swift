@@ -39,6 +39,8 @@ public struct Pipeline: Sendable {
     public var docker: String?
     /// Named groups of people (`roles:`), for checklist sign-offs.
     public var roles: [String: [String]] = [:]
+    /// The Prometheus that gate templates and `prometheus:` gates without a `url:` ask (`prometheus: { url: … }`).
+    public var prometheusURL: String?
 
     public static let defaultOutputLimit = 1 << 20
 
@@ -158,7 +160,8 @@ public struct KubernetesTargetSpec: Sendable, Hashable {
 public enum StrategySpec: Sendable, Hashable {
     case rolling
     case blueGreen(previewGates: [String], bake: Duration?)
-    case canary(steps: [Int], pause: Duration?, analysis: [String])
+    /// `holdLimit`: how long `deploy pause` may hold the canary before the rollout fails and rolls back.
+    case canary(steps: [Int], pause: Duration?, analysis: [String], holdLimit: Duration)
 
     public var name: String {
         switch self {
@@ -284,6 +287,50 @@ public struct GateSpec: Sendable {
     public var times: Int?
     public var failureLimit: Int?
     public var initialDelay: Duration?
+    /// How long one measurement may take before it is cut (a server that accepts and never answers).
+    public var timeout: Duration?
+    /// Inconclusive measurements (no data, NaN, a query error, a stale scrape, several series) are
+    /// failures unless this is set: then up to this many are allowed, and one more fails the gate.
+    public var inconclusiveLimit: Int?
+    /// Bound the candidate's value by the stable release's, measured in the same tick.
+    public var comparison: Comparison?
+    /// The measured instance's newest scrape may be at most this old (Prometheus gates).
+    public var staleness: Duration?
+    /// The template the gate was written with (`error-rate`), for the record.
+    public var template: String?
+
+    /// `relative_to: stable, at_most: 1.5, margin: 0.005`: the candidate's value must be at most
+    /// `atMost` times the stable release's, plus `margin`.
+    public struct Comparison: Sendable, Hashable {
+        public var atMost: Double
+        public var margin: Double
+
+        public init(atMost: Double, margin: Double = 0) {
+            self.atMost = atMost
+            self.margin = margin
+        }
+    }
+
+    public init(
+        name: String, location: SourceLocation, check: Check, below: Double? = nil, above: Double? = nil, every: Duration? = nil,
+        times: Int? = nil, failureLimit: Int? = nil, initialDelay: Duration? = nil, timeout: Duration? = nil,
+        inconclusiveLimit: Int? = nil, comparison: Comparison? = nil, staleness: Duration? = nil, template: String? = nil
+    ) {
+        self.name = name
+        self.location = location
+        self.check = check
+        self.below = below
+        self.above = above
+        self.every = every
+        self.times = times
+        self.failureLimit = failureLimit
+        self.initialDelay = initialDelay
+        self.timeout = timeout
+        self.inconclusiveLimit = inconclusiveLimit
+        self.comparison = comparison
+        self.staleness = staleness
+        self.template = template
+    }
 
     public enum Check: Sendable, Hashable {
         case http(url: String, status: Int?, body: String?, within: Duration?)

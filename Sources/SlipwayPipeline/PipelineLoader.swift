@@ -114,6 +114,8 @@ final class PipelineReader {
     var diagnostics: [Diagnostic] = []
     /// `roles:`, read before the stages whose sign-offs name them.
     var roles: [String: [String]] = [:]
+    /// The pipeline's `prometheus: { url: … }`, read before the gates that default to it.
+    var prometheusURL: String?
 
     /// Names an environment may not take (the command line's commands).
     let reservedNames: Set<String>
@@ -166,7 +168,7 @@ final class PipelineReader {
         guard let top = mapping(root, "the pipeline") else { return nil }
         let allowed = [
             "app", "image", "docker", "secrets", "variables", "environments", "stages", "gates", "hooks", "output_limit", "risk",
-            "notify", "roles",
+            "notify", "roles", "prometheus",
         ]
         // `x-…` keys are the file's own (as in Compose files): a place for anchors that merge keys
         // share, e.g. `x-defaults: &defaults { timeout: 5m }` and `<<: *defaults` in a stage.
@@ -180,6 +182,7 @@ final class PipelineReader {
         let image = top["image"].flatMap { string($0, "image") }
         let secrets = top["secrets"].map(secretList) ?? []
         let variables = top["variables"].map { variableMap($0, context: "variables") } ?? []
+        prometheusURL = top["prometheus"].flatMap(prometheusSetting)
         let gates = top["gates"].map(gateMap) ?? []
         let environments = top["environments"].map(environmentMap) ?? []
         let hooks = top["hooks"].map(hookMap) ?? []
@@ -205,7 +208,7 @@ final class PipelineReader {
         return Pipeline(
             file: file, app: app, image: image, secrets: secrets.map(\.name), variables: variables,
             environments: environments, stages: stages, gates: gates, hooks: hooks, outputLimit: outputLimit, riskRules: riskRules,
-            webhooks: webhooks, docker: docker, roles: roles)
+            webhooks: webhooks, docker: docker, roles: roles, prometheusURL: prometheusURL)
     }
 
     /// The first alias written as a mapping key or inside one (`*name:`, `[*name]: …`, `? *name`),

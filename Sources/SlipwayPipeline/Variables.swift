@@ -18,9 +18,10 @@ public enum Variables {
         ("STAGE", "the name of the stage running"),
     ]
 
-    /// Names only gates can use: the new release's own address (straight to its container) and
-    /// the environment's address (through the proxy, where users reach it).
-    public static let gateOnly = ["TARGET_URL", "SERVICE_URL"]
+    /// Names only gates can use: the new release's own address (straight to its container), the
+    /// environment's address (through the proxy, where users reach it), and the measured
+    /// instance's name (the `slipway_instance` label its metrics carry).
+    public static let gateOnly = ["TARGET_URL", "SERVICE_URL", "INSTANCE"]
 
     /// Every built-in name, also under its `DEPLOY_` spelling (the environment variables steps get).
     public static var builtinNames: [String] {

@@ -111,6 +111,7 @@ extension RunStore {
                 sql: "UPDATE run SET overrides = CASE WHEN overrides = '' THEN '[]' ELSE json_array(overrides) END")
         }
         registerChecklistMigration(&migrator)
+        registerAnalysisMigration(&migrator)
         return migrator
     }
 }

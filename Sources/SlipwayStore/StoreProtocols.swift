@@ -120,7 +120,7 @@ public struct PendingApproval: Sendable {
 }
 
 /// Everything a deploy records.
-public typealias DeployStore = RunLog & LeaseBook & ApprovalBook & AuditLog & ChecklistBook
+public typealias DeployStore = RunLog & LeaseBook & ApprovalBook & AuditLog & ChecklistBook & AnalysisBook
 
 // The usual arguments, for every store.
 extension RunLog {

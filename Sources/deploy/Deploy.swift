@@ -66,6 +66,7 @@ struct Deploy: AsyncParsableCommand {
             Run.self, PlanCommand.self, Validate.self, Status.self, History.self, Show.self, Logs.self, ChangelogCommand.self, Lock.self,
             Unlock.self,
             Audit.self, Approve.self, Reject.self, Sign.self, ChecklistCommand.self, Rollback.self, Unpin.self, Teardown.self,
+            Abort.self, Pause.self, Resume.self,
         ],
         defaultSubcommand: Run.self
     )

@@ -32,6 +32,8 @@ struct Show: AsyncParsableCommand {
         var stages: [StageView]
         var events: [EventRecord]
         var changelog: Changelog?
+        /// Every gate measurement, a table per gate.
+        var gates: [GateTable.Gate]
     }
 
     func run() async throws {
@@ -49,11 +51,16 @@ struct Show: AsyncParsableCommand {
                     })
             }
             let recorded = try await store.changelog(runID: id)
+            let measurements = try await store.measurements(runID: id)
             if json {
                 let decoder = JSONDecoder()
                 decoder.dateDecodingStrategy = .iso8601
                 let changelog = try recorded.map { try decoder.decode(Changelog.self, from: Data($0.json.utf8)) }
-                print(try encodeJSON(RunView(run: detail.run, stages: stages, events: detail.events, changelog: changelog)))
+                print(
+                    try encodeJSON(
+                        RunView(
+                            run: detail.run, stages: stages, events: detail.events, changelog: changelog,
+                            gates: GateTable.grouped(measurements))))
                 return
             }
             let r = detail.run
@@ -84,6 +91,11 @@ struct Show: AsyncParsableCommand {
                     lines.append("       \(step.name): \(step.command)  (\(facts.joined(separator: ", ")))")
                 }
             }
+            if !measurements.isEmpty {
+                lines.append("")
+                lines.append("gate measurements:")
+                lines += GateTable.lines(measurements)
+            }
             if let recorded {
                 lines.append("")
                 lines.append("changelog:")
@@ -97,6 +109,58 @@ struct Show: AsyncParsableCommand {
             }
             print(lines.joined(separator: "\n"))
         }
+    }
+}
+
+/// The gate measurements of a run, a table per gate: when, where in the rollout, the verdict, the
+/// value (and the stable release's), and what was seen; the query after substitution heads each.
+enum GateTable {
+    struct Gate: Encodable {
+        var gate: String
+        var queries: [String]
+        var measurements: [GateMeasurementRecord]
+    }
+
+    static func grouped(_ measurements: [GateMeasurementRecord]) -> [Gate] {
+        var order: [String] = []
+        var byGate: [String: [GateMeasurementRecord]] = [:]
+        for measurement in measurements {
+            if byGate[measurement.gate] == nil { order.append(measurement.gate) }
+            byGate[measurement.gate, default: []].append(measurement)
+        }
+        return order.map { name in
+            let all = byGate[name] ?? []
+            var queries: [String] = []
+            for query in all.map(\.query) where !queries.contains(query) { queries.append(query) }
+            return Gate(gate: name, queries: queries, measurements: all)
+        }
+    }
+
+    static func lines(_ measurements: [GateMeasurementRecord]) -> [String] {
+        var lines: [String] = []
+        for gate in grouped(measurements) {
+            lines.append("  \(gate.gate)")
+            for query in gate.queries { lines.append("    query: \(query)") }
+            lines.append("    time          checkpoint       verdict       value        stable       detail")
+            for m in gate.measurements {
+                let time = m.at.formatted(Date.ISO8601FormatStyle(timeZone: .gmt).time(includingFractionalSeconds: true))
+                lines.append(
+                    "    "
+                        + [
+                            pad(time, 13), pad(m.checkpoint, 16), pad(m.verdict.rawValue, 13), pad(m.value.map(number) ?? "-", 12),
+                            pad(m.stableValue.map(number) ?? "-", 12), m.detail,
+                        ].joined(separator: " "))
+            }
+        }
+        return lines
+    }
+
+    static func number(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e12 ? String(Int(value)) : String(format: "%.4g", value)
+    }
+
+    static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : text.padding(toLength: width, withPad: " ", startingAt: 0)
     }
 }
 

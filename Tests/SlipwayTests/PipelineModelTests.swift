@@ -55,7 +55,8 @@ struct PipelineModelTests {
         #expect(production.target == .docker(DockerTargetSpec(listen: "127.0.0.1:8082")))
         #expect(production.promoteFrom == "staging")
         #expect(production.requireCleanTree)
-        #expect(production.strategy == .canary(steps: [5, 25, 50, 100], pause: .seconds(5), analysis: ["errors"]))
+        #expect(
+            production.strategy == .canary(steps: [5, 25, 50, 100], pause: .seconds(5), analysis: ["errors"], holdLimit: .seconds(3600)))
         let approval = ApprovalSpec(approvers: 2, allowed: ["ann", "bob", "cy"], distinctFromTrigger: true, timeout: .seconds(14_400))
         #expect(production.approval == approval)
         #expect(production.freezes.map(\.reason) == ["holidays", "weekend"])

@@ -18,6 +18,8 @@ struct RunContext: Sendable {
     let changelog: Changelog?
     /// Where this run's events go: the engine's reporter, and the webhooks when there are any.
     let reporter: any Reporting
+    /// What other shells ask of the run (abort, pause, resume).
+    var control = RunControl()
 
     var store: any DeployStore { engine.store }
 

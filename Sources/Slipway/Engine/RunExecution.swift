@@ -92,9 +92,10 @@ extension Engine {
         enum Child: Sendable {
             case stages(Finish)
             case interrupted(Int32)
+            case aborted(RunControlRecord)
             case idle
         }
-        let (finish, signal) = await withTaskGroup(of: Child.self) { group -> (Finish, Int32?) in
+        let (finish, signal, abort) = await withTaskGroup(of: Child.self) { group -> (Finish, Int32?, RunControlRecord?) in
             group.addTask { .stages(await context.runStages()) }
             group.addTask {
                 for await number in interrupts { return .interrupted(number) }
@@ -104,8 +105,14 @@ extension Engine {
                 await context.heartbeat()
                 return .idle
             }
+            group.addTask {
+                let said = context.reporter
+                return await context.control.watch(store: context.store, runID: runID) { said.report(.notice($0)) }
+                    .map(Child.aborted) ?? .idle
+            }
             var finish: Finish?
             var signal: Int32?
+            var abort: RunControlRecord?
             while finish == nil, let next = await group.next() {
                 switch next {
                 case .stages(let result):
@@ -115,12 +122,16 @@ extension Engine {
                     // waiting for them to record how far they got.
                     signal = number
                     group.cancelAll()
+                case .aborted(let record):
+                    // No rollout is there to roll back: the run stops as it would on Ctrl-C.
+                    abort = record
+                    group.cancelAll()
                 case .idle:
                     break
                 }
             }
             group.cancelAll()
-            return (finish ?? Finish(outcome: .cancelled, reason: nil), signal)
+            return (finish ?? Finish(outcome: .cancelled, reason: nil), signal, abort)
         }
 
         var outcome = finish.outcome
@@ -128,6 +139,9 @@ extension Engine {
         if let signal, outcome != .succeeded {
             outcome = .cancelled
             reason = "cancelled by \(Self.signalName(signal))" + (finish.reason.map { " (\($0))" } ?? "")
+        } else if let abort, outcome != .succeeded {
+            outcome = .cancelled
+            reason = abort.said + (finish.reason.map { " (\($0))" } ?? "")
         }
         // Hooks after the stages; they run whatever happened to the stages' task.
         if outcome == .succeeded {

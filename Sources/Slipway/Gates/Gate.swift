@@ -1,6 +1,7 @@
 public import Foundation
 import SlipwayCore
 public import SlipwayPipeline
+public import SlipwayStore
 
 /// One look at a gate: did it hold, and what was seen.
 public struct GateMeasurement: Sendable, Hashable, Codable {
@@ -10,6 +11,13 @@ public struct GateMeasurement: Sendable, Hashable, Codable {
     public var detail: String
     /// The number measured, for gates that compare one (latency in seconds, a query's value).
     public var value: Double?
+    /// Set when nobody could take the measurement, naming why: `no data`, `NaN`, `query error`,
+    /// `stale`, `several series`, `timed out`, `unreachable`. Such a measurement never passes.
+    public var inconclusive: String?
+    /// The stable release's value in the same tick (a gate `relative_to: stable`).
+    public var stableValue: Double?
+    /// The query or request after substitution.
+    public var query: String?
 
     public init(at: Date, passed: Bool, detail: String, value: Double? = nil) {
         self.at = at
@@ -17,6 +25,15 @@ public struct GateMeasurement: Sendable, Hashable, Codable {
         self.detail = detail
         self.value = value
     }
+
+    static func inconclusive(_ kind: String, _ detail: String, query: String? = nil) -> GateMeasurement {
+        var measurement = GateMeasurement(at: Date(), passed: false, detail: "inconclusive (\(kind)): \(detail)")
+        measurement.inconclusive = kind
+        measurement.query = query
+        return measurement
+    }
+
+    public var verdict: MeasurementVerdict { passed ? .pass : inconclusive != nil ? .inconclusive : .fail }
 }
 
 /// A gate's verdict, with every measurement taken to reach it.
@@ -29,13 +46,22 @@ public struct GateResult: Sendable, Hashable, Codable {
 }
 
 /// Something a gate can measure. The real ones talk to the outside world; every one fails closed:
-/// an error, a timeout or an unreachable target is a failed measurement, never a pass.
+/// an error, a timeout or an unreachable target is a failed (or inconclusive) measurement, never a pass.
 public protocol GateChecking: Sendable {
     func measure() async -> GateMeasurement
+    /// Whether a measurement cut at its time limit is inconclusive (a query nobody answered) rather
+    /// than failed (a release too slow to answer its health check).
+    var timeoutIsInconclusive: Bool { get }
 }
 
-/// Runs a gate: waits `initial_delay`, then measures `times` times, `every` apart, and fails as soon
-/// as more than `failure_limit` measurements have failed.
+extension GateChecking {
+    public var timeoutIsInconclusive: Bool { false }
+}
+
+/// Runs a gate: waits `initial_delay`, then measures `times` times, `every` apart, each cut at the
+/// gate's timeout; fails as soon as more than `failure_limit` measurements have failed or more than
+/// `inconclusive_limit` were inconclusive (without that limit an inconclusive one is a failure),
+/// and fails too when not one measurement passed.
 public struct GateRunner: Sendable {
     public let clock: any Clock<Duration>
 
@@ -43,19 +69,33 @@ public struct GateRunner: Sendable {
         self.clock = clock
     }
 
-    public func run(_ spec: GateSpec, check: any GateChecking, onMeasurement: @Sendable (GateMeasurement) -> Void = { _ in }) async
-        -> GateResult
-    {
+    public func run(
+        _ spec: GateSpec, check: any GateChecking, limit measurementLimit: Duration? = nil,
+        onMeasurement: @Sendable (GateMeasurement) async -> Void = { _ in }
+    ) async -> GateResult {
         var measurements: [GateMeasurement] = []
         let times = spec.times ?? 1
         let limit = spec.failureLimit ?? 0
+        let cut = measurementLimit ?? spec.measurementLimit
         do {
             if let delay = spec.initialDelay { try await clock.sleep(for: delay) }
             for index in 0..<times {
-                let measurement = await check.measure()
+                var measurement = await Self.measure(check, within: cut)
+                if measurement.inconclusive != nil, spec.inconclusiveLimit == nil {
+                    measurement.detail += ", counted as a failure"
+                }
                 measurements.append(measurement)
-                onMeasurement(measurement)
-                let failures = measurements.filter { !$0.passed }.count
+                await onMeasurement(measurement)
+                if Task.isCancelled { throw CancellationError() }
+                let inconclusive = measurements.filter { $0.inconclusive != nil }.count
+                if let allowed = spec.inconclusiveLimit, measurement.inconclusive != nil, inconclusive > allowed {
+                    return GateResult(
+                        gate: spec.name, passed: false, measurements: measurements,
+                        reason:
+                            "gate \(spec.name) failed: \(measurement.detail) (\(inconclusive) inconclusive measurements, \(allowed) allowed)"
+                    )
+                }
+                let failures = measurements.filter { !$0.passed && ($0.inconclusive == nil || spec.inconclusiveLimit == nil) }.count
                 if failures > limit {
                     return GateResult(
                         gate: spec.name, passed: false, measurements: measurements,
@@ -67,7 +107,29 @@ public struct GateRunner: Sendable {
         } catch {
             return GateResult(gate: spec.name, passed: false, measurements: measurements, reason: "gate \(spec.name) was cancelled")
         }
+        if !measurements.contains(where: \.passed) {
+            return GateResult(
+                gate: spec.name, passed: false, measurements: measurements,
+                reason: "gate \(spec.name) failed: not one of its \(measurements.count) measurements was conclusive (never a silent pass)")
+        }
         return GateResult(gate: spec.name, passed: true, measurements: measurements, reason: nil)
+    }
+
+    /// One measurement, cut at `limit` on the real clock whatever the check does.
+    static func measure(_ check: any GateChecking, within limit: Duration) async -> GateMeasurement {
+        await withTaskGroup(of: GateMeasurement?.self) { group in
+            group.addTask { await check.measure() }
+            group.addTask {
+                do { try await Task.sleep(for: limit) } catch { return nil }
+                let detail = "no answer within \(DurationParser.format(limit))"
+                return check.timeoutIsInconclusive
+                    ? .inconclusive("timed out", detail) : GateMeasurement(at: Date(), passed: false, detail: detail)
+            }
+            var result: GateMeasurement?
+            while result == nil, let next = await group.next() { result = next }
+            group.cancelAll()
+            return result ?? GateMeasurement(at: Date(), passed: false, detail: "cancelled")
+        }
     }
 
     /// The longest the gate can take before it decides: the initial delay, every interval, and each
@@ -76,6 +138,19 @@ public struct GateRunner: Sendable {
         let times = spec.times ?? 1
         return [spec.initialDelay ?? .zero, (spec.every ?? .zero).saturatingTimes(times - 1), measurementLimit.saturatingTimes(times)]
             .saturatingSum()
+    }
+}
+
+extension GateSpec {
+    /// How long one measurement may take: the gate's `timeout:`, else its kind's own bound.
+    public var measurementLimit: Duration {
+        if let timeout { return timeout }
+        switch check {
+        case .http(_, _, _, let within): return (within ?? HTTPCheck.defaultLimit) + .seconds(1)
+        case .prometheus: return PrometheusCheck.defaultLimit
+        case .command: return CommandCheck.limit
+        case .readiness: return .seconds(30)
+        }
     }
 }
 

@@ -15,6 +15,8 @@ struct GateTargets: Sendable {
     /// The instance checked and its target, for gates the target answers (`readiness`).
     var instance: TargetInstance? = nil
     var target: (any DeployTarget)? = nil
+    /// The release serving beside it, for gates `relative_to: stable`.
+    var stable: TargetInstance? = nil
 }
 
 /// A moment, noted once (later marks keep the first): when the first gate measurement failed,
@@ -51,58 +53,13 @@ struct CommandCheck: GateChecking {
     static let limit = Duration.seconds(60)
 }
 
-/// A Prometheus gate: an instant query whose first value must lie below `below` and above `above`.
-struct PrometheusCheck: GateChecking {
-    var url: String
-    var query: String
-
-    func measure() async -> GateMeasurement {
-        guard var components = URLComponents(string: url.hasSuffix("/") ? url + "api/v1/query" : url + "/api/v1/query") else {
-            return GateMeasurement(at: Date(), passed: false, detail: "'\(url)' is not a URL")
-        }
-        components.queryItems = [URLQueryItem(name: "query", value: query)]
-        guard let address = components.url else { return GateMeasurement(at: Date(), passed: false, detail: "'\(url)' is not a URL") }
-        do {
-            let response = try await HTTP.get(address.absoluteString, timeout: .seconds(10))
-            let code = response.status
-            guard code == 200 else { return GateMeasurement(at: Date(), passed: false, detail: "Prometheus answered \(code)") }
-            struct Answer: Decodable {
-                struct Data: Decodable {
-                    struct Sample: Decodable { var value: [Value] }
-                    var result: [Sample]
-                }
-                enum Value: Decodable {
-                    case number(Double)
-                    case text(String)
-                    init(from decoder: any Decoder) throws {
-                        let container = try decoder.singleValueContainer()
-                        if let number = try? container.decode(Double.self) {
-                            self = .number(number)
-                        } else {
-                            self = .text(try container.decode(String.self))
-                        }
-                    }
-                }
-                var data: Data
-            }
-            let answer = try JSONDecoder().decode(Answer.self, from: Data(response.body.utf8))
-            guard let sample = answer.data.result.first, sample.value.count == 2, case .text(let text) = sample.value[1],
-                let value = Double(text)
-            else {
-                return GateMeasurement(at: Date(), passed: false, detail: "the query returned no sample")
-            }
-            return GateMeasurement(at: Date(), passed: true, detail: "value \(text)", value: value)
-        } catch {
-            return GateMeasurement(at: Date(), passed: false, detail: "no answer from Prometheus: \(error)")
-        }
-    }
-}
-
 /// Applies a gate's `below`/`above` bounds to what its check measured.
 struct BoundedCheck: GateChecking {
     var inner: any GateChecking
     var below: Double?
     var above: Double?
+
+    var timeoutIsInconclusive: Bool { inner.timeoutIsInconclusive }
 
     func measure() async -> GateMeasurement {
         var measurement = await inner.measure()
@@ -131,13 +88,15 @@ extension RunContext {
         var values = variables(stage: "gate")
         values["TARGET_URL"] = targets.targetURL
         values["SERVICE_URL"] = targets.serviceURL
-        if let release = targets.release {
+        values["INSTANCE"] = targets.instance?.name ?? ""
+        func describe(_ release: ReleaseReference, in values: inout [String: String]) {
             for prefix in ["", "DEPLOY_"] {
                 values[prefix + "VERSION"] = release.version ?? ""
                 values[prefix + "SHA"] = release.sha ?? ""
                 values[prefix + "SHORT_SHA"] = release.sha.map { String($0.prefix(7)) } ?? ""
             }
         }
+        if let release = targets.release { describe(release, in: &values) }
         let inner: any GateChecking
         switch gate.check {
         case .http(let url, let status, let body, let within):
@@ -147,7 +106,24 @@ extension RunContext {
             }
             inner = HTTPCheck(url: address, status: status, body: try body.map { try Variables.expand($0, with: values) }, within: within)
         case .prometheus(let url, let query):
-            inner = PrometheusCheck(url: try Variables.expand(url, with: values), query: try Variables.expand(query, with: values))
+            let address = try Variables.expand(url, with: values)
+            let measured = PrometheusCheck(
+                url: address, query: try Variables.expand(query, with: values), staleness: gate.staleness,
+                instance: targets.instance?.name, limit: gate.measurementLimit)
+            if let comparison = gate.comparison {
+                let stable = try targets.stable.map { stable in
+                    var theirs = values
+                    theirs["TARGET_URL"] = stable.url
+                    theirs["INSTANCE"] = stable.name
+                    if let release = stable.release { describe(release, in: &theirs) }
+                    return PrometheusCheck(
+                        url: address, query: try Variables.expand(query, with: theirs), staleness: gate.staleness, instance: stable.name,
+                        limit: gate.measurementLimit)
+                }
+                inner = RelativeCheck(candidate: measured, stable: stable, comparison: comparison)
+            } else {
+                inner = measured
+            }
         case .readiness:
             guard let target = targets.target, let instance = targets.instance else {
                 throw GateSetupError(description: "gate \(gate.name): a readiness gate checks a release on a target; here there is none")
@@ -173,16 +149,10 @@ struct GateSetupError: Error, CustomStringConvertible {
 extension Plan {
     /// The longest one pass of the gates `names` can take.
     public func gatesWorstCase(_ names: [String]) -> Duration {
-        names.compactMap { name in pipeline.gates.first { $0.name == name } }.reduce(Duration.zero) { total, gate in
-            let limit: Duration =
-                switch gate.check {
-                case .http(_, _, _, let within): (within ?? HTTPCheck.defaultLimit) + .seconds(1)
-                case .prometheus: .seconds(11)
-                case .command: CommandCheck.limit
-                case .readiness: .seconds(30)
-                }
-            return total.saturatingPlus(GateRunner.worstCase(gate, measurementLimit: limit))
-        }
+        // The gates of one check point run together: the slowest decides.
+        names.compactMap { name in pipeline.gates.first { $0.name == name } }.map { gate in
+            GateRunner.worstCase(gate, measurementLimit: gate.measurementLimit)
+        }.max() ?? .zero
     }
 
     /// For an environment with a target: the longest a deploy can take to decide to abort and to
@@ -212,7 +182,10 @@ extension GateSpec {
                 .replacingOccurrences(of: "${SERVICE_URL}", with: targets.serviceURL)
             return "GET \(shown)" + (status.map { " expecting \($0)" } ?? "") + cadence
         case .prometheus(let url, let query):
-            return "prometheus \(url): \(query)" + cadence
+            let shown = query.replacingOccurrences(of: "${INSTANCE}", with: targets.instance?.name ?? "${INSTANCE}")
+            return (template.map { "\($0): " } ?? "") + "prometheus \(url): \(shown)"
+                + (comparison.map { ", at most \(RelativeCheck.format($0.atMost))× stable + \(RelativeCheck.format($0.margin))" } ?? "")
+                + cadence
         case .command(let argv):
             return argv.joined(separator: " ") + cadence
         case .readiness:

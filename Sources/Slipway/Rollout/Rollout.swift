@@ -20,31 +20,62 @@ struct Rollout: Sendable {
     var store: any DeployStore { context.store }
     var clock: any Clock<Duration> { context.engine.clock }
 
-    func targets(_ instance: TargetInstance, release: ReleaseReference? = nil) -> GateTargets {
-        GateTargets(targetURL: instance.url, serviceURL: target.serviceURL, release: release, instance: instance, target: target)
+    func targets(_ instance: TargetInstance, release: ReleaseReference? = nil, stable: TargetInstance? = nil) -> GateTargets {
+        GateTargets(
+            targetURL: instance.url, serviceURL: target.serviceURL, release: release, instance: instance, target: target,
+            stable: stable.flatMap { $0.name == instance.name ? nil : $0 })
     }
 
     // MARK: - Gates
 
-    /// Runs the named gates in order against `targets`, each as a recorded step; throws at the first failure.
+    /// Runs the named gates against `targets` together (one check point), each as a recorded step
+    /// with every measurement recorded; throws at the first failure, which stops the others.
     func gates(_ names: [String], targets: GateTargets, label: String, firstFailure: Moment) async throws {
-        let runner = GateRunner(clock: clock)
-        for name in names {
-            guard let gate = context.plan.pipeline.gates.first(where: { $0.name == name }) else { continue }
-            let check = try context.check(for: gate, targets: targets)
-            try await log.step("gate \(name)\(label)", command: gate.description(targets: targets)) { say in
-                let counter = Mutex(0)
-                let result = await runner.run(gate, check: check) { measurement in
-                    if !measurement.passed { firstFailure.mark() }
-                    let number = counter.withLock { value in
-                        value += 1
-                        return value
-                    }
-                    say("\(measurement.passed ? "pass" : "FAIL") #\(number): \(measurement.detail)")
+        let specs = names.compactMap { name in context.plan.pipeline.gates.first { $0.name == name } }
+        let checks = try specs.map { try context.check(for: $0, targets: targets) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (gate, check) in zip(specs, checks) {
+                group.addTask {
+                    try await self.gate(gate, check: check, targets: targets, label: label, firstFailure: firstFailure)
                 }
-                if Task.isCancelled { throw CancellationError() }
-                if !result.passed { throw StepRecorder.Failed(description: result.reason ?? "gate \(name) failed") }
             }
+            do {
+                for try await _ in group {}
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+        }
+    }
+
+    /// One gate as a recorded step; its measurements go to the run record as they are taken.
+    func gate(_ gate: GateSpec, check: any GateChecking, targets: GateTargets, label: String, firstFailure: Moment) async throws {
+        let runner = GateRunner(clock: clock)
+        let description = gate.description(targets: targets)
+        let checkpoint =
+            label.trimmingCharacters(in: CharacterSet(charactersIn: " ()")).isEmpty
+            ? "gates" : label.trimmingCharacters(in: CharacterSet(charactersIn: " ()"))
+        let context = self.context
+        let stage = log.stage.name
+        try await log.step("gate \(gate.name)\(label)", command: description) { say in
+            let counter = Mutex(0)
+            let result = await runner.run(gate, check: check) { measurement in
+                if !measurement.passed { firstFailure.mark() }
+                let number = counter.withLock { value in
+                    value += 1
+                    return value
+                }
+                let verdict = measurement.passed ? "pass" : measurement.inconclusive != nil ? "INCONCLUSIVE" : "FAIL"
+                say("\(verdict) #\(number): \(measurement.detail)")
+                try? await context.store.recordMeasurements([
+                    GateMeasurementRecord(
+                        runID: context.runID, stage: stage, gate: gate.name, checkpoint: checkpoint, at: measurement.at,
+                        verdict: measurement.verdict, value: measurement.value, stableValue: measurement.stableValue,
+                        detail: context.masker.mask(measurement.detail), query: context.masker.mask(measurement.query ?? description))
+                ])
+            }
+            if Task.isCancelled { throw CancellationError() }
+            if !result.passed { throw StepRecorder.Failed(description: result.reason ?? "gate \(gate.name) failed") }
         }
     }
 
@@ -227,7 +258,10 @@ struct Rollout: Sendable {
         let strategy = (environment.strategy ?? .blueGreen(previewGates: [], bake: nil)).strategy
 
         var failure: String?
-        switch await strategy.run(self, candidate: candidate, stable: stable, firstFailure: firstFailure) {
+        let verdict = await context.control.handlingAbort {
+            await supervised(strategy, candidate: candidate, stable: stable, firstFailure: firstFailure)
+        }
+        switch verdict {
         case .passed:
             break
         case .refusedBeforeTraffic(let reason):
@@ -254,8 +288,15 @@ struct Rollout: Sendable {
                     environmentChanged: true)
             }
         }
+        // An abort wins over a promotion in flight: the new release took all traffic, but it goes.
+        if failure == nil, let abort = context.control.abort {
+            firstFailure.mark()
+            failure = abort.said
+        }
         if let failure {
-            return await RollbackProcedure(rollout: self).rollBack(from: candidate, to: stable, reason: failure, firstFailure: firstFailure)
+            return await context.control.handlingAbort {
+                await RollbackProcedure(rollout: self).rollBack(from: candidate, to: stable, reason: failure, firstFailure: firstFailure)
+            }
         }
 
         // Every gate held: the old release goes, and this one is the environment's good release.
@@ -264,6 +305,79 @@ struct Rollout: Sendable {
         }
         context.reporter.report(.notice("\(environment.name) serves \(candidate.label) at \(target.serviceURL)"))
         return .init(outcome: .succeeded)
+    }
+
+    // MARK: - Supervision
+
+    /// How long the strategy may take: its part of the worst-case time to abort (`deploy plan`),
+    /// with a tenth and 5 s more for the run's own bookkeeping; time held by `deploy pause` is not
+    /// counted (the canary's `hold_limit` bounds it).
+    func deadline(_ strategy: any RolloutStrategy) -> Duration? {
+        guard let budget = environment.target?.budget else { return nil }
+        let parts = strategy.worstCase(context.plan, budget: budget).map(\.1).saturatingSum()
+        return parts.saturatingPlus(parts / 10).saturatingPlus(.seconds(5))
+    }
+
+    /// Runs the strategy under the run's controls: `deploy abort` stops it at once, and so does its
+    /// deadline; either way the verdict is a failure, and the rollback path runs.
+    func supervised(_ strategy: any RolloutStrategy, candidate: TargetInstance, stable: TargetInstance?, firstFailure: Moment) async
+        -> RolloutVerdict
+    {
+        let control = context.control
+        let limit = deadline(strategy)
+        let started = ContinuousClock.now
+        return await withTaskGroup(of: RolloutVerdict?.self) { group in
+            group.addTask { await strategy.run(self, candidate: candidate, stable: stable, firstFailure: firstFailure) }
+            group.addTask {
+                while !Task.isCancelled {
+                    if let abort = control.abort {
+                        firstFailure.mark()
+                        return .failed(abort.said)
+                    }
+                    if let limit, ContinuousClock.now - started - control.held > limit {
+                        firstFailure.mark()
+                        return .failed(
+                            "the rollout passed its deadline of \(DurationParser.format(limit)) (the pipeline's worst case for this strategy)"
+                        )
+                    }
+                    do { try await Task.sleep(for: .milliseconds(100)) } catch { return nil }
+                }
+                return nil
+            }
+            var verdict: RolloutVerdict?
+            while verdict == nil, let next = await group.next() { verdict = next }
+            group.cancelAll()
+            return verdict ?? .failed("cancelled")
+        }
+    }
+
+    /// Holds the rollout while `deploy pause` is in force, as a recorded step: until `deploy resume`,
+    /// an abort (the supervisor takes it), or `limit`, past which the rollout fails.
+    func holdIfPaused(limit: Duration, label: String) async -> String? {
+        let control = context.control
+        guard let pause = control.pause, control.abort == nil else { return nil }
+        control.beginHold()
+        defer { control.endHold() }
+        do {
+            try await log.step(
+                "hold\(label)",
+                command: "\(pause.said); `deploy resume \(context.runID)` goes on (hold_limit \(DurationParser.format(limit)))"
+            ) { say in
+                say("held at \(label.trimmingCharacters(in: .whitespaces)): \(pause.said)")
+                let started = ContinuousClock.now
+                while control.pause != nil, control.abort == nil {
+                    if ContinuousClock.now - started > limit {
+                        throw StepRecorder.Failed(
+                            description: "held for \(DurationParser.format(limit)) (\(pause.said)), longer than hold_limit allows")
+                    }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                if control.abort == nil { say("resumed") }
+            }
+        } catch {
+            return Task.isCancelled ? "cancelled" : "\(error)"
+        }
+        return nil
     }
 
     /// The run was stopped: traffic goes back where it was, and the new instance goes.

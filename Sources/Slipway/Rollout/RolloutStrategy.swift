@@ -34,7 +34,8 @@ extension StrategySpec {
         switch self {
         case .rolling: Rolling()
         case .blueGreen(let preview, let bake): BlueGreen(previewGates: preview, bake: bake)
-        case .canary(let steps, let pause, let analysis): Canary(steps: steps, pause: pause, analysis: analysis)
+        case .canary(let steps, let pause, let analysis, let holdLimit):
+            Canary(steps: steps, pause: pause, analysis: analysis, holdLimit: holdLimit)
         }
     }
 }
@@ -49,7 +50,7 @@ struct Rolling: RolloutStrategy {
             return .firstMoveFailed(error)
         }
         let failure = await rollout.gatesVerdict(
-            rollout.environment.gates, targets: rollout.targets(candidate), label: "", firstFailure: firstFailure)
+            rollout.environment.gates, targets: rollout.targets(candidate, stable: stable), label: "", firstFailure: firstFailure)
         return failure.map(RolloutVerdict.failed) ?? .passed
     }
 
@@ -67,7 +68,7 @@ struct BlueGreen: RolloutStrategy {
     func run(_ rollout: Rollout, candidate: TargetInstance, stable: TargetInstance?, firstFailure: Moment) async -> RolloutVerdict {
         if !previewGates.isEmpty,
             let failure = await rollout.gatesVerdict(
-                previewGates, targets: rollout.targets(candidate), label: " (preview)", firstFailure: firstFailure)
+                previewGates, targets: rollout.targets(candidate, stable: stable), label: " (preview)", firstFailure: firstFailure)
         {
             return .refusedBeforeTraffic(failure)
         }
@@ -86,11 +87,12 @@ struct BlueGreen: RolloutStrategy {
 }
 
 /// Weighted steps (5 %, 25 %…), the stable release taking the rest; at each step the gates and the
-/// analysis gates, then a pause before the next.
+/// analysis gates together, then a pause before the next, and a hold while `deploy pause` is in force.
 struct Canary: RolloutStrategy {
     var steps: [Int]
     var pause: Duration?
     var analysis: [String]
+    var holdLimit: Duration = .seconds(3600)
 
     func run(_ rollout: Rollout, candidate: TargetInstance, stable: TargetInstance?, firstFailure: Moment) async -> RolloutVerdict {
         for (index, weight) in steps.enumerated() {
@@ -103,9 +105,12 @@ struct Canary: RolloutStrategy {
                 }
                 try await rollout.move(to: shares, label: "canary \(weight)%")
                 if let failure = await rollout.gatesVerdict(
-                    rollout.environment.gates + analysis, targets: rollout.targets(candidate), label: " at \(weight)%",
+                    rollout.environment.gates + analysis, targets: rollout.targets(candidate, stable: stable), label: " at \(weight)%",
                     firstFailure: firstFailure)
                 {
+                    return .failed(failure)
+                }
+                if index < steps.count - 1, let failure = await rollout.holdIfPaused(limit: holdLimit, label: " at \(weight)%") {
                     return .failed(failure)
                 }
                 if let pause, index < steps.count - 1 {
@@ -121,7 +126,7 @@ struct Canary: RolloutStrategy {
     }
 
     func worstCase(_ plan: Plan, budget: TargetBudget) -> [(String, Duration)] {
-        let perStep = [budget.route, plan.gatesWorstCase(plan.environment.gates), plan.gatesWorstCase(analysis)].saturatingSum()
+        let perStep = budget.route.saturatingPlus(plan.gatesWorstCase(plan.environment.gates + analysis))
         return [
             (
                 "\(steps.count) canary steps",

@@ -168,7 +168,7 @@ extension PipelineReader {
                 previewGates: settings["preview_gates"].map { stringList($0, "preview_gates") } ?? [],
                 bake: settings["bake"].flatMap { duration($0, "bake") })
         default:
-            checkKeys(settings, allowed: ["steps", "pause", "analysis"], in: "canary")
+            checkKeys(settings, allowed: ["steps", "pause", "analysis", "hold_limit"], in: "canary")
             var steps: [Int] = []
             if let stepsNode = settings["steps"], let items = sequence(stepsNode, "canary steps", hint: "e.g. `steps: [5, 25, 50, 100]`") {
                 for item in items {
@@ -190,7 +190,8 @@ extension PipelineReader {
             }
             return .canary(
                 steps: steps, pause: settings["pause"].flatMap { duration($0, "pause") },
-                analysis: settings["analysis"].map { stringList($0, "analysis") } ?? [])
+                analysis: settings["analysis"].map { stringList($0, "analysis") } ?? [],
+                holdLimit: settings["hold_limit"].flatMap { duration($0, "hold_limit") } ?? .seconds(3600))
         }
     }
 
