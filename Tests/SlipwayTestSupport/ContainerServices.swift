@@ -28,7 +28,7 @@ public struct ContainerServices: Sendable {
     /// Starts what of them is not running (after a test stopped one), by the project's script.
     public func start() async throws {
         try await GitFixture.run(
-            ["\(packageRoot)/scripts/services", "start"], in: directory.path,
+            ["\(packageRoot)/scripts/services", "start", "podman", "registry"], in: directory.path,
             environment: Self.scriptEnvironment(directory: directory.path, port: String(registry.split(separator: ":").last ?? "")))
     }
 
@@ -43,9 +43,11 @@ public struct ContainerServices: Sendable {
         let services = ContainerServices(directory: directory, socket: directory.file("podman.sock"), registry: "127.0.0.1:\(port)")
         let script = ["\(packageRoot)/scripts/services"]
         let environment = scriptEnvironment(directory: directory.path, port: String(port))
-        func stop() async { _ = try? await GitFixture.run(script + ["stop"], in: directory.path, environment: environment) }
+        func stop() async {
+            _ = try? await GitFixture.run(script + ["stop", "podman", "registry"], in: directory.path, environment: environment)
+        }
         do {
-            _ = try await GitFixture.run(script + ["start"], in: directory.path, environment: environment)
+            _ = try await GitFixture.run(script + ["start", "podman", "registry"], in: directory.path, environment: environment)
             let result = try await body(services)
             await stop()
             return result

@@ -1,31 +1,39 @@
 import Foundation
 import SlipwayCore
-import SlipwayPipeline
+public import SlipwayPipeline
 
 /// A Prometheus gate: an instant query (`/api/v1/query`) that must answer with one number. What
 /// keeps a measurement from being taken is named, never passed over: no data, NaN, a query error,
 /// an unreachable or silent Prometheus, several series, and (with `staleness:`) a measured
 /// instance whose newest scrape is too old. The gate's policy (``GateRunner``) decides what an
 /// inconclusive measurement counts as.
-struct PrometheusCheck: GateChecking {
-    var url: String
-    var query: String
+public struct PrometheusCheck: GateChecking {
+    public var url: String
+    public var query: String
     /// The newest scrape of `instance` may be at most this old.
-    var staleness: Duration?
+    public var staleness: Duration?
     /// The measured instance's name (its `slipway_instance` label), for the staleness query.
-    var instance: String?
-    var limit: Duration = defaultLimit
+    public var instance: String?
+    public var limit: Duration
 
-    static let defaultLimit = Duration.seconds(10)
+    public static let defaultLimit = Duration.seconds(10)
 
-    var timeoutIsInconclusive: Bool { true }
+    public init(url: String, query: String, staleness: Duration? = nil, instance: String? = nil, limit: Duration = defaultLimit) {
+        self.url = url
+        self.query = query
+        self.staleness = staleness
+        self.instance = instance
+        self.limit = limit
+    }
+
+    public var timeoutIsInconclusive: Bool { true }
 
     /// The query asking how old the newest scrape of `instance` is, in seconds.
     static func stalenessQuery(instance: String) -> String {
         "time() - max(timestamp(up{slipway_instance=\"\(instance)\"}))"
     }
 
-    func measure() async -> GateMeasurement {
+    public func measure() async -> GateMeasurement {
         async let main = Self.sample(url: url, query: query, limit: limit)
         if let staleness, let instance {
             switch await Self.sample(url: url, query: Self.stalenessQuery(instance: instance), limit: limit) {
@@ -144,14 +152,20 @@ struct PrometheusCheck: GateChecking {
 
 /// A gate `relative_to: stable`: the candidate's value and the stable release's, measured in the
 /// same tick; the candidate passes when it is at most `atMost` times the stable value plus `margin`.
-struct RelativeCheck: GateChecking {
-    var candidate: PrometheusCheck
-    var stable: PrometheusCheck?
-    var comparison: GateSpec.Comparison
+public struct RelativeCheck: GateChecking {
+    public var candidate: PrometheusCheck
+    public var stable: PrometheusCheck?
+    public var comparison: GateSpec.Comparison
 
-    var timeoutIsInconclusive: Bool { true }
+    public init(candidate: PrometheusCheck, stable: PrometheusCheck?, comparison: GateSpec.Comparison) {
+        self.candidate = candidate
+        self.stable = stable
+        self.comparison = comparison
+    }
 
-    func measure() async -> GateMeasurement {
+    public var timeoutIsInconclusive: Bool { true }
+
+    public func measure() async -> GateMeasurement {
         guard let stable else {
             return .inconclusive("no stable release", "nothing serves besides the candidate, so there is nothing to compare with")
         }

@@ -54,14 +54,20 @@ struct CommandCheck: GateChecking {
 }
 
 /// Applies a gate's `below`/`above` bounds to what its check measured.
-struct BoundedCheck: GateChecking {
-    var inner: any GateChecking
-    var below: Double?
-    var above: Double?
+public struct BoundedCheck: GateChecking {
+    public var inner: any GateChecking
+    public var below: Double?
+    public var above: Double?
 
-    var timeoutIsInconclusive: Bool { inner.timeoutIsInconclusive }
+    public init(inner: any GateChecking, below: Double? = nil, above: Double? = nil) {
+        self.inner = inner
+        self.below = below
+        self.above = above
+    }
 
-    func measure() async -> GateMeasurement {
+    public var timeoutIsInconclusive: Bool { inner.timeoutIsInconclusive }
+
+    public func measure() async -> GateMeasurement {
         var measurement = await inner.measure()
         guard measurement.passed, below != nil || above != nil else { return measurement }
         guard let value = measurement.value else {

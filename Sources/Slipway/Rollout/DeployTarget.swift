@@ -168,10 +168,18 @@ public protocol DeployTarget: Sendable {
     func status() async -> TargetStatus
     /// Removes every instance and stops the router; returns what it did, a line each.
     func teardown() async throws -> [String]
+    /// Where Prometheus scrapes the instances of `observation` (``ScrapeDiscovery``). By default
+    /// each running instance's own address; a target whose instances are many processes (pods)
+    /// lists each of them.
+    func scrapeEndpoints(_ observation: TargetObservation) async -> [ScrapeEndpoint]
 }
 
 extension DeployTarget {
     public var checksBeforeChanges: Bool { false }
+
+    public func scrapeEndpoints(_ observation: TargetObservation) async -> [ScrapeEndpoint] {
+        defaultScrapeEndpoints(observation)
+    }
 
     public func preflight(say: @escaping @Sendable (String) -> Void) async throws {}
 

@@ -6,12 +6,13 @@ public import SlipwayPipeline
 extension TargetSpec {
     /// The target for one environment; throws when this build cannot drive that kind yet.
     public func makeTarget(_ setting: TargetSetting) throws(TargetUnavailable) -> any DeployTarget {
-        switch self {
-        case .docker(let spec):
-            return DockerTarget(spec, setting: setting)
-        case .kubernetes(let spec):
-            return KubernetesTarget(spec, setting: setting)
-        }
+        let target: any DeployTarget =
+            switch self {
+            case .docker(let spec): DockerTarget(spec, setting: setting)
+            case .kubernetes(let spec): KubernetesTarget(spec, setting: setting)
+            }
+        // Every target's instances are published for Prometheus to scrape.
+        return ScrapeDiscovery(target, setting: setting)
     }
 
     /// The worst case of each target operation, known without building the target (`deploy plan`).

@@ -155,3 +155,27 @@ extension KubernetesTarget {
 public struct KubernetesPreflight: Error, Sendable, CustomStringConvertible {
     public var description: String
 }
+
+// Where Prometheus scrapes a release: each of its running pods, at its pod IP and the app
+// container's first port (kube-sim gives each pod a loopback address of its own).
+extension KubernetesTarget {
+    public func scrapeEndpoints(_ observation: TargetObservation) async -> [ScrapeEndpoint] {
+        guard let pods = try? await kubectl.items("pods", selector: selector) else { return [] }
+        return pods.compactMap { pod -> ScrapeEndpoint? in
+            guard pod.string("status", "phase") == "Running", let ip = pod.string("status", "podIP") else { return nil }
+            let containers = (pod[path: "spec", "containers"] as? [[String: Any]]) ?? []
+            let index = ManifestEdit.appContainerIndex(containers, pipelineImage: pipelineImage)
+            guard containers.indices.contains(index),
+                let port = (containers[index]["ports"] as? [[String: Any]])?.first?.int("containerPort")
+            else { return nil }
+            let annotations = (pod[path: "metadata", "annotations"] as? [String: Any]) ?? [:]
+            let release = ReleaseReference(annotations: annotations)
+            let image = containers[index]["image"] as? String
+            let instance =
+                observation.instances.first { release != nil && $0.release?.run == release?.run }
+                ?? observation.instances.first { image != nil && $0.release?.image == image }
+            guard let instance else { return nil }
+            return ScrapeEndpoint(address: "\(ip):\(port)", instance: instance)
+        }
+    }
+}
