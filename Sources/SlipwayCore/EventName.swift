@@ -29,6 +29,8 @@ public struct EventName: RawRepresentable, Hashable, Sendable, Codable, CustomSt
     public static let deploySkipped = Self(rawValue: "deploy.skipped")
     /// Removing something a run no longer needs failed; it was left, and the next command removes it.
     public static let cleanupFailed = Self(rawValue: "cleanup.failed")
+    /// `deploy abort`, `deploy pause` or `deploy resume` reached the run: `run.abort`, `run.pause`, `run.resume`.
+    public static func control(_ action: String) -> Self { Self(rawValue: "run.\(action)") }
     public static let notifySent = Self(rawValue: "notify.sent")
     public static let notifyFailed = Self(rawValue: "notify.failed")
 

@@ -20,9 +20,13 @@ public final class InProcessTarget: DeployTarget {
     /// Versions whose instances never answer (staging them fails).
     private let brokenVersions: Set<String>
 
-    public init(missingImages: Set<String> = [], brokenVersions: Set<String> = []) {
+    /// The move (counting from 1) that never finishes (until cancelled): a router that hangs.
+    private let hangOnMove: Int?
+
+    public init(missingImages: Set<String> = [], brokenVersions: Set<String> = [], hangOnMove: Int? = nil) {
         self.missingImages = missingImages
         self.brokenVersions = brokenVersions
+        self.hangOnMove = hangOnMove
     }
 
     public var kind: String { "in-process" }
@@ -59,6 +63,17 @@ public final class InProcessTarget: DeployTarget {
 
     public func route(_ shares: [TrafficShare]) async throws -> String {
         let live = shares.filter { $0.weight > 0 }
+        if let hangOnMove, state.withLock({ $0.moves.count + 1 == hangOnMove }) {
+            state.withLock { $0.moves.append([]) }
+            // Until the deploy gives up on it: a stream that never yields, ended by cancellation.
+            let (stream, continuation) = AsyncStream.makeStream(of: Void.self)
+            await withTaskCancellationHandler {
+                for await _ in stream {}
+            } onCancel: {
+                continuation.finish()
+            }
+            throw CancellationError()
+        }
         try state.withLock { state in
             for share in live where !state.instances.contains(where: { $0.name == share.instance.name }) {
                 throw Refused(description: "no instance \(share.instance.name) to send traffic to")

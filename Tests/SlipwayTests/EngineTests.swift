@@ -17,8 +17,49 @@ final class RecordingReporter: Reporting, Sendable {
         self.continuation = continuation
     }
 
+    private let waiters = Mutex<[(predicate: @Sendable (RunEvent) -> Bool, continuation: CheckedContinuation<RunEvent, Never>)]>([])
+
+    /// The first event (reported already, or yet to come) that `predicate` accepts, or the run's
+    /// end if it comes first (a test waiting for a step never waits for a run that is over).
+    func first(where accepts: @escaping @Sendable (RunEvent) -> Bool) async -> RunEvent {
+        let predicate: @Sendable (RunEvent) -> Bool = { event in
+            if case .runFinished = event { return true }
+            return accepts(event)
+        }
+        return await firstReported(where: predicate)
+    }
+
+    private func firstReported(where predicate: @escaping @Sendable (RunEvent) -> Bool) async -> RunEvent {
+        await withCheckedContinuation { continuation in
+            let seen: RunEvent? = events.withLock { events in
+                if let found = events.first(where: predicate) { return found }
+                waiters.withLock { $0.append((predicate, continuation)) }
+                return nil
+            }
+            if let seen { continuation.resume(returning: seen) }
+        }
+    }
+
+    /// Waits until a step called `step` has started.
+    func stepStarted(_ step: String) async {
+        _ = await first { if case .stepStarted(_, let name, _, _, _) = $0 { name == step } else { false } }
+    }
+
+    /// Waits until a notice containing `text` was given.
+    func notice(containing text: String) async {
+        _ = await first { if case .notice(let said) = $0 { said.contains(text) } else { false } }
+    }
+
     func report(_ event: RunEvent) {
-        events.withLock { $0.append(event) }
+        let ready = events.withLock { events in
+            events.append(event)
+            return waiters.withLock { waiters in
+                let matched = waiters.filter { $0.predicate(event) }
+                waiters.removeAll { $0.predicate(event) }
+                return matched.map(\.continuation)
+            }
+        }
+        for continuation in ready { continuation.resume(returning: event) }
         if case .output(_, _, let line) = event, let interruptOn, line.text == interruptOn {
             continuation?.yield(SIGINT)
         }

@@ -11,8 +11,8 @@ struct RolloutHarness {
     let fixture: EngineFixture
     let target: InProcessTarget
 
-    init(target: InProcessTarget = InProcessTarget()) throws {
-        fixture = try EngineFixture()
+    init(target: InProcessTarget = InProcessTarget(), reporter: RecordingReporter = RecordingReporter()) throws {
+        fixture = try EngineFixture(reporter: reporter)
         self.target = target
     }
 
@@ -41,7 +41,7 @@ struct RolloutHarness {
         try "".write(toFile: fixture.directory.file("\(gate)-\(version)"), atomically: true, encoding: .utf8)
     }
 
-    func pipeline(strategy: String, rehearse: Bool = false, gates: String = "[healthy]") -> String {
+    func pipeline(strategy: String, rehearse: Bool = false, gates: String = "[healthy]", moreGates: String = "") -> String {
         """
         app: hello
         environments:
@@ -55,15 +55,18 @@ struct RolloutHarness {
           preview: { command: [sh, -c, 'test ! -e "$0/preview-bad-$1"', "$DIR", "${VERSION}"] }
           paced: { command: [sh, -c, 'test ! -e "$0/bad-$1"', "$DIR", "${VERSION}"], every: 1m, times: 2 }
           third-fails: { command: [sh, -c, 'c="$0/count-$1"; n=$(cat "$c" 2>/dev/null || echo 0); echo $((n+1)) > "$c"; test "$n" -lt 2', "$DIR", "${VERSION}"] }
+          \(moreGates)
         stages:
           - { name: staging, deploy: staging }
         """
     }
 
-    func deploy(_ version: String, strategy: String, rehearse: Bool = false, gates: String = "[healthy]") async throws -> RunResult {
+    func deploy(_ version: String, strategy: String, rehearse: Bool = false, gates: String = "[healthy]", moreGates: String = "")
+        async throws -> RunResult
+    {
         let release = try await fixture.store.pushedRelease(named: version)
         return try await fixture.run(
-            pipeline(strategy: strategy, rehearse: rehearse, gates: gates),
+            pipeline(strategy: strategy, rehearse: rehearse, gates: gates, moreGates: moreGates),
             release: Release(sha: release?.sha, version: version), target: target)
     }
 

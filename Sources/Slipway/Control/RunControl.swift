@@ -46,7 +46,7 @@ final class RunControl: Sendable {
     }
 
     /// Reads new requests until the run ends; returns an abort that no rollout is there to handle.
-    func watch(store: any AnalysisBook, runID: Int64, report: @Sendable (String) -> Void) async -> RunControlRecord? {
+    func watch(store: any DeployStore, runID: Int64, report: @Sendable (String) -> Void) async -> RunControlRecord? {
         while !Task.isCancelled {
             do { try await Task.sleep(for: Self.pollInterval) } catch { return nil }
             let after = state.withLock { $0.lastID }
@@ -60,6 +60,9 @@ final class RunControl: Sendable {
                     case .resume: state.pause = nil
                     }
                 }
+                // Recorded as the run saw it: the request itself is in the audit log.
+                try? await store.append(
+                    EventRecord(runID: runID, at: Date(), kind: .control(record.action.rawValue), message: record.said))
                 report(record.said)
             }
             let unhandled = state.withLock { $0.handlers == 0 ? $0.abort : nil }

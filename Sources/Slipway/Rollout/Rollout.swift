@@ -312,9 +312,8 @@ struct Rollout: Sendable {
     /// How long the strategy may take: its part of the worst-case time to abort (`deploy plan`),
     /// with a tenth and 5 s more for the run's own bookkeeping; time held by `deploy pause` is not
     /// counted (the canary's `hold_limit` bounds it).
-    func deadline(_ strategy: any RolloutStrategy) -> Duration? {
-        guard let budget = environment.target?.budget else { return nil }
-        let parts = strategy.worstCase(context.plan, budget: budget).map(\.1).saturatingSum()
+    func deadline(_ strategy: any RolloutStrategy) -> Duration {
+        let parts = strategy.worstCase(context.plan, budget: target.budget).map(\.1).saturatingSum()
         return parts.saturatingPlus(parts / 10).saturatingPlus(.seconds(5))
     }
 
@@ -334,7 +333,7 @@ struct Rollout: Sendable {
                         firstFailure.mark()
                         return .failed(abort.said)
                     }
-                    if let limit, ContinuousClock.now - started - control.held > limit {
+                    if ContinuousClock.now - started - control.held > limit {
                         firstFailure.mark()
                         return .failed(
                             "the rollout passed its deadline of \(DurationParser.format(limit)) (the pipeline's worst case for this strategy)"
@@ -377,7 +376,8 @@ struct Rollout: Sendable {
         } catch {
             return Task.isCancelled ? "cancelled" : "\(error)"
         }
-        return nil
+        // Aborted while held: the canary goes no further (the supervisor rolls back).
+        return control.abort?.said
     }
 
     /// The run was stopped: traffic goes back where it was, and the new instance goes.
