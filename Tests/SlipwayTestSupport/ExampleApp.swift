@@ -81,10 +81,10 @@ public final class RequestLoop: Sendable {
 
     public init() {}
 
-    public func run(_ url: String, limit: Int) async {
+    public func run(_ url: String, limit: Int, path: String = "/version") async {
         for _ in 0..<limit {
             if stopped.with({ $0 }) { return }
-            let answer = await ExampleApp.get(url + "/version")
+            let answer = await ExampleApp.get(url + path)
             results.with { results in
                 if let answer, answer.status == 200 {
                     results.ok += 1
@@ -98,9 +98,11 @@ public final class RequestLoop: Sendable {
     }
 
     /// Runs `body` with the loop going (its first answer in before `body` starts).
-    public static func around<T: Sendable>(_ url: String, _ body: () async throws -> T) async rethrows -> (T, RequestLoop) {
+    public static func around<T: Sendable>(_ url: String, path: String = "/version", _ body: () async throws -> T) async rethrows -> (
+        T, RequestLoop
+    ) {
         let loop = RequestLoop()
-        let requests = Task { await loop.run(url, limit: 20_000) }
+        let requests = Task { await loop.run(url, limit: 20_000, path: path) }
         while loop.results.with({ $0.ok + $0.failed }) == 0 { await Task.yield() }
         let value = try await body()
         loop.stopped.with { $0 = true }

@@ -314,6 +314,60 @@ let brokenPipelines: [BrokenPipeline] = [
         name: "misspelt build key",
         yaml: "app: hello\nimage: x\nstages:\n  - { name: b, build: { context: ., argz: { A: b } } }\n",
         line: 4, column: 37, message: "unknown key 'argz' in build", hint: "did you mean 'args'?"),
+    BrokenPipeline(
+        name: "a gate template that does not exist",
+        yaml: """
+            app: hello
+            prometheus: { url: "http://127.0.0.1:9090" }
+            gates:
+              errors: { template: error-ratio }
+            stages:
+              - { name: a, run: ["true"] }
+            """,
+        line: 4, column: 23, message: "gate 'errors': there is no gate template 'error-ratio'",
+        hint: "use one of: error-rate, latency-p99, error-spike, restarts (docs/analysis.md)"),
+    BrokenPipeline(
+        name: "a template with no Prometheus to ask",
+        yaml: """
+            app: hello
+            gates:
+              errors: { template: error-rate }
+            stages:
+              - { name: a, run: ["true"] }
+            """,
+        line: 3, column: 23, message: "gate 'errors': no Prometheus to ask"),
+    BrokenPipeline(
+        name: "a template parameter that cannot go into a query",
+        yaml: """
+            app: hello
+            prometheus: { url: "http://127.0.0.1:9090" }
+            gates:
+              errors: { template: error-rate, metric: "x} or vector(1)" }
+            stages:
+              - { name: a, run: ["true"] }
+            """,
+        line: 4, column: 43, message: "metric 'x} or vector(1)' cannot go into a query",
+        hint: "a Prometheus name: letters, digits, '_' and ':'"),
+    BrokenPipeline(
+        name: "at_most without relative_to",
+        yaml: """
+            app: hello
+            gates:
+              errors: { prometheus: { url: "http://p:9090", query: up }, at_most: 2 }
+            stages:
+              - { name: a, run: ["true"] }
+            """,
+        line: 3, column: 71, message: "gate 'errors': at_most and margin bound a comparison", hint: "add `relative_to: stable`"),
+    BrokenPipeline(
+        name: "relative_to on an HTTP gate",
+        yaml: """
+            app: hello
+            gates:
+              health: { http: { url: "${TARGET_URL}/health" }, relative_to: stable }
+            stages:
+              - { name: a, run: ["true"] }
+            """,
+        line: 3, column: 65, message: "gate 'health': only a Prometheus gate can compare with the stable release"),
 ]
 
 @Suite("Pipeline validation")
@@ -337,6 +391,45 @@ struct PipelineValidationTests {
         if let hint = broken.hint {
             #expect(match?.hint == hint)
         }
+    }
+
+    @Test("gate templates expand to Prometheus gates with their defaults, which the gate's own settings override")
+    func gateTemplates() throws {
+        let (pipeline, _) = try PipelineLoader.parse(
+            yaml: """
+                app: hello
+                prometheus: { url: "http://127.0.0.1:9090" }
+                gates:
+                  errors: { template: error-rate, metric: hello_requests_total, window: 30s, inconclusive_limit: 2 }
+                  latency: { template: latency-p99, histogram: hello_request_duration_seconds, below: 0.25, url: "http://other:9090" }
+                  spike: { template: error-spike, at_most: 3 }
+                  restarts: { template: restarts, staleness: 30s, timeout: 5s }
+                stages:
+                  - { name: a, run: ["true"] }
+                """, file: "t.yml")
+        let gates = Dictionary(uniqueKeysWithValues: pipeline.gates.map { ($0.name, $0) })
+        #expect(
+            gates["errors"]?.check
+                == .prometheus(
+                    url: "http://127.0.0.1:9090",
+                    query: #"(sum(rate(hello_requests_total{slipway_instance="${INSTANCE}",status=~"5.."}[30s])) or vector(0))"#
+                        + #" / sum(rate(hello_requests_total{slipway_instance="${INSTANCE}"}[30s]))"#))
+        #expect(gates["errors"]?.below == 0.01)
+        #expect(gates["errors"]?.inconclusiveLimit == 2)
+        #expect(gates["errors"]?.template == "error-rate")
+        #expect(
+            gates["latency"]?.check
+                == .prometheus(
+                    url: "http://other:9090",
+                    query:
+                        #"histogram_quantile(0.99, sum by (le) (rate(hello_request_duration_seconds_bucket{slipway_instance="${INSTANCE}"}[1m])))"#
+                ))
+        #expect(gates["latency"]?.below == 0.25)
+        #expect(gates["spike"]?.comparison == GateSpec.Comparison(atMost: 3, margin: 0.01))
+        #expect(gates["spike"]?.below == nil)
+        #expect(gates["restarts"]?.below == 1)
+        #expect(gates["restarts"]?.staleness == .seconds(30))
+        #expect(gates["restarts"]?.measurementLimit == .seconds(5))
     }
 
     @Test("every problem in a file is reported at once, in file order")
