@@ -22,7 +22,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-SLIPWAY_SERVICES=$services REGISTRY_PORT=$registry_port scripts/services start >/dev/null
+SLIPWAY_SERVICES=$services REGISTRY_PORT=$registry_port scripts/services start podman registry >/dev/null
 eval "$(SLIPWAY_SERVICES=$services REGISTRY_PORT=$registry_port scripts/services env)"
 command -v docker >/dev/null || export DOCKER=podman
 export CI=true

@@ -16,7 +16,7 @@ struct AnalysisTests {
         let production: UInt16
         let environment: [String: String]
 
-        static func make(_ services: ContainerServices, prometheus: String, pause: String = "1s") async throws -> Project {
+        static func make(_ services: ContainerServices, prometheus: String) async throws -> Project {
             let repo = try await GitFixture("analysis")
             let app = "hello\(UUID().uuidString.prefix(6).lowercased())"
             let staging = try ContainerServices.freePort()
@@ -38,7 +38,7 @@ struct AnalysisTests {
                     target: { docker: { listen: "127.0.0.1:\(production)" } }
                     promote_from: staging
                     require_clean_tree: false
-                    strategy: { canary: { steps: [25, 50, 100], pause: \(pause), analysis: [errors] } }
+                    strategy: { canary: { steps: [25, 50, 100], pause: 1s, analysis: [errors] } }
                     gates: [health]
                 stages:
                   - { name: prepare, run: [Examples/hello/prepare] }
@@ -110,11 +110,11 @@ struct AnalysisTests {
             try #require(result.status == 0, "\(result.output)")
         }
 
-        static func with(pause: String = "1s", _ body: @Sendable (Project, PrometheusServer) async throws -> Void) async throws {
+        static func with(_ body: @Sendable (Project, PrometheusServer) async throws -> Void) async throws {
             try await ContainerServices.shared { services in
                 // The project first (Prometheus scrapes what its store's directory lists), then the
                 // pipeline is pointed at the test's own Prometheus.
-                let project = try await Project.make(services, prometheus: "http://127.0.0.1:0", pause: pause)
+                let project = try await Project.make(services, prometheus: "http://127.0.0.1:0")
                 try await PrometheusServer.with(stateFile: project.stateFile) { prometheus in
                     let file = project.repo.directory.file("slipway.yml")
                     let yaml = try String(contentsOfFile: file, encoding: .utf8)
@@ -192,18 +192,21 @@ struct AnalysisTests {
 
     @Test("Prometheus stopped mid-analysis fails closed and rolls back; deploy abort from another shell rolls back at once")
     func prometheusGoneAndAbort() async throws {
-        try await Project.with(pause: "10m") { project, prometheus in
-            // A pause of 10 minutes between steps: nothing but an abort ends it early.
+        try await Project.with { project, prometheus in
             try await project.ship()
             try await ExampleApp.release(project.repo, "2.0.0")
             var result = try await project.deploy("staging")
             try #require(result.status == 0, "\(result.output)")
 
-            // The first step's pause: deploy abort from another process.
+            // deploy pause holds the canary after its first step; deploy abort, from another
+            // process, rolls it back from there.
             let (aborted, _) = try await RequestLoop.around(project.url, path: "/") {
                 let deploy = try project.start("production")
-                #expect(await deploy.waitForLine(containing: "wait 10m"))
+                #expect(await deploy.waitForLine(containing: "canary 25%"))
                 let run = try await project.latestRun()
+                let pause = try await project.deploy("pause", String(run), "--as", "bob")
+                #expect(pause.status == 0, "\(pause.output)")
+                #expect(await deploy.waitForLine(containing: "held at 25%: paused by bob"))
                 let abort = try await project.deploy("abort", String(run), "--reason", "latency on the dashboard", "--as", "carol")
                 #expect(abort.status == 0, "\(abort.output)")
                 #expect(abort.output.contains("carol aborted run \(run)"))

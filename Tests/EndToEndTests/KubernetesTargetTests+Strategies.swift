@@ -1,5 +1,6 @@
 import Foundation
 import SlipwayProcess
+import SlipwayStore
 import SlipwayTestSupport
 import Testing
 
@@ -209,6 +210,65 @@ extension KubernetesTargetTests {
             #expect(await Self.get("http://\(address)/version")?.body == "1.0.0")
             let status = try await project.deploy("status")
             #expect(status.output.contains("1.0.0"), "\(Self.tail(status.output))")
+        }
+    }
+}
+
+extension KubernetesTargetTests {
+    @Test("metric gates: kube-sim's pods scraped by a real Prometheus through deploy's discovery, the error-rate template as on docker")
+    func metricGates() async throws {
+        try await Project.with(
+            environments: { kubeconfig in
+                """
+                  staging:
+                    target: \(Self.target(kubeconfig, namespace: "hello-staging", overlay: "staging"))
+                    strategy: rolling
+                    gates: [health]
+                  production:
+                    target: \(Self.target(kubeconfig, namespace: "hello-production", overlay: "production"))
+                    strategy: rolling
+                    gates: [health, errors]
+                """
+            },
+            gates: """
+                  errors:
+                    { template: error-rate, metric: hello_requests_total, window: 10s, initial_delay: 3s, times: 2, every: 1s,
+                      inconclusive_limit: 1, url: "${PROMETHEUS_URL}" }
+                """
+        ) { project in
+            try await PrometheusServer.with(stateFile: project.repo.directory.file(".slipway/state.sqlite")) { prometheus in
+                // The pipeline's Prometheus is the test's own.
+                let file = project.repo.directory.file("slipway.yml")
+                let yaml = try String(contentsOfFile: file, encoding: .utf8)
+                    .replacingOccurrences(of: "${PROMETHEUS_URL}", with: prometheus.url)
+                try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+                try await project.repo.git("commit", "-q", "-am", "chore: the test's Prometheus")
+                try await project.repo.git("tag", "-f", "v1.0.0")
+                for version in ["1.0.0", "1.1.0"] {
+                    if version != "1.0.0" { try await project.release(version) }
+                    var result = try await project.deploy("staging")
+                    try #require(result.status == 0, "\(Self.tail(result.output))")
+                    result = try await project.deploy("production")
+                    #expect(result.status == 0, "\(Self.tail(result.output))")
+                    #expect(result.output.contains("wait for Prometheus to scrape"), "\(Self.tail(result.output))")
+                }
+                // Every pod of the release serving production, listed for Prometheus at its pod IP.
+                let scrape = try String(
+                    contentsOfFile: project.repo.directory.file(".slipway/scrape/\(project.app)-production.json"), encoding: .utf8)
+                let pods = try await project.json(["get", "pods", "-n", "hello-production"])
+                let ips = ((pods["items"] as? [[String: Any]]) ?? []).compactMap { ($0["status"] as? [String: Any])?["podIP"] as? String }
+                #expect(!ips.isEmpty)
+                for ip in ips { #expect(scrape.contains(ip), "\(scrape)") }
+                #expect(scrape.contains("\"version\" : \"1.1.0\""), "\(scrape)")
+                let runs = try await RunStore(path: project.repo.directory.file(".slipway/state.sqlite")).history(
+                    environment: "production", limit: 1)
+                let measured = try await RunStore(path: project.repo.directory.file(".slipway/state.sqlite")).measurements(
+                    runID: try #require(runs.first?.id))
+                #expect(measured.contains { $0.gate == "errors" && $0.verdict == .pass }, "\(measured)")
+                #expect(measured.allSatisfy { $0.verdict != .fail })
+                // Prometheus itself sees the pods, by the label the gates select on.
+                try await prometheus.waitFor("count(up{version=\"1.1.0\"} == 1)") { $0 >= 1 }
+            }
         }
     }
 }

@@ -78,6 +78,7 @@ struct RunControlTests {
         let detail = try await harness.fixture.detail(result)
         #expect(detail.steps.map(\.name).contains("hold at 50%"))
         #expect(detail.steps.first { $0.name == "hold at 50%" }?.outcome == .succeeded)
+        #expect(reporter.outputLines.contains("held at 50%: paused by ann: watching a dashboard"))
         let controls = detail.events.filter { $0.kind.hasPrefix("run.pause") || $0.kind.hasPrefix("run.resume") }.map(\.message)
         #expect(controls == ["paused by ann: watching a dashboard", "resumed by bob"])
         let audit = try await store.auditLog().filter { $0.runID == id }.map(\.action)

@@ -50,12 +50,55 @@ public struct PrometheusCheck: GateChecking {
             }
         }
         switch await main {
+        case .inconclusive(let kind, let detail) where kind == "no data" && instance != nil:
+            return .inconclusive(kind, detail + "; " + (await Self.scrapes(of: instance!, url: url, limit: limit)), query: query)
         case .inconclusive(let kind, let detail):
             return .inconclusive(kind, detail, query: query)
         case .value(let value, let text):
             var measurement = GateMeasurement(at: Date(), passed: true, detail: "value \(text)", value: value)
             measurement.query = query
             return measurement
+        }
+    }
+
+    /// Waits until Prometheus at `url` has scraped `instance` successfully (its `up` is 1), asking
+    /// every 250 ms on the real clock; throws past `limit`. Prometheus applies a change of its file
+    /// discovery within about 10 s (it batches discovery updates every 5 s, twice over).
+    static func awaitScrape(of instance: String, url: String, limit: Duration) async throws -> Duration {
+        let started = ContinuousClock.now
+        var last = ""
+        while ContinuousClock.now - started < limit {
+            switch await sample(url: url, query: "max(up{slipway_instance=\"\(instance)\"})", limit: .seconds(5)) {
+            case .value(let up, _) where up == 1: return ContinuousClock.now - started
+            case .value: last = "its scrapes of \(instance) fail (up 0)"
+            case .inconclusive(let kind, let detail): last = kind == "no data" ? "it has not scraped \(instance)" : detail
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        throw ScrapeNotSeen(
+            description: "Prometheus at \(url) has not scraped \(instance) within \(DurationParser.format(limit)) (\(last)): "
+                + "does its file discovery read the scrape/ directory beside the run store? (docs/analysis.md)")
+    }
+
+    struct ScrapeNotSeen: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// What Prometheus knows of `instance`'s scrapes, in words: why a query about it may be empty.
+    static func scrapes(of instance: String, url: String, limit: Duration) async -> String {
+        let selector = "up{slipway_instance=\"\(instance)\"}"
+        async let seen = sample(url: url, query: "sum(count_over_time(\(selector)[1m]))", limit: limit)
+        async let upNow = sample(url: url, query: "min(\(selector))", limit: limit)
+        switch await (seen, upNow) {
+        case (.value(let count, _), .value(let up, _)):
+            return up == 1
+                ? "Prometheus scraped \(instance) \(Int(count)) times in the last minute: the series the query asks for are not there (yet?)"
+                : "Prometheus's last scrape of \(instance) failed (up 0): see its targets page"
+        case (.inconclusive(let kind, _), _) where kind == "no data":
+            return
+                "Prometheus has not scraped \(instance) in the last minute: is it in its file discovery (the scrape/ directory beside the run store)?"
+        default:
+            return "what Prometheus knows of \(instance)'s scrapes could not be read"
         }
     }
 

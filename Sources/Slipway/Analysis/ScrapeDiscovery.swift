@@ -1,6 +1,7 @@
 import Foundation
 import SlipwayCore
 import SlipwayPipeline
+import Synchronization
 
 /// One address Prometheus scrapes, and the instance (release) it belongs to.
 public struct ScrapeEndpoint: Sendable, Hashable {
@@ -37,6 +38,7 @@ struct ScrapeDiscovery: DeployTarget {
     let file: String
     let app: String
     let environment: String
+    let publisher = Coalescing()
 
     init(_ inner: any DeployTarget, setting: TargetSetting) {
         self.inner = inner
@@ -82,9 +84,11 @@ struct ScrapeDiscovery: DeployTarget {
         return instance
     }
 
-    /// Moving traffic changes no instance: nothing to publish (and a rollback's move stays as fast).
+    /// Moving traffic may start or stop pods (a rolling update, a canary by replica ratio): the
+    /// file is written again beside the move, so that a rollback's move is not slowed by it.
     func route(_ shares: [TrafficShare]) async throws -> String {
-        try await inner.route(shares)
+        defer { publisher.schedule { await publish() } }
+        return try await inner.route(shares)
     }
 
     func retire(_ instance: TargetInstance) async throws {
@@ -112,5 +116,37 @@ struct ScrapeDiscovery: DeployTarget {
         let done = try await inner.teardown()
         try? FileManager.default.removeItem(atPath: file)
         return done
+    }
+}
+
+/// Runs scheduled work one at a time, in order; work scheduled while one runs is done once after it.
+final class Coalescing: Sendable {
+    private struct State {
+        var running = false
+        var pending: (@Sendable () async -> Void)?
+    }
+    private let state = Mutex(State())
+
+    func schedule(_ work: @escaping @Sendable () async -> Void) {
+        let start = state.withLock { state -> Bool in
+            if state.running {
+                state.pending = work
+                return false
+            }
+            state.running = true
+            return true
+        }
+        guard start else { return }
+        Task {
+            var next: (@Sendable () async -> Void)? = work
+            while let current = next {
+                await current()
+                next = state.withLock { state in
+                    defer { state.pending = nil }
+                    if state.pending == nil { state.running = false }
+                    return state.pending
+                }
+            }
+        }
     }
 }

@@ -5,6 +5,13 @@ import SlipwayProcess
 import SlipwayStore
 import Synchronization
 
+/// A set of names shared by the tasks of one run.
+final class NameSet: Sendable {
+    private let names = Mutex(Set<String>())
+    /// Adds `name`; false if it was there already.
+    func insert(_ name: String) -> Bool { names.withLock { $0.insert(name).inserted } }
+}
+
 /// The state of one run while its stages execute.
 struct RunContext: Sendable {
     let engine: Engine
@@ -20,6 +27,8 @@ struct RunContext: Sendable {
     let reporter: any Reporting
     /// What other shells ask of the run (abort, pause, resume).
     var control = RunControl()
+    /// The instances each Prometheus of the run's gates has been seen scraping.
+    var scraped = NameSet()
 
     var store: any DeployStore { engine.store }
 

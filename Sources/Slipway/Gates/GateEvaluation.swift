@@ -168,6 +168,11 @@ extension Plan {
         guard let budget = environment.target?.budget else { return nil }
         let strategy = (environment.strategy ?? .blueGreen(previewGates: [], bake: nil)).strategy
         var parts: [(String, Duration)] = [("start", budget.stage)]
+        var names = environment.gates
+        if case .canary(_, _, let analysis, _) = environment.strategy { names += analysis }
+        if names.contains(where: { name in pipeline.gates.first { $0.name == name }?.check.isPrometheus == true }) {
+            parts.append(("first scrape", Rollout.scrapeLimit))
+        }
         parts += strategy.worstCase(self, budget: budget)
         let envGates = gatesWorstCase(environment.gates)
         if environment.rehearseRollback { parts.append(("rehearsal", (budget.route * 2).saturatingPlus(envGates.saturatingTimes(2)))) }

@@ -33,6 +33,9 @@ struct Rollout: Sendable {
     func gates(_ names: [String], targets: GateTargets, label: String, firstFailure: Moment) async throws {
         let specs = names.compactMap { name in context.plan.pipeline.gates.first { $0.name == name } }
         let checks = try specs.map { try context.check(for: $0, targets: targets) }
+        if let instance = targets.instance, specs.contains(where: \.check.isPrometheus) {
+            try await awaitScrape(instance)
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (gate, check) in zip(specs, checks) {
                 group.addTask {
@@ -307,6 +310,47 @@ struct Rollout: Sendable {
         return .init(outcome: .succeeded)
     }
 
+    // MARK: - Metrics
+
+    /// The Prometheus servers the environment's gates ask (its gates, preview gates and analysis).
+    func prometheusURLs() -> [String] {
+        var names = environment.gates
+        switch environment.strategy {
+        case .canary(_, _, let analysis, _): names += analysis
+        case .blueGreen(let preview, _): names += preview
+        default: break
+        }
+        let values = context.variables(stage: "gate")
+        var urls: [String] = []
+        for name in names {
+            guard case .prometheus(let url, _) = context.plan.pipeline.gates.first(where: { $0.name == name })?.check,
+                let expanded = try? Variables.expand(url, with: values), !urls.contains(expanded)
+            else { continue }
+            urls.append(expanded)
+        }
+        return urls
+    }
+
+    /// Before the first metric gate measures an instance, each Prometheus the environment's gates
+    /// ask must be scraping it (once per instance and run): analysis then measures the release
+    /// from its first requests, instead of reading "no data" while Prometheus's discovery catches up.
+    func awaitScrape(_ candidate: TargetInstance) async throws {
+        let urls = prometheusURLs()
+        guard !urls.isEmpty, context.scraped.insert(candidate.name) else { return }
+        try await log.step(
+            "wait for Prometheus to scrape \(candidate.label)",
+            command: "up{slipway_instance=\"\(candidate.name)\"} == 1 in \(urls.joined(separator: ", "))"
+        ) { say in
+            for url in urls {
+                let took = try await PrometheusCheck.awaitScrape(of: candidate.name, url: url, limit: Self.scrapeLimit)
+                say("\(url) scrapes \(candidate.name) (after \(DurationParser.format(took)))")
+            }
+        }
+    }
+
+    /// How long Prometheus may take to scrape a new release (its discovery applies changes in ~10 s).
+    static let scrapeLimit = Duration.seconds(30)
+
     // MARK: - Supervision
 
     /// How long the strategy may take: its part of the worst-case time to abort (`deploy plan`),
@@ -362,7 +406,7 @@ struct Rollout: Sendable {
                 "hold\(label)",
                 command: "\(pause.said); `deploy resume \(context.runID)` goes on (hold_limit \(DurationParser.format(limit)))"
             ) { say in
-                say("held at \(label.trimmingCharacters(in: .whitespaces)): \(pause.said)")
+                say("held \(label.trimmingCharacters(in: .whitespaces)): \(pause.said)")
                 let started = ContinuousClock.now
                 while control.pause != nil, control.abort == nil {
                     if ContinuousClock.now - started > limit {

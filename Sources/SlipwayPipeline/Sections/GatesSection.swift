@@ -182,7 +182,7 @@ extension PipelineReader {
 }
 
 extension GateSpec.Check {
-    var isPrometheus: Bool {
+    public var isPrometheus: Bool {
         if case .prometheus = self { return true }
         return false
     }
