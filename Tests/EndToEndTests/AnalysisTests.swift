@@ -226,7 +226,8 @@ struct AnalysisTests {
             try #require(result.status == 0, "\(result.output)")
             let (stopped, _) = try await RequestLoop.around(project.url, path: "/") {
                 let deploy = try project.start("production")
-                #expect(await deploy.waitForLine(containing: "canary 25%"))
+                // Once Prometheus scrapes the canary and its gates begin.
+                #expect(await deploy.waitForLine(containing: "gate errors at 25%"))
                 await prometheus.stop()
                 let termination = try await deploy.wait()
                 return (termination.exitCode, deploy.output.joined(separator: "\n"))

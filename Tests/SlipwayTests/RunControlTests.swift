@@ -43,7 +43,8 @@ struct RunControlTests {
         }
     }
 
-    static let heldGate = #"held: { command: [cat, "$DIR/fifo"], timeout: 2m }"#
+    /// Reads the FIFO (held until the test lets it go) until the file `open` exists, then passes at once.
+    static let heldGate = #"held: { command: [sh, -c, 'test -e "$0/open" || cat "$0/fifo"', "$DIR"], timeout: 2m }"#
     static let canary = "{ canary: { steps: [50, 100], hold_limit: 1m } }"
 
     /// A harness with 1.0.0 serving and 2.0.0 pushed, the gate's FIFO made.
@@ -59,20 +60,30 @@ struct RunControlTests {
         try #require(try await store.history(limit: 10).first { $0.outcome == .running }?.id)
     }
 
+    /// While the `held` gate holds the canary at 50 %: `deploy pause` by `actor`, seen by the run;
+    /// then the gate lets go, and the canary holds. Returns the run's id.
+    static func pauseAt50(
+        _ harness: RolloutHarness, _ gate: Gatekeeper, _ reporter: RecordingReporter, actor: String, reason: String?
+    ) async throws -> Int64 {
+        await reporter.stepStarted("gate held at 50%")
+        let fd = await gate.hold()
+        let id = try await running(harness.fixture.store)
+        try await RunControls.request(in: harness.fixture.store, runID: id, action: .pause, actor: actor, reason: reason)
+        await reporter.notice(containing: "paused by \(actor)")
+        gate.release(fd)
+        // Every later measurement of the gate (the next step, a rollback's verification) passes.
+        _ = try harness.fixture.directory.write("open", "")
+        await reporter.stepStarted("hold at 50%")
+        return id
+    }
+
     @Test("deploy pause holds the canary after its step; deploy resume lets it go on to all traffic")
     func pauseAndResume() async throws {
         let (harness, gate, reporter) = try await Self.harness()
         let store = harness.fixture.store
         async let run = harness.deploy("2.0.0", strategy: Self.canary, gates: "[held]", moreGates: Self.heldGate)
-        await reporter.stepStarted("gate held at 50%")
-        let fd = await gate.hold()
-        let id = try await Self.running(store)
-        try await RunControls.request(in: store, runID: id, action: .pause, actor: "ann", reason: "watching a dashboard")
-        await reporter.notice(containing: "paused by ann: watching a dashboard")
-        gate.release(fd)
-        await reporter.stepStarted("hold at 50%")
+        let id = try await Self.pauseAt50(harness, gate, reporter, actor: "ann", reason: "watching a dashboard")
         try await RunControls.request(in: store, runID: id, action: .resume, actor: "bob", reason: nil)
-        await gate.pass()
         let result = try await run
         #expect(result.outcome == .succeeded)
         let detail = try await harness.fixture.detail(result)
@@ -91,16 +102,9 @@ struct RunControlTests {
         let (harness, gate, reporter) = try await Self.harness()
         let store = harness.fixture.store
         async let run = harness.deploy("2.0.0", strategy: Self.canary, gates: "[held]", moreGates: Self.heldGate)
-        await reporter.stepStarted("gate held at 50%")
-        let fd = await gate.hold()
-        let id = try await Self.running(store)
-        try await RunControls.request(in: store, runID: id, action: .pause, actor: "ann", reason: nil)
-        await reporter.notice(containing: "paused by ann")
-        gate.release(fd)
-        await reporter.stepStarted("hold at 50%")
+        let id = try await Self.pauseAt50(harness, gate, reporter, actor: "ann", reason: nil)
         try await RunControls.request(in: store, runID: id, action: .abort, actor: "carol", reason: "p99 climbing on the dashboard")
-        // The rollback's own verification runs the environment's gates against 1.0.0.
-        await gate.pass()
+        // The rollback's own verification runs the environment's gates (open by now) against 1.0.0.
         let result = try await run
         #expect(result.outcome == .rolledBack)
         #expect(result.reason?.hasPrefix("aborted by carol: p99 climbing on the dashboard; rolled back to 1.0.0") == true)
@@ -119,16 +123,9 @@ struct RunControlTests {
     @Test("a hold past hold_limit fails the rollout, which rolls back")
     func holdLimit() async throws {
         let (harness, gate, reporter) = try await Self.harness()
-        let store = harness.fixture.store
         async let run = harness.deploy(
             "2.0.0", strategy: "{ canary: { steps: [50, 100], hold_limit: 1s } }", gates: "[held]", moreGates: Self.heldGate)
-        await reporter.stepStarted("gate held at 50%")
-        let fd = await gate.hold()
-        let id = try await Self.running(store)
-        try await RunControls.request(in: store, runID: id, action: .pause, actor: "ann", reason: "lunch")
-        await reporter.notice(containing: "paused by ann: lunch")
-        gate.release(fd)
-        await gate.pass()
+        _ = try await Self.pauseAt50(harness, gate, reporter, actor: "ann", reason: "lunch")
         let result = try await run
         #expect(result.outcome == .rolledBack)
         #expect(result.reason?.contains("held for 1s (paused by ann: lunch), longer than hold_limit allows") == true)
@@ -161,14 +158,13 @@ struct RunControlTests {
     func deadline() async throws {
         // The second move (to 100 %) never finishes.
         let (harness, gate, reporter) = try await Self.harness(target: InProcessTarget(hangOnMove: 2))
+        // Held at 50 % until the test lets it go; from then on (the rollback's verification) open.
         async let run = harness.deploy(
             "2.0.0", strategy: "{ canary: { steps: [50, 100] } }", gates: "[held]",
-            moreGates: #"held: { command: [cat, "$DIR/fifo"], timeout: 1s }"#)
+            moreGates: #"held: { command: [sh, -c, 'test -e "$0/open" || cat "$0/fifo"', "$DIR"], timeout: 5s }"#)
         await reporter.stepStarted("gate held at 50%")
         await gate.pass()
-        // The rollback's verification of 1.0.0.
-        await reporter.stepStarted("gate held (verify 1.0.0)")
-        await gate.pass()
+        _ = try harness.fixture.directory.write("open", "")
         let result = try await run
         #expect(result.outcome == .rolledBack)
         #expect(result.reason?.hasPrefix("the rollout passed its deadline of ") == true)
