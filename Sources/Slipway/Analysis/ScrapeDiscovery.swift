@@ -38,7 +38,6 @@ struct ScrapeDiscovery: DeployTarget {
     let file: String
     let app: String
     let environment: String
-    let publisher = Coalescing()
 
     init(_ inner: any DeployTarget, setting: TargetSetting) {
         self.inner = inner
@@ -73,6 +72,7 @@ struct ScrapeDiscovery: DeployTarget {
     var serviceURL: String { inner.serviceURL }
     var budget: TargetBudget { inner.budget }
     var checksBeforeChanges: Bool { inner.checksBeforeChanges }
+    var instancesChangeWhenRouted: Bool { inner.instancesChangeWhenRouted }
 
     func observe() async throws -> TargetObservation { try await inner.observe() }
 
@@ -84,11 +84,20 @@ struct ScrapeDiscovery: DeployTarget {
         return instance
     }
 
-    /// Moving traffic may start or stop pods (a rolling update, a canary by replica ratio): the
-    /// file is written again beside the move, so that a rollback's move is not slowed by it.
+    /// Moving traffic changes the instances of some targets (a rolling update, a canary by replica
+    /// ratio start and stop pods): for those the file is written again after the move. Never
+    /// beside it: reading a target while it changes may race with its own bookkeeping (nginx's
+    /// confirmed state), and a docker move changes no instance.
     func route(_ shares: [TrafficShare]) async throws -> String {
-        defer { publisher.schedule { await publish() } }
-        return try await inner.route(shares)
+        guard inner.instancesChangeWhenRouted else { return try await inner.route(shares) }
+        do {
+            let said = try await inner.route(shares)
+            await publish()
+            return said
+        } catch {
+            await publish()
+            throw error
+        }
     }
 
     func retire(_ instance: TargetInstance) async throws {
@@ -116,37 +125,5 @@ struct ScrapeDiscovery: DeployTarget {
         let done = try await inner.teardown()
         try? FileManager.default.removeItem(atPath: file)
         return done
-    }
-}
-
-/// Runs scheduled work one at a time, in order; work scheduled while one runs is done once after it.
-final class Coalescing: Sendable {
-    private struct State {
-        var running = false
-        var pending: (@Sendable () async -> Void)?
-    }
-    private let state = Mutex(State())
-
-    func schedule(_ work: @escaping @Sendable () async -> Void) {
-        let start = state.withLock { state -> Bool in
-            if state.running {
-                state.pending = work
-                return false
-            }
-            state.running = true
-            return true
-        }
-        guard start else { return }
-        Task {
-            var next: (@Sendable () async -> Void)? = work
-            while let current = next {
-                await current()
-                next = state.withLock { state in
-                    defer { state.pending = nil }
-                    if state.pending == nil { state.running = false }
-                    return state.pending
-                }
-            }
-        }
     }
 }

@@ -158,6 +158,9 @@ public protocol DeployTarget: Sendable {
 
     /// Whether ``preflight(say:)`` checks anything (then it is a recorded step of each deploy).
     var checksBeforeChanges: Bool { get }
+    /// Whether moving traffic starts or stops processes of its instances (Kubernetes: a rolling
+    /// update, replica ratios), so that what Prometheus scrapes changes with it.
+    var instancesChangeWhenRouted: Bool { get }
     /// Checks, before anything changes, that this target can be driven at all (the tool found, the
     /// cluster reached, the verbs allowed); says what it checked. Most targets have nothing to check.
     func preflight(say: @escaping @Sendable (String) -> Void) async throws
@@ -176,6 +179,7 @@ public protocol DeployTarget: Sendable {
 
 extension DeployTarget {
     public var checksBeforeChanges: Bool { false }
+    public var instancesChangeWhenRouted: Bool { false }
 
     public func scrapeEndpoints(_ observation: TargetObservation) async -> [ScrapeEndpoint] {
         defaultScrapeEndpoints(observation)

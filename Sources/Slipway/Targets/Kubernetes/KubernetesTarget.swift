@@ -46,6 +46,8 @@ public final class KubernetesTarget: DeployTarget {
 
     public var kind: String { "kubernetes" }
     public var checksBeforeChanges: Bool { true }
+    /// A rolling update or a change of replica ratios starts and stops pods.
+    public var instancesChangeWhenRouted: Bool { true }
 
     public var serviceURL: String {
         spec.url ?? cache.withLock { $0.url }
