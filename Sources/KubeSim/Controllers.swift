@@ -12,25 +12,27 @@ public final class ControllerManager: Sendable {
     public init(store: Store) { self.store = store }
 
     public func run() async {
+        // One pass at a time: a pass reads the sets' status that the pass before it wrote (two at
+        // once let a deployment shrink an old set on a count its own pass had already cut).
+        // Passes are wanted after any write and every 250 ms; wishes made during a pass coalesce.
+        let (wanted, wish) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let changes = await store.changes()
-        let ticker = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(250))
-            }
-        }
-        defer { ticker.cancel() }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await _ in changes { await self.pass() }
+                for await _ in changes { wish.yield() }
             }
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(250))
-                    await self.pass()
+                    wish.yield()
                 }
+            }
+            group.addTask {
+                for await _ in wanted { await self.pass() }
             }
             await group.next()
             group.cancelAll()
+            wish.finish()
         }
     }
 
@@ -263,7 +265,12 @@ public final class ControllerManager: Sendable {
                 let allSpec = ([newSet] + olds).reduce(0) { $0 + ($1[path: ["spec", "replicas"]]?.int ?? 0) }
                 let newUnavailable = max(
                     0, (newSet[path: ["spec", "replicas"]]?.int ?? 0) - (newSet[path: ["status", "availableReplicas"]]?.int ?? 0))
-                var budget = allSpec - minAvailable - newUnavailable
+                // As kube-controller-manager's reconcileOldReplicaSets: nothing shrinks unless the
+                // sets' replicas exceed what must stay available plus the new set's unavailable
+                // ones. (Without this gate, an old set's status that still counts a pod just scaled
+                // away let the next pass cut it again, below minimum availability.)
+                let maxScaledDown = allSpec - minAvailable - newUnavailable
+                var budget = maxScaledDown
                 // Unhealthy old replicas go first.
                 for (index, old) in olds.enumerated() where budget > 0 {
                     let current = old[path: ["spec", "replicas"]]?.int ?? 0
@@ -276,7 +283,7 @@ public final class ControllerManager: Sendable {
                     }
                 }
                 let available = ([newSet] + olds).reduce(0) { $0 + ($1[path: ["status", "availableReplicas"]]?.int ?? 0) }
-                var downBy = available - minAvailable
+                var downBy = maxScaledDown > 0 ? available - minAvailable : 0
                 for (index, old) in olds.sorted(by: { Self.revision($0) < Self.revision($1) }).enumerated() where downBy > 0 {
                     let current = old[path: ["spec", "replicas"]]?.int ?? 0
                     guard current > 0 else { continue }

@@ -98,6 +98,17 @@ struct AnalysisTests {
             try await RunStore(path: stateFile).measurements(runID: run)
         }
 
+        /// Starts a production deploy and pauses it as soon as its run exists, long before its
+        /// canary's first step: the canary holds after that step's gates, whatever the machine's load.
+        func startPaused(by person: String) async throws -> (DeployProcess, Int64) {
+            let deploy = try start("production")
+            #expect(await deploy.waitForLine(containing: " to production · release"))
+            let run = Int64(try #require(deploy.number(after: "· run ")))
+            let pause = try await self.deploy("pause", String(run), "--as", person)
+            #expect(pause.status == 0, "\(pause.output)")
+            return (deploy, run)
+        }
+
         func latestRun() async throws -> Int64 {
             try #require(try await RunStore(path: stateFile).history(environment: "production", limit: 1).first?.id)
         }
@@ -162,9 +173,13 @@ struct AnalysisTests {
             result = try await project.deploy("staging")
             try #require(result.status == 0, "\(result.output)")
             let ((status, output), users) = try await RequestLoop.around(project.url, path: "/") {
-                let deploy = try project.start("production")
-                #expect(await deploy.waitForLine(containing: "canary 50%"))
+                // Held after the 25 % step's gates passed; the canary errs from then on, and its
+                // first measurements at 50 % see it.
+                let (deploy, run) = try await project.startPaused(by: "bob")
+                #expect(await deploy.waitForLine(containing: "held at 25%: paused by bob"))
                 try await project.setErroring(try await project.newestProductionContainer())
+                let resume = try await project.deploy("resume", String(run))
+                #expect(resume.status == 0, "\(resume.output)")
                 let termination = try await deploy.wait()
                 return (termination.exitCode, deploy.output.joined(separator: "\n"))
             }
@@ -201,11 +216,7 @@ struct AnalysisTests {
             // deploy pause holds the canary after its first step; deploy abort, from another
             // process, rolls it back from there.
             let (aborted, _) = try await RequestLoop.around(project.url, path: "/") {
-                let deploy = try project.start("production")
-                #expect(await deploy.waitForLine(containing: "canary 25%"))
-                let run = try await project.latestRun()
-                let pause = try await project.deploy("pause", String(run), "--as", "bob")
-                #expect(pause.status == 0, "\(pause.output)")
+                let (deploy, run) = try await project.startPaused(by: "bob")
                 #expect(await deploy.waitForLine(containing: "held at 25%: paused by bob"))
                 let abort = try await project.deploy("abort", String(run), "--reason", "latency on the dashboard", "--as", "carol")
                 #expect(abort.status == 0, "\(abort.output)")

@@ -49,7 +49,7 @@ struct KubernetesTargetTests {
                 \(environments(cluster.kubeconfig))
                 stages:
                   - { name: prepare, run: [Examples/hello/prepare] }
-                  - { name: build, build: { context: Examples/hello, file: Containerfile, args: { VERSION: "${VERSION}" } } }
+                  - { name: build, build: { context: Examples/hello, file: Containerfile, args: { VERSION: "${VERSION}" }, no_cache: true } }
                   - { name: push, push: {} }
                   - { name: staging, deploy: staging }
                   - { name: production, deploy: production }

@@ -70,8 +70,9 @@ public final class PrometheusServer: Sendable {
         }
     }
 
-    /// Waits until `promQL` returns at least one series whose value satisfies `condition` (a
-    /// condition, not a fixed sleep: Prometheus scrapes every second); fails after `limit`.
+    /// Waits until `promQL` returns at least one series whose value satisfies `condition`; fails
+    /// after `limit`. Prometheus tells no one when it scrapes, so this asks again every 200 ms (as
+    /// `kubectl wait` or a gate would): the wait ends on the condition, never on the time.
     public func waitFor(
         _ promQL: String, limit: Duration = .seconds(60), _ condition: @Sendable (Double) -> Bool = { _ in true }
     ) async throws {
@@ -105,13 +106,11 @@ public final class HelloProcess: Sendable {
             await stop()
             throw DeployProcessError(message: "the hello app did not start: \(process.output.joined(separator: "\n"))")
         }
-        // Listening is said just before nc binds: the first answer says it is up.
-        for _ in 0..<200 {
-            if await ExampleApp.get(url + "/version")?.body == version { return }
-            try await Task.sleep(for: .milliseconds(50))
+        // The start script says it listens once its port answers.
+        guard await ExampleApp.get(url + "/version")?.body == version else {
+            await stop()
+            throw DeployProcessError(message: "the hello app did not answer on \(port)")
         }
-        await stop()
-        throw DeployProcessError(message: "the hello app did not answer on \(port)")
     }
 
     /// Makes `/` answer 500 from now on (or again 200).
