@@ -22,7 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-[ -x "$root/.build/release/kube-sim" ] || (cd "$root" && swift build -c release --product kube-sim >/dev/null)
+[ -x "$root/.build/release/kube-sim" ] || (cd "$root" && swift build -c release --static-swift-stdlib --product kube-sim >/dev/null)
 "$root/scripts/services" start >/dev/null
 eval "$("$root/scripts/services" env)"
 docker=${DOCKER:-$(command -v docker >/dev/null && echo docker || echo podman)}

@@ -112,6 +112,7 @@ extension RunStore {
         }
         registerChecklistMigration(&migrator)
         registerAnalysisMigration(&migrator)
+        RunRecord.registerIndexMigration(&migrator)
         return migrator
     }
 }

@@ -52,11 +52,7 @@ extension RunStore {
     /// runs that succeeded with an image, older than `before` (a run id) when given.
     public func goodReleases(environment: String, before: Int64?, limit: Int) async throws -> [RunRecord] {
         try await writer.read { db in
-            var request = RunRecord.filter(
-                Column("environment") == environment && Column("outcome") == Outcome.succeeded && Column("kind") == "deploy"
-                    && Column("image") != nil)
-            if let before { request = request.filter(Column("id") < before) }
-            return try request.order(Column("id").desc).limit(limit).fetchAll(db)
+            try RunRecord.goodReleases(environment: environment, before: before, limit: limit).fetchAll(db)
         }
     }
 

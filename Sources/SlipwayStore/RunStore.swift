@@ -349,7 +349,7 @@ public final class RunStore: DeployStore {
         host: String, now: Date, staleAfter: TimeInterval, isAlive: @escaping @Sendable (Int32) -> Bool
     ) async throws -> [Reclaimed] {
         let running = try await read("listing running runs") { db in
-            try RunRecord.filter(Column("outcome") == Outcome.running).fetchAll(db)
+            try RunRecord.running.fetchAll(db)
         }
         let dead = running.filter { run in
             if run.ownerHost == host && !isAlive(run.ownerPID) { return true }
@@ -383,9 +383,7 @@ public final class RunStore: DeployStore {
     /// The newest runs first, optionally of one environment.
     public func history(environment: String?, limit: Int) async throws -> [RunRecord] {
         try await read("reading history") { db in
-            var request = RunRecord.order(Column("id").desc).limit(limit)
-            if let environment { request = request.filter(Column("environment") == environment) }
-            return try request.fetchAll(db)
+            try RunRecord.newest(environment: environment, limit: limit).fetchAll(db)
         }
     }
 
@@ -435,9 +433,7 @@ public final class RunStore: DeployStore {
     /// The newest succeeded run of `environment` that shipped `sha`, if any.
     public func lastSucceeded(environment: String, sha: String?) async throws -> RunRecord? {
         try await read("reading history") { db in
-            var request = RunRecord.filter(Column("environment") == environment && Column("outcome") == Outcome.succeeded)
-            if let sha { request = request.filter(Column("sha") == sha) }
-            return try request.order(Column("id").desc).fetchOne(db)
+            try RunRecord.lastSucceeded(environment: environment, sha: sha).fetchOne(db)
         }
     }
 

@@ -7,6 +7,12 @@ struct Deploy: AsyncParsableCommand {
     /// Diagnostics of deploy itself go to standard error, at the level SLIPWAY_LOG names
     /// (trace, debug, info, notice, warning — the default —, error, critical).
     static func main() async {
+        // The version alone answers before anything else starts (logging, the command table's
+        // parser): scripts and support ask it often, and it should cost no more than a process.
+        if CommandLine.arguments.dropFirst().elementsEqual(["--version"]) {
+            print(SlipwayVersion.current)
+            return
+        }
         // A closed output pipe (`deploy staging | head`) must not kill a deploy half-way: writes
         // to it fail quietly instead, and the run goes on and is recorded.
         signal(SIGPIPE, SIG_IGN)

@@ -24,7 +24,7 @@ struct RunStoreTests {
             try store.appliedMigrations() == [
                 "v1: runs, stages, steps, events", "v2: changelogs, dirty trees and overrides", "v3: leases, queue, approvals, audit",
                 "v4: pushed images", "v5: rollbacks, rehearsals and pins", "v6: overrides as a JSON array", "v7: checklists and sign-offs",
-                "v8: gate measurements and run controls",
+                "v8: gate measurements and run controls", "v9: indexes for status, history and opening",
             ])
         let mode = try await store.writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
         #expect(mode == "wal")
