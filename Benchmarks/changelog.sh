@@ -13,7 +13,7 @@ from=$((commits / 4))
 to=$((from + commits / 2))
 rounds=${ROUNDS:-5}
 
-swift build -c release --static-swift-stdlib >/dev/null
+swift build -c release --static-swift-stdlib --product deploy >/dev/null
 deploy=$PWD/.build/release/deploy
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

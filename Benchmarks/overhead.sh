@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 steps=${STEPS:-200}
 rounds=${ROUNDS:-15}
 
-swift build -c release --static-swift-stdlib >/dev/null
+swift build -c release --static-swift-stdlib --product deploy >/dev/null
 deploy=$PWD/.build/release/deploy
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 stages=${STAGES:-20000}
 if [ -z "${DEPLOY:-}" ]; then
-  swift build -c release --static-swift-stdlib >/dev/null
+  swift build -c release --static-swift-stdlib --product deploy >/dev/null
   DEPLOY=$PWD/.build/release/deploy
 fi
 work=$(mktemp -d)

@@ -57,32 +57,78 @@ public struct RiskRules: Sendable, Hashable {
 
     /// The categories a path falls in.
     public func categories(of path: String) -> [String] {
-        categories.filter { category in category.patterns.contains { Glob.matches($0, path: path) } }.map(\.name)
+        compiled().categories(of: path)
+    }
+
+    /// The rules with every pattern parsed once, for matching many paths (a release's files, each
+    /// commit's): parsing each pattern again for each path was most of a deploy's own time on a
+    /// repository of a few thousand files.
+    public func compiled() -> Compiled {
+        Compiled(categories: categories.map { ($0.name, $0.patterns.map(Glob.Pattern.init)) })
+    }
+
+    public struct Compiled: Sendable {
+        let categories: [(name: String, patterns: [Glob.Pattern])]
+
+        public func categories(of path: String) -> [String] {
+            let path = Glob.Path(path)
+            return categories.filter { category in category.patterns.contains { $0.matches(path) } }.map(\.name)
+        }
     }
 }
 
 /// Glob matching for repository paths.
 public enum Glob {
     public static func matches(_ pattern: String, path: String) -> Bool {
-        if !pattern.contains("/") {
-            let name = path.split(separator: "/").last.map(String.init) ?? path
-            return matchSegment(Array(pattern), Array(name))
-        }
-        return matchSegments(pattern.split(separator: "/").map(String.init)[...], path.split(separator: "/").map(String.init)[...])
+        Pattern(pattern).matches(Path(path))
     }
 
-    private static func matchSegments(_ pattern: ArraySlice<String>, _ path: ArraySlice<String>) -> Bool {
+    /// A pattern parsed once: a name pattern (no `/`: it matches a file's name in any folder), or
+    /// folder by folder, `**` standing for any number of them.
+    struct Pattern: Sendable {
+        enum Segment: Sendable {
+            case anyFolders
+            case name([Token])
+        }
+        let nameOnly: [Token]?
+        let segments: [Segment]
+
+        init(_ pattern: String) {
+            if !pattern.contains("/") {
+                nameOnly = Glob.tokens(Array(pattern))
+                segments = []
+            } else {
+                nameOnly = nil
+                segments = pattern.split(separator: "/").map { $0 == "**" ? .anyFolders : .name(Glob.tokens(Array($0))) }
+            }
+        }
+
+        func matches(_ path: Path) -> Bool {
+            if let nameOnly { return Glob.matchSegment(nameOnly, path.segments.last ?? []) }
+            return Glob.matchSegments(segments[...], path.segments[...])
+        }
+    }
+
+    /// A path split into its names once, each as characters.
+    struct Path {
+        let segments: [[Character]]
+        init(_ path: String) { segments = path.split(separator: "/").map { Array($0) } }
+    }
+
+    private static func matchSegments(_ pattern: ArraySlice<Pattern.Segment>, _ path: ArraySlice<[Character]>) -> Bool {
         guard let first = pattern.first else { return path.isEmpty }
-        if first == "**" {
+        switch first {
+        case .anyFolders:
             let rest = pattern.dropFirst()
             return (path.startIndex...path.endIndex).contains { matchSegments(rest, path[$0...]) }
+        case .name(let tokens):
+            guard let name = path.first, matchSegment(tokens, name) else { return false }
+            return matchSegments(pattern.dropFirst(), path.dropFirst())
         }
-        guard let name = path.first, matchSegment(Array(first), Array(name)) else { return false }
-        return matchSegments(pattern.dropFirst(), path.dropFirst())
     }
 
     /// One element of a name pattern: `?`, `*`, a character, or a class (`[-_.]`, `[!0-9]`).
-    enum Token: Equatable {
+    enum Token: Equatable, Sendable {
         case one, star
         case literal(Character)
         case set([ClosedRange<Character>], negated: Bool)
@@ -131,8 +177,7 @@ public enum Glob {
         return tokens
     }
 
-    private static func matchSegment(_ pattern: [Character], _ name: [Character]) -> Bool {
-        let pattern = tokens(pattern)
+    private static func matchSegment(_ pattern: [Token], _ name: [Character]) -> Bool {
         var p = 0, n = 0, star = -1, mark = 0
         while n < name.count {
             if p < pattern.count, pattern[p] != .star, pattern[p].matches(name[n]) {

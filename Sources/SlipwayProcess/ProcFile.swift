@@ -24,4 +24,64 @@ public enum ProcFile {
         }
         return String(decoding: bytes, as: UTF8.self)
     }
+
+    /// Every process id in /proc, read with readdir (no strings made for the entries).
+    public static func processIDs() -> [Int32] {
+        guard let directory = opendir("/proc") else { return [] }
+        defer { closedir(directory) }
+        var pids: [Int32] = []
+        while let entry = readdir(directory) {
+            var pid: Int32 = 0
+            var numeric = true
+            withUnsafeBytes(of: entry.pointee.d_name) { name in
+                for byte in name {
+                    if byte == 0 { break }
+                    guard byte >= 0x30, byte <= 0x39 else {
+                        numeric = false
+                        break
+                    }
+                    pid = pid &* 10 &+ Int32(byte - 0x30)
+                }
+            }
+            if numeric, pid > 0 { pids.append(pid) }
+        }
+        return pids
+    }
+
+    /// A process's state letter and process group from `/proc/<pid>/stat`, parsed from its bytes
+    /// (after the command name's closing parenthesis: state, ppid, pgrp); nil once it is gone.
+    public static func stateAndGroup(of pid: Int32) -> (state: UInt8, group: Int32)? {
+        let descriptor = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer -> (UInt8, Int32)? in
+            var count = 0
+            repeat { count = Glibc.read(descriptor, buffer.baseAddress, buffer.count) } while count < 0 && errno == EINTR
+            guard count > 0, let close = buffer[0..<count].lastIndex(of: UInt8(ascii: ")")) else { return nil }
+            // ") S 123 456 ": the state, then ppid, then pgrp.
+            var index = close + 2
+            guard index < count else { return nil }
+            let state = buffer[index]
+            var field = 0
+            var group: Int32 = 0
+            index += 1
+            while index < count {
+                let byte = buffer[index]
+                if byte == UInt8(ascii: " ") {
+                    field += 1
+                    if field == 3 { return (state, group) }
+                } else if field == 2 {
+                    group = group &* 10 &+ Int32(byte &- 0x30)
+                }
+                index += 1
+            }
+            return nil
+        }
+    }
+
+    /// The last process id the kernel handed out (the last field of /proc/loadavg).
+    public static func lastProcessID() -> Int32? {
+        guard let text = read("/proc/loadavg"), let last = text.split(separator: " ").last else { return nil }
+        return Int32(last.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
 }

@@ -225,9 +225,10 @@ extension Changelog {
         // reasonable size. Done even when the range as a whole flags nothing: a secret added and
         // removed again inside it is still in the history.
         if entries.count <= 1000 && risk.unreadable == nil {
+            let matcher = rules.compiled()
             for index in entries.indices {
                 guard let touched = try? repository.filesChangedBy(entries[index].sha) else { break }
-                entries[index].flags = Array(Set(touched.flatMap(rules.categories(of:)))).sorted()
+                entries[index].flags = Array(Set(touched.flatMap(matcher.categories(of:)))).sorted()
             }
         }
         // The version the suggestion bumps: the base tag's, else the one git describe names at the base.

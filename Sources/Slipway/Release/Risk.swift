@@ -16,8 +16,9 @@ public struct RiskReport: Sendable, Hashable, Codable {
     public init(files: [String], rules: RiskRules) {
         filesChanged = Set(files).count
         var byCategory: [String: [String]] = [:]
+        let matcher = rules.compiled()
         for path in Set(files).sorted() {
-            for category in rules.categories(of: path) { byCategory[category, default: []].append(path) }
+            for category in matcher.categories(of: path) { byCategory[category, default: []].append(path) }
         }
         flags = rules.categories.compactMap { category in byCategory[category.name].map { Flag(category: category.name, paths: $0) } }
     }
