@@ -81,11 +81,16 @@ public struct Changelog: Sendable, Hashable, Codable {
 
     /// Commits per group, in the order a changelog shows them.
     public var groups: [(title: String, entries: [Entry])] {
-        var buckets = [[Entry]](repeating: [], count: Self.groupTitles.count)
+        groupIndices.map { ($0.title, $0.indices.map { commits[$0] }) }
+    }
+
+    /// The same, as positions in `commits` (no copy of any commit).
+    var groupIndices: [(title: String, indices: [Int])] {
+        var buckets = [[Int]](repeating: [], count: Self.groupTitles.count)
         let other = Self.groupTitles.count - 1
-        for entry in commits {
+        for (position, entry) in commits.enumerated() {
             let index = Self.groupTitles.firstIndex { $0.type != nil && $0.type == entry.type } ?? other
-            buckets[index].append(entry)
+            buckets[index].append(position)
         }
         return zip(Self.groupTitles, buckets).filter { !$0.1.isEmpty }.map { ($0.0.title, $0.1) }
     }
@@ -103,9 +108,9 @@ public struct Changelog: Sendable, Hashable, Codable {
             text += "\n### ⚠ Breaking changes\n\n"
             for entry in breaking { text += "- " + Self.line(entry) + (entry.breakingNote.map { ": \($0)" } ?? "") + "\n" }
         }
-        for (title, entries) in groups {
+        for (title, indices) in groupIndices {
             text += "\n### \(title)\n\n"
-            for entry in entries { text += "- " + Self.line(entry) + "\n" }
+            for index in indices { text += "- " + Self.line(commits[index]) + "\n" }
         }
         if !risk.isEmpty {
             text += "\n### Risk\n\n"
@@ -284,15 +289,16 @@ extension Changelog {
     /// The changelog with every secret's value masked in what people wrote: subjects, bodies,
     /// authors, breaking-change notes, and the notes about the range.
     public func masked(by masker: SecretMasker) -> Changelog {
+        // No secrets: nothing to mask, and no second copy of every commit's text (a 50,000-commit
+        // changelog's memory and a tenth of its time).
+        guard masker.longestSecret > 0 else { return self }
         var copy = self
-        copy.commits = commits.map { entry in
-            var entry = entry
-            entry.subject = masker.mask(entry.subject)
-            entry.summary = masker.mask(entry.summary)
-            entry.body = masker.mask(entry.body)
-            entry.author = masker.mask(entry.author)
-            entry.breakingNote = entry.breakingNote.map(masker.mask)
-            return entry
+        for index in copy.commits.indices {
+            copy.commits[index].subject = masker.mask(copy.commits[index].subject)
+            copy.commits[index].summary = masker.mask(copy.commits[index].summary)
+            copy.commits[index].body = masker.mask(copy.commits[index].body)
+            copy.commits[index].author = masker.mask(copy.commits[index].author)
+            copy.commits[index].breakingNote = copy.commits[index].breakingNote.map(masker.mask)
         }
         copy.notes = notes.map(masker.mask)
         copy.base.description = masker.mask(base.description)
