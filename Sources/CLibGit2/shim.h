@@ -6,4 +6,9 @@
 static inline int slipway_git_set_owner_validation(int enabled) {
     return git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, enabled);
 }
+/* Parsed commits kept in libgit2's object cache: 0 keeps none. A history walk reads each commit
+   once, and the cache only grows (up to 256 MiB by default). */
+static inline int slipway_git_set_commit_cache_limit(size_t limit) {
+    return git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_COMMIT, limit);
+}
 #endif

@@ -37,6 +37,9 @@ public struct GitError: Error, Sendable, CustomStringConvertible {
 enum LibGit2 {
     private static let initialised: Bool = {
         git_libgit2_init()
+        // Every walk here reads a commit once (a changelog of 50,000 commits kept them all,
+        // 60 MiB, for nothing): commits are not cached; trees and blobs still are.
+        _ = slipway_git_set_commit_cache_limit(0)
         return true
     }()
 

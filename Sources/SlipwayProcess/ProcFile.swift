@@ -81,7 +81,17 @@ public enum ProcFile {
 
     /// The last process id the kernel handed out (the last field of /proc/loadavg).
     public static func lastProcessID() -> Int32? {
-        guard let text = read("/proc/loadavg"), let last = text.split(separator: " ").last else { return nil }
-        return Int32(last.trimmingCharacters(in: .whitespacesAndNewlines))
+        let descriptor = open("/proc/loadavg", O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { buffer -> Int32? in
+            var count = 0
+            repeat { count = Glibc.read(descriptor, buffer.baseAddress, buffer.count) } while count < 0 && errno == EINTR
+            // "0.10 0.05 0.01 1/123 45678\n": the digits after the last space.
+            guard count > 0, let space = buffer[0..<count].lastIndex(of: UInt8(ascii: " ")) else { return nil }
+            var pid: Int32 = 0
+            for byte in buffer[(space + 1)..<count] where byte >= 0x30 && byte <= 0x39 { pid = pid &* 10 &+ Int32(byte - 0x30) }
+            return pid > 0 ? pid : nil
+        }
     }
 }

@@ -103,6 +103,21 @@ struct ProcessRunnerTests {
         #expect(ProcessWatch.waitForExit(collected.pid.withLock { $0 }))
     }
 
+    @Test("/proc read as bytes: this process's state and group, and the last pid handed out covers a child just started")
+    func procBytes() async throws {
+        let own = try #require(ProcFile.stateAndGroup(of: getpid()))
+        #expect(own.group == getpgrp())
+        #expect([UInt8(ascii: "R"), UInt8(ascii: "S")].contains(own.state))
+        #expect(ProcFile.stateAndGroup(of: Int32.max) == nil)
+        let collected = Collected()
+        _ = try await run(ProcessSpec(executable: "/bin/sh", arguments: ["-c", "echo $$"], environment: environment), collected: collected)
+        let child = try #require(collected.texts.first.flatMap { Int32($0) })
+        let last = try #require(ProcFile.lastProcessID())
+        // Handed out after the child's, unless the pid space wrapped in between.
+        #expect(last >= child || last < 300)
+        #expect(ProcFile.processIDs().contains(getpid()))
+    }
+
     @Test("what a child leaves running in its process group is stopped when it exits, and its output says so")
     func backgroundChildrenStopped() async throws {
         let collected = Collected()
