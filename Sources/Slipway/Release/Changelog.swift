@@ -231,9 +231,17 @@ extension Changelog {
         // removed again inside it is still in the history.
         if entries.count <= 1000 && risk.unreadable == nil {
             let matcher = rules.compiled()
+            // The same files change in commit after commit: each path is matched once.
+            var known: [String: [String]] = [:]
             for index in entries.indices {
                 guard let touched = try? repository.filesChangedBy(entries[index].sha) else { break }
-                entries[index].flags = Array(Set(touched.flatMap(matcher.categories(of:)))).sorted()
+                let categories = touched.flatMap { path in
+                    if let found = known[path] { return found }
+                    let found = matcher.categories(of: path)
+                    known[path] = found
+                    return found
+                }
+                entries[index].flags = Array(Set(categories)).sorted()
             }
         }
         // The version the suggestion bumps: the base tag's, else the one git describe names at the base.
