@@ -4,7 +4,7 @@ import SlipwayTestSupport
 import Testing
 
 /// Build and push stages against a real podman (through the docker CLI) and a real registry.
-@Suite("deploy builds and pushes images", .timeLimit(.minutes(3)))
+@Suite("deploy builds and pushes images", .timeLimit(.minutes(6)))
 struct ImageCommandTests {
     @Test("build tags the image with the version and short sha and OCI labels; push records the digest")
     func buildAndPush() async throws {
@@ -22,7 +22,7 @@ struct ImageCommandTests {
                 environments:
                   staging: {}
                 stages:
-                  - { name: build, build: { context: app, file: Containerfile } }
+                  - { name: build, build: { context: app, file: Containerfile, no_cache: true } }
                   - { name: push, push: {} }
                   - { name: staging, deploy: staging }
 

@@ -13,6 +13,9 @@ final class RunControl: Sendable {
         var lastID: Int64 = 0
         /// Rollouts that handle an abort themselves right now.
         var handlers = 0
+        /// A rollout had the abort in hand when it ended a handling scope: it rolled back (or the
+        /// run failed) because of it, so the run is not also cancelled for it.
+        var abortHandled = false
         /// How long the rollout has been held by `deploy pause`, in all, and since when it is held now.
         var held: Duration = .zero
         var holdStarted: ContinuousClock.Instant?
@@ -39,9 +42,18 @@ final class RunControl: Sendable {
     }
 
     /// Runs `body` as a rollout that handles an abort itself.
+    /// An abort present when the scope ends is the rollout's: after the strategy's scope it rolls
+    /// back (or the release never took traffic and the run fails), after the rollback's scope the
+    /// rollback was what the abort asked. (Without this, the watcher could find the abort with no
+    /// handler between the two scopes, or after the rollback, and cancel a run already rolled back.)
     func handlingAbort<T: Sendable>(_ body: () async -> T) async -> T {
         state.withLock { $0.handlers += 1 }
-        defer { state.withLock { $0.handlers -= 1 } }
+        defer {
+            state.withLock { state in
+                if state.abort != nil { state.abortHandled = true }
+                state.handlers -= 1
+            }
+        }
         return await body()
     }
 
@@ -65,7 +77,7 @@ final class RunControl: Sendable {
                     EventRecord(runID: runID, at: Date(), kind: .control(record.action.rawValue), message: record.said))
                 report(record.said)
             }
-            let unhandled = state.withLock { $0.handlers == 0 ? $0.abort : nil }
+            let unhandled = state.withLock { $0.handlers == 0 && !$0.abortHandled ? $0.abort : nil }
             if let unhandled { return unhandled }
         }
         return nil
