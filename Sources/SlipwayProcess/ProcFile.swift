@@ -31,19 +31,8 @@ public enum ProcFile {
         defer { closedir(directory) }
         var pids: [Int32] = []
         while let entry = readdir(directory) {
-            var pid: Int32 = 0
-            var numeric = true
-            withUnsafeBytes(of: entry.pointee.d_name) { name in
-                for byte in name {
-                    if byte == 0 { break }
-                    guard byte >= 0x30, byte <= 0x39 else {
-                        numeric = false
-                        break
-                    }
-                    pid = pid &* 10 &+ Int32(byte - 0x30)
-                }
-            }
-            if numeric, pid > 0 { pids.append(pid) }
+            let pid = withUnsafeBytes(of: entry.pointee.d_name) { name in decimal(name.prefix { $0 != 0 }) }
+            if let pid { pids.append(pid) }
         }
         return pids
     }
@@ -51,47 +40,41 @@ public enum ProcFile {
     /// A process's state letter and process group from `/proc/<pid>/stat`, parsed from its bytes
     /// (after the command name's closing parenthesis: state, ppid, pgrp); nil once it is gone.
     public static func stateAndGroup(of pid: Int32) -> (state: UInt8, group: Int32)? {
-        let descriptor = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer -> (UInt8, Int32)? in
-            var count = 0
-            repeat { count = Glibc.read(descriptor, buffer.baseAddress, buffer.count) } while count < 0 && errno == EINTR
-            guard count > 0, let close = buffer[0..<count].lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        withSmallFile("/proc/\(pid)/stat") { bytes -> (UInt8, Int32)? in
             // ") S 123 456 ": the state, then ppid, then pgrp.
-            var index = close + 2
-            guard index < count else { return nil }
-            let state = buffer[index]
-            var field = 0
-            var group: Int32 = 0
-            index += 1
-            while index < count {
-                let byte = buffer[index]
-                if byte == UInt8(ascii: " ") {
-                    field += 1
-                    if field == 3 { return (state, group) }
-                } else if field == 2 {
-                    group = group &* 10 &+ Int32(byte &- 0x30)
-                }
-                index += 1
-            }
-            return nil
+            guard let close = bytes.lastIndex(of: UInt8(ascii: ")")), close + 2 < bytes.endIndex else { return nil }
+            let fields = bytes[(close + 2)...].split(separator: UInt8(ascii: " "), maxSplits: 3)
+            guard fields.count > 3, let state = fields[0].first, let group = decimal(fields[2]) else { return nil }
+            return (state, group)
         }
     }
 
     /// The last process id the kernel handed out (the last field of /proc/loadavg).
     public static func lastProcessID() -> Int32? {
-        let descriptor = open("/proc/loadavg", O_RDONLY | O_CLOEXEC)
+        withSmallFile("/proc/loadavg") { bytes in
+            // "0.10 0.05 0.01 1/123 45678\n": the digits after the last space.
+            guard let space = bytes.lastIndex(of: UInt8(ascii: " ")) else { return nil }
+            return decimal(bytes[(space + 1)...].prefix { $0 != UInt8(ascii: "\n") })
+        }
+    }
+
+    /// Reads a /proc file of a few hundred bytes with one read(2) into a stack buffer, and hands
+    /// `body` what was read (the sweep after every step reads these: no allocation per file).
+    static func withSmallFile<T>(_ path: String, _ body: (UnsafeMutableBufferPointer<UInt8>.SubSequence) -> T?) -> T? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }
         defer { close(descriptor) }
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { buffer -> Int32? in
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer -> T? in
             var count = 0
             repeat { count = Glibc.read(descriptor, buffer.baseAddress, buffer.count) } while count < 0 && errno == EINTR
-            // "0.10 0.05 0.01 1/123 45678\n": the digits after the last space.
-            guard count > 0, let space = buffer[0..<count].lastIndex(of: UInt8(ascii: " ")) else { return nil }
-            var pid: Int32 = 0
-            for byte in buffer[(space + 1)..<count] where byte >= 0x30 && byte <= 0x39 { pid = pid &* 10 &+ Int32(byte - 0x30) }
-            return pid > 0 ? pid : nil
+            return count > 0 ? body(buffer[0..<count]) : nil
         }
+    }
+
+    /// A positive decimal number spelled by `bytes` (digits only), else nil.
+    static func decimal(_ bytes: some Collection<UInt8>) -> Int32? {
+        guard !bytes.isEmpty, bytes.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        let value = bytes.reduce(Int32(0)) { $0 &* 10 &+ Int32($1 - 0x30) }
+        return value > 0 ? value : nil
     }
 }
