@@ -20,13 +20,10 @@ extension DockerTargetTests {
             project.deleteRunStore()
             // The new store numbers runs from 1 again, as the one that started what serves did.
             try await project.release("1.1.0")
-            let loop = RequestLoop()
-            let port = project.staging
-            let requests = Task { await loop.run("http://127.0.0.1:\(port)", limit: 5000) }
-            while loop.results.with({ $0.ok + $0.failed }) == 0 { await Task.yield() }
-            result = try await project.deploy("staging")
-            loop.stopped.with { $0 = true }
-            await requests.value
+            let loop: RequestLoop
+            (result, loop) = try await RequestLoop.around("http://127.0.0.1:\(project.staging)") {
+                try await project.deploy("staging")
+            }
             try #require(result.status == 0, "\(result.output)")
             let seen = loop.results.with { $0 }
             #expect(seen.failed == 0, "\(seen.failed) of \(seen.ok + seen.failed) requests failed")

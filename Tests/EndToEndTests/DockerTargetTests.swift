@@ -134,14 +134,10 @@ struct DockerTargetTests {
             try await project.release("1.1.0")
             let result = try await project.deploy("staging")
             try #require(result.status == 0, "\(result.output)")
-            let loop = RequestLoop()
-            let port = project.production
-            let requests = Task { await loop.run("http://127.0.0.1:\(port)", limit: 5000) }
-            // The loop is running before the deploy starts: wait for its first answer.
-            while loop.results.with({ $0.ok + $0.failed }) == 0 { await Task.yield() }
-            let deployed = try await project.deploy("production")
-            loop.stopped.with { $0 = true }
-            await requests.value
+            // The loop is running before the deploy starts, and asks once more after it ends.
+            let (deployed, loop) = try await RequestLoop.around("http://127.0.0.1:\(project.production)") {
+                try await project.deploy("production")
+            }
             try #require(deployed.status == 0, "\(deployed.output)")
             let seen = loop.results.with { $0 }
             #expect(seen.failed == 0, "\(seen.failed) of \(seen.ok + seen.failed) requests failed during the switch")

@@ -76,14 +76,17 @@ public enum ExampleApp {
 /// Requests for `/version` to one address until told to stop (at most `limit`); counts the
 /// failures and the versions seen, in order.
 public final class RequestLoop: Sendable {
+    /// Set to end the loop: the request that sees it set is the last one, so the last answer
+    /// recorded comes from a request made after it was set.
     public let stopped = MutexBox(false)
     public let results = MutexBox<(ok: Int, failed: Int, versions: [String], failures: [String])>((0, 0, [], []))
 
     public init() {}
 
-    public func run(_ url: String, limit: Int, path: String = "/version") async {
-        for _ in 0..<limit {
-            if stopped.with({ $0 }) { return }
+    /// Asks `url + path` one request after another until `stopped` is set (then once more).
+    public func run(_ url: String, path: String = "/version") async {
+        while true {
+            let last = stopped.with { $0 }
             let answer = await ExampleApp.get(url + path)
             results.with { results in
                 if let answer, answer.status == 200 {
@@ -94,17 +97,26 @@ public final class RequestLoop: Sendable {
                     results.failures.append(answer.map { "\($0.status) \($0.body)" } ?? "no answer")
                 }
             }
+            if last { return }
         }
     }
 
-    /// Runs `body` with the loop going (its first answer in before `body` starts).
+    /// Runs `body` with the loop going: its first answer is in before `body` starts, and its last
+    /// comes from a request made after `body` returned (or threw), whatever the machine's load.
     public static func around<T: Sendable>(_ url: String, path: String = "/version", _ body: () async throws -> T) async rethrows -> (
         T, RequestLoop
     ) {
         let loop = RequestLoop()
-        let requests = Task { await loop.run(url, limit: 20_000, path: path) }
+        let requests = Task { await loop.run(url, path: path) }
         while loop.results.with({ $0.ok + $0.failed }) == 0 { await Task.yield() }
-        let value = try await body()
+        let value: T
+        do {
+            value = try await body()
+        } catch {
+            loop.stopped.with { $0 = true }
+            await requests.value
+            throw error
+        }
         loop.stopped.with { $0 = true }
         await requests.value
         return (value, loop)
