@@ -23,6 +23,9 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 /// later marks such a run `interrupted`.
 public final class RunStore: DeployStore {
     let writer: any DatabaseWriter
+    /// The wait for another process's write lock, in milliseconds (nil: a busy callback, which
+    /// `writeUnlessBusy` could not put back).
+    private let busyTimeoutMS: Int?
 
     /// How a command opens the store: a deploy writes (and may create it); a command that only
     /// reads never creates, migrates or changes anything, and works on a file it may only read.
@@ -140,6 +143,12 @@ public final class RunStore: DeployStore {
     /// `migrate: false` (a read-only store) it checks that no migration is needed instead.
     init(writer: any DatabaseWriter, migrate: Bool = true) throws {
         self.writer = writer
+        // What `writeUnlessBusy` puts back after its attempt that does not wait.
+        switch writer.configuration.busyMode {
+        case .timeout(let seconds): busyTimeoutMS = Int(seconds * 1000)
+        case .immediateError: busyTimeoutMS = 0
+        case .callback: busyTimeoutMS = nil
+        }
         let superseded: Bool
         do {
             superseded = try writer.read { db in try Self.migrator.hasBeenSuperseded(db) }
@@ -459,8 +468,37 @@ public final class RunStore: DeployStore {
     }
 
     func write<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        do { return try await uncancellable { try self.writer.write(body) } } catch let error as StoreError { throw error } catch {
+        do {
+            if let done = try writeUnlessBusy(body) { return done }
+            return try await uncancellable { try self.writer.write(body) }
+        } catch let error as StoreError { throw error } catch {
             throw storeError(operation, error)
+        }
+    }
+
+    /// The write on the calling thread when no other connection holds the database's write lock
+    /// (nearly always: a step's start and end are a few statements, and WAL lets readers be):
+    /// no hop to the access queue and back, which was most of what recording a step cost. Nil,
+    /// with nothing written, when the lock is held: the caller then waits on the access queue, off
+    /// the concurrency pool. The calling thread can still be held by an occasional WAL checkpoint.
+    private func writeUnlessBusy<T>(_ body: (Database) throws -> T) throws -> T? {
+        guard let wait = busyTimeoutMS else { return nil }
+        return try writer.writeWithoutTransaction { db in
+            if wait > 0 { try db.execute(sql: "PRAGMA busy_timeout = 0") }
+            defer { if wait > 0 { try? db.execute(sql: "PRAGMA busy_timeout = \(wait)") } }
+            do {
+                try db.beginTransaction(.immediate)
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+                return nil
+            }
+            do {
+                let value = try body(db)
+                try db.commit()
+                return value
+            } catch {
+                if db.isInsideTransaction { try? db.rollback() }
+                throw error
+            }
         }
     }
 

@@ -208,4 +208,25 @@ struct RunStoreTests {
         try await store.append(EventRecord(runID: run.id, at: Date(), kind: .notice, message: "after"))
         #expect(try await store.detail(runID: run.id)?.events.map(\.message).contains("while locked") == false)
     }
+
+    @Test(
+        "a write that finds the store locked by another process waits for the lock and is written once, after the attempt that does not wait"
+    )
+    func lockedStoreWaits() async throws {
+        let directory = try TemporaryDirectory("store-wait")
+        defer { directory.remove() }
+        let path = directory.file("state.sqlite")
+        let store = try RunStore(path: path, busyTimeout: .seconds(60))
+        let run = try await startRun(store)
+        try await store.append(EventRecord(runID: run.id, at: Date(), kind: .notice, message: "unlocked"))
+        let holder = try StoreLockHolder(path)
+        // Tried on the calling thread without waiting (busy), then on the access queue with the
+        // store's own wait, which outlasts the lock.
+        let waiting = Task { try await store.append(EventRecord(runID: run.id, at: Date(), kind: .notice, message: "while locked")) }
+        try holder.release()
+        try await waiting.value
+        let messages = try await store.detail(runID: run.id)?.events.map(\.message) ?? []
+        #expect(messages.filter { $0 == "while locked" }.count == 1, "\(messages)")
+        #expect(messages.contains("unlocked"))
+    }
 }
