@@ -26,29 +26,28 @@ extension Repository {
         from base: String?, to head: String, firstParentOnly: Bool = false,
         _ body: (Commit) throws(GitError) -> Bool
     ) throws(GitError) -> Bool {
-        guard let base else {
-            try walkIDs(from: head, hiding: nil, firstParentOnly: firstParentOnly) { oid throws(GitError) in try body(try commit(&oid)) }
-            return true
-        }
         if base == head { return true }
-        var baseID = try Self.oid(base)
+        if isShallow {
+            try walkIDs(from: head, hiding: base, firstParentOnly: firstParentOnly) { oid throws(GitError) in try body(try commit(&oid)) }
+            guard let base else { return true }
+            return try isAncestor(base, of: head)
+        }
+        // Each commit is read once, by the walk, and handed over as it was read.
+        var walk = try CommitWalk(repository: handle, firstParent: firstParentOnly)
+        defer { walk.close() }
+        let baseID = try base.map { sha throws(GitError) in try Self.oid(sha) }
         var parentOfSome = false
         var finished = true
-        try walkIDs(from: head, hiding: base, firstParentOnly: firstParentOnly) { oid throws(GitError) in
-            var pointer: OpaquePointer?
-            try GitError.check(git_commit_lookup(&pointer, handle, &oid), "reading commit \(Self.string(&oid).prefix(7))")
-            defer { git_commit_free(pointer) }
-            if !parentOfSome {
-                for index in 0..<git_commit_parentcount(pointer) where git_oid_equal(git_commit_parent_id(pointer, index), &baseID) == 1 {
-                    parentOfSome = true
-                }
-            }
-            let keepGoing = try body(Self.read(pointer!, oid: &oid))
+        try walk.run(from: try Self.oid(head), hiding: baseID) { visit throws(GitError) in
+            if visit.isChildOfBase { parentOfSome = true }
+            var oid = visit.oid
+            let keepGoing = try body(Self.read(RawCommit(visit.raw), oid: &oid, parentCount: visit.parentCount))
             if !keepGoing { finished = false }
             return keepGoing
         }
+        guard base != nil else { return true }
         // With first parents only, or a walk stopped early, the range may not show it: ask the graph.
-        if !parentOfSome && (firstParentOnly || !finished) { return try isAncestor(base, of: head) }
+        if !parentOfSome && (firstParentOnly || !finished) { return try isAncestor(base!, of: head) }
         return parentOfSome
     }
 
@@ -78,6 +77,24 @@ extension Repository {
             email: signature?.pointee.email.map { String(cString: $0) } ?? "",
             date: Date(timeIntervalSince1970: TimeInterval(signature?.pointee.when.time ?? 0)),
             parentCount: Int(git_commit_parentcount(pointer)))
+    }
+
+    /// A commit from its raw object, as `read(_:oid:)` reads it through libgit2.
+    static func read(_ raw: RawCommit, oid: inout git_oid, parentCount: Int) -> Commit {
+        let encoding = raw.encoding.flatMap { textEncoding(named: String(decoding: raw.bytes[$0], as: UTF8.self)) }
+        let (subject, body) = split(decode(raw.bytes[raw.messageStart...], encoding))
+        let signature = raw.author.map { RawCommit.nameAndEmail(of: raw.bytes[$0]) }
+        return Commit(
+            sha: string(&oid), subject: subject, body: body,
+            author: signature.map { decode($0.name, encoding) } ?? "",
+            email: signature.map { String(decoding: $0.email, as: UTF8.self) } ?? "",
+            date: Date(timeIntervalSince1970: TimeInterval(raw.author.map { RawCommit.time(of: raw.bytes[$0]) } ?? 0)),
+            parentCount: parentCount)
+    }
+
+    static func decode(_ bytes: ArraySlice<UInt8>, _ encoding: String.Encoding?) -> String {
+        guard let encoding, encoding != .utf8 else { return String(decoding: bytes, as: UTF8.self) }
+        return String(data: Data(bytes), encoding: encoding) ?? String(decoding: bytes, as: UTF8.self)
     }
 
     static func decode(_ text: UnsafePointer<CChar>, _ encoding: String.Encoding?) -> String {

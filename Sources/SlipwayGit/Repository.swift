@@ -298,40 +298,26 @@ public final class Repository {
         try walkIDs(from: head, hiding: base, firstParentOnly: firstParentOnly) { oid throws(GitError) in try visit(Self.string(&oid)) }
     }
 
-    /// The same walk, handing over libgit2's commit ids without converting them to text.
+    /// The same walk (``CommitWalk``, libgit2's order), handing over commit ids without converting them to text.
     func walkIDs(
         from head: String, hiding base: String?, firstParentOnly: Bool,
         _ visit: (inout git_oid) throws(GitError) -> Bool
     ) throws(GitError) {
         if isShallow {
-            // libgit2 1.5 does not know shallow grafts: its walker fails at the first missing
-            // parent. Walk by hand, treating a missing parent as the end of history.
+            // The walk below (like libgit2 1.5's, which does not know shallow grafts) fails at the
+            // first missing parent. Walk by hand, treating a missing parent as the end of history.
             for sha in try shallowHistory(from: head, hiding: base, firstParentOnly: firstParentOnly) {
                 var oid = try Self.oid(sha)
                 guard try visit(&oid) else { return }
             }
             return
         }
-        var walker: OpaquePointer?
-        try GitError.check(git_revwalk_new(&walker, handle), "starting a history walk")
-        defer { git_revwalk_free(walker) }
-        // libgit2's default order is newest first by commit time, as `git log` lists them, and it
-        // is incremental: any explicit sorting (even GIT_SORT_TIME) makes libgit2 read the whole
-        // history before it yields the first commit, which a walk that stops early cannot afford.
-        git_revwalk_sorting(walker, GIT_SORT_NONE.rawValue)
-        if firstParentOnly { git_revwalk_simplify_first_parent(walker) }
-        var oid = try Self.oid(head)
-        try GitError.check(git_revwalk_push(walker, &oid), "walking history from \(head.prefix(7))")
-        if let base {
-            var hidden = try Self.oid(base)
-            try GitError.check(git_revwalk_hide(walker, &hidden), "hiding history below \(base.prefix(7))")
-        }
-        var next = git_oid()
-        while true {
-            let code = git_revwalk_next(&next, walker)
-            if code == GIT_ITEROVER.rawValue { return }
-            try GitError.check(code, "walking history")
-            guard try visit(&next) else { return }
+        var walk = try CommitWalk(repository: handle, firstParent: firstParentOnly)
+        defer { walk.close() }
+        try walk.run(from: try Self.oid(head), hiding: try base.map { sha throws(GitError) in try Self.oid(sha) }) {
+            commit throws(GitError) in
+            var oid = commit.oid
+            return try visit(&oid)
         }
     }
 
