@@ -11,4 +11,9 @@ static inline int slipway_git_set_owner_validation(int enabled) {
 static inline int slipway_git_set_commit_cache_limit(size_t limit) {
     return git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_COMMIT, limit);
 }
+/* Whether every object read is hashed again to check its id (libgit2's default: yes; git checks
+   only in fsck). */
+static inline int slipway_git_set_strict_hash_verification(int enabled) {
+    return git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, enabled);
+}
 #endif

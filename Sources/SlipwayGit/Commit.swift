@@ -35,19 +35,55 @@ extension Repository {
         // Each commit is read once, by the walk, and handed over as it was read.
         var walk = try CommitWalk(repository: handle, firstParent: firstParentOnly)
         defer { walk.close() }
-        let baseID = try base.map { sha throws(GitError) in try Self.oid(sha) }
         var parentOfSome = false
         var finished = true
-        try walk.run(from: try Self.oid(head), hiding: baseID) { visit throws(GitError) in
+        try walk.run(from: try Self.oid(head), hiding: try base.map { sha throws(GitError) in try Self.oid(sha) }) {
+            _, visit throws(GitError) in
             if visit.isChildOfBase { parentOfSome = true }
-            var oid = visit.oid
-            let keepGoing = try body(Self.read(RawCommit(visit.raw), oid: &oid, parentCount: visit.parentCount))
+            let keepGoing = try body(Self.read(visit))
             if !keepGoing { finished = false }
             return keepGoing
         }
-        guard base != nil else { return true }
-        // With first parents only, or a walk stopped early, the range may not show it: ask the graph.
-        if !parentOfSome && (firstParentOnly || !finished) { return try isAncestor(base!, of: head) }
+        return try baseIsAncestor(base, of: head, parentOfSome: parentOfSome, wholeRange: finished && !firstParentOnly)
+    }
+
+    /// Every commit of the range, newest first, as `prepare` makes it, and whether `base` is an
+    /// ancestor of `head` (as ``forEachCommit(from:to:firstParentOnly:_:)`` returns). `prepare`
+    /// must depend on the commit alone: over a long range it runs on a second thread while the
+    /// walk reads on (a commit the walk later finds hidden is prepared for nothing and left out).
+    public func commits<Prepared: Sendable>(
+        from base: String?, to head: String, firstParentOnly: Bool = false,
+        prepared prepare: @escaping @Sendable (Commit) -> Prepared
+    ) throws(GitError) -> (values: [Prepared], baseIsAncestor: Bool) {
+        guard let base, base != head, !isShallow else {
+            var values: [Prepared] = []
+            let ancestor = try forEachCommit(from: base, to: head, firstParentOnly: firstParentOnly) { commit in
+                values.append(prepare(commit))
+                return true
+            }
+            return (values, ancestor)
+        }
+        var walk = try CommitWalk(repository: handle, firstParent: firstParentOnly)
+        defer { walk.close() }
+        let ahead = PreparedAhead(prepare)
+        var shown: [Int] = []
+        var parentOfSome = false
+        try walk.run(from: try Self.oid(head), hiding: try Self.oid(base), limited: { ahead.add($0) }) { position, visit in
+            if visit.isChildOfBase { parentOfSome = true }
+            shown.append(position!)
+            return true
+        }
+        var values = ahead.finish()
+        // A commit the limiting took and later found hidden (clock skew across a merge).
+        if shown.count != values.count { values = shown.map { values[$0] } }
+        return (values, try baseIsAncestor(base, of: head, parentOfSome: parentOfSome, wholeRange: !firstParentOnly))
+    }
+
+    /// `base` is an ancestor of `head` exactly when a commit of the whole range has it as a parent;
+    /// with first parents only, or a walk stopped early, the range may not show it: ask the graph.
+    private func baseIsAncestor(_ base: String?, of head: String, parentOfSome: Bool, wholeRange: Bool) throws(GitError) -> Bool {
+        guard let base else { return true }
+        if !parentOfSome && !wholeRange { return try isAncestor(base, of: head) }
         return parentOfSome
     }
 
@@ -79,7 +115,12 @@ extension Repository {
             parentCount: Int(git_commit_parentcount(pointer)))
     }
 
-    /// A commit from its raw object, as `read(_:oid:)` reads it through libgit2.
+    /// A commit the walk read, as `read(_:oid:)` reads one through libgit2.
+    static func read(_ visit: CommitWalk.Visit) -> Commit {
+        var oid = visit.oid
+        return read(RawCommit(visit.raw), oid: &oid, parentCount: visit.parentCount)
+    }
+
     static func read(_ raw: RawCommit, oid: inout git_oid, parentCount: Int) -> Commit {
         let encoding = raw.encoding.flatMap { textEncoding(named: String(decoding: raw.bytes[$0], as: UTF8.self)) }
         let (subject, body) = split(decode(raw.bytes[raw.messageStart...], encoding))

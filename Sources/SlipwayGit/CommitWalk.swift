@@ -57,7 +57,7 @@ struct CommitWalk {
     private static let slop = 5
 
     private(set) var nodes: [Node] = []
-    private var index: [Key: Int32] = [:]
+    private var index: [Key: Int32] = Dictionary(minimumCapacity: 1024)
     private let odb: OpaquePointer
     private let firstParent: Bool
     private var baseIndex: Int32?
@@ -72,8 +72,13 @@ struct CommitWalk {
     func close() { git_odb_free(odb) }
 
     /// Walks from `head`, hiding `base` and its ancestors, handing each commit to `visit` until
-    /// `visit` returns false.
-    mutating func run(from head: git_oid, hiding base: git_oid?, _ visit: (Visit) throws(GitError) -> Bool) throws(GitError) {
+    /// `visit` returns false. With a base the range is limited first: `limited` sees each commit
+    /// (with its bytes, which `visit` then no longer gets) as the limiting takes it, in order (a
+    /// few may still turn out hidden), and `visit` is then told each commit's position in that order.
+    mutating func run(
+        from head: git_oid, hiding base: git_oid?, limited onLimited: ((Visit) -> Void)? = nil,
+        _ visit: (_ position: Int?, Visit) throws(GitError) -> Bool
+    ) throws(GitError) {
         // prepare_walk: the user's input in push order (a hide goes to the front), not by date.
         let headIndex = node(head)
         var input = [headIndex]
@@ -98,7 +103,7 @@ struct CommitWalk {
             while let commit = list.popLast() {
                 try addParents(commit, to: &list)
                 if nodes[Int(commit)].uninteresting { continue }
-                guard try visit(take(commit)) else { return }
+                guard try visit(nil, take(commit)) else { return }
             }
             return
         }
@@ -116,16 +121,23 @@ struct CommitWalk {
             }
             time = nodes[Int(commit)].time
             limited.append(commit)
+            // Its bytes go with it: what prepares it frees them.
+            if let onLimited { onLimited(take(commit)) }
         }
-        for commit in limited where !nodes[Int(commit)].uninteresting {
-            guard try visit(take(commit)) else { return }
+        for (position, commit) in limited.enumerated() where !nodes[Int(commit)].uninteresting {
+            guard try visit(position, take(commit)) else { return }
         }
     }
 
     /// The commit for its visitor (its bytes released from the walk's keeping).
     private mutating func take(_ commit: Int32) -> Visit {
-        let node = nodes[Int(commit)]
+        let visit = visitOf(commit)
         nodes[Int(commit)].raw = []
+        return visit
+    }
+
+    private func visitOf(_ commit: Int32) -> Visit {
+        let node = nodes[Int(commit)]
         return Visit(
             oid: node.oid, raw: node.raw, parentCount: node.parents.count,
             isChildOfBase: baseIndex.map { node.parents.contains($0) } ?? false)
@@ -311,5 +323,78 @@ struct RawCommit {
         while nameStart < nameEnd, line[nameStart] == 0x20 { nameStart += 1 }
         while nameEnd > nameStart, line[nameEnd - 1] == 0x20 { nameEnd -= 1 }
         return (line[nameStart..<nameEnd], line[(open + 1)..<close])
+    }
+}
+
+/// Prepares a limited range's commits on a second thread while the walk reads on: the walk hands
+/// over batches as the limiting takes them; `finish` prepares the last batch on the calling
+/// thread and returns every commit's value in the order they were added.
+final class PreparedAhead<Prepared: Sendable>: @unchecked Sendable {
+    // @unchecked: `pending` is touched only by the walking thread; the worker's state is under
+    // `lock`, and `results` is read only after the worker has said it is done (`done`).
+    private let prepare: @Sendable (Commit) -> Prepared
+    private var pending: [CommitWalk.Visit] = []
+    private let lock = NSCondition()
+    private var batches: [[CommitWalk.Visit]] = []
+    private var results: [Prepared] = []
+    private var closed = false
+    private var workerDone = false
+    private var started = false
+
+    /// A batch this size goes to the worker: small ranges never start a thread.
+    private static var batchSize: Int { 512 }
+
+    init(_ prepare: @escaping @Sendable (Commit) -> Prepared) {
+        self.prepare = prepare
+    }
+
+    func add(_ visit: CommitWalk.Visit) {
+        pending.append(visit)
+        guard pending.count == Self.batchSize else { return }
+        lock.lock()
+        batches.append(pending)
+        if !started {
+            started = true
+            let thread = Thread { [self] in work() }
+            thread.start()
+        }
+        lock.signal()
+        lock.unlock()
+        pending.removeAll(keepingCapacity: true)
+    }
+
+    private func work() {
+        while true {
+            lock.lock()
+            while batches.isEmpty && !closed { lock.wait() }
+            if batches.isEmpty {
+                workerDone = true
+                lock.broadcast()
+                lock.unlock()
+                return
+            }
+            var batch = batches.removeFirst()
+            lock.unlock()
+            let prepared = batch.map { prepare(Repository.read($0)) }
+            batch = []
+            lock.lock()
+            results.append(contentsOf: prepared)
+            lock.unlock()
+        }
+    }
+
+    /// Every value, in order; waits for the worker.
+    func finish() -> [Prepared] {
+        let last = pending.map { prepare(Repository.read($0)) }
+        pending = []
+        lock.lock()
+        closed = true
+        lock.broadcast()
+        if started { while !workerDone { lock.wait() } }
+        var all: [Prepared] = []
+        swap(&all, &results)
+        lock.unlock()
+        all.append(contentsOf: last)
+        return all
     }
 }

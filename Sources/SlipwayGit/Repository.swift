@@ -315,7 +315,7 @@ public final class Repository {
         var walk = try CommitWalk(repository: handle, firstParent: firstParentOnly)
         defer { walk.close() }
         try walk.run(from: try Self.oid(head), hiding: try base.map { sha throws(GitError) in try Self.oid(sha) }) {
-            commit throws(GitError) in
+            _, commit throws(GitError) in
             var oid = commit.oid
             return try visit(&oid)
         }

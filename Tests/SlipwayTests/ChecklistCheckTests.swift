@@ -418,8 +418,10 @@ struct ChecklistCheckTests {
         #expect(
             await Self.evaluate(.run(["echo", "all 12 tests passed"], timeout: nil), inputs)
                 == .pass("echo 'all 12 tests passed' passed: all 12 tests passed"))
+        // Both lines on one stream: lines of stdout and stderr arrive in whichever order the two
+        // pipes are read.
         #expect(
-            await Self.evaluate(.sh("echo checking; echo 'coverage 71% < 80%' >&2; exit 3", timeout: nil), inputs)
+            await Self.evaluate(.sh("echo checking >&2; echo 'coverage 71% < 80%' >&2; exit 3", timeout: nil), inputs)
                 == .fail("the sh script ended with exit 3: checking | coverage 71% < 80%"))
         let missing = await Self.evaluate(.run(["/nonexistent/tool"], timeout: nil), inputs)
         #expect(!missing.passed)

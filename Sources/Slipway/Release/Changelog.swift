@@ -215,15 +215,14 @@ extension Changelog {
                 + "; run `git diff --stat \(chosen.sha.map { String($0.prefix(12)) } ?? "HEAD~1") HEAD` (git fetches them) or clone with `--filter=blob:none`"
             notes.append("no risk report: " + risk.unreadable!)
         }
-        var entries: [Entry] = []
-        let ancestor = try repository.forEachCommit(from: chosen.sha, to: head, firstParentOnly: firstParentOnly) { commit in
+        // Each entry is made from its commit alone: over a long range, on a second thread while
+        // the walk reads on.
+        var (entries, ancestor) = try repository.commits(from: chosen.sha, to: head, firstParentOnly: firstParentOnly) { commit in
             let conventional = ConventionalCommit(subject: commit.subject, body: commit.body)
-            entries.append(
-                Entry(
-                    sha: commit.sha, subject: commit.subject, summary: conventional?.description ?? commit.subject, body: commit.body,
-                    author: commit.author, date: commit.date, type: conventional?.type, scope: conventional?.scope,
-                    breaking: conventional?.breaking ?? false, breakingNote: conventional?.breakingNote, flags: []))
-            return true
+            return Entry(
+                sha: commit.sha, subject: commit.subject, summary: conventional?.description ?? commit.subject, body: commit.body,
+                author: commit.author, date: commit.date, type: conventional?.type, scope: conventional?.scope,
+                breaking: conventional?.breaking ?? false, breakingNote: conventional?.breakingNote, flags: [])
         }
         let undone = ancestor ? 0 : try repository.count(from: head, to: chosen.sha!)
         // Which commit touched a flagged file: one tree diff per commit, so only for ranges of a
