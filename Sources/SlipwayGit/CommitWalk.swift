@@ -43,6 +43,9 @@ struct CommitWalk {
         let middle: UInt64
         let low: UInt32
 
+        // An object id is already uniformly distributed: its first eight bytes are hash enough.
+        func hash(into hasher: inout Hasher) { hasher.combine(high) }
+
         init(_ oid: git_oid) {
             (high, middle, low) = withUnsafeBytes(of: oid) { bytes in
                 (
@@ -57,7 +60,8 @@ struct CommitWalk {
     private static let slop = 5
 
     private(set) var nodes: [Node] = []
-    private var index: [Key: Int32] = Dictionary(minimumCapacity: 1024)
+    // Room for a long range from the start (growing it rehashes every id met so far).
+    private var index: [Key: Int32] = Dictionary(minimumCapacity: 1 << 16)
     private let odb: OpaquePointer
     private let firstParent: Bool
     private var baseIndex: Int32?
