@@ -232,6 +232,77 @@ struct GitAgreementTests {
         #expect(release.version.hasPrefix("1.0.0-1-g"))
     }
 
+    @Test("clock skew hides a commit after the walk took it: the range is git's (the commit is left out)")
+    func skewHidesATakenCommit() async throws {
+        let repo = try await GitFixture("skew")
+        defer { repo.remove() }
+        // S is dated after the side branch built on it (D, C, B: a clock set in the past), and the
+        // merge M has S and B as parents: walking base..M by date takes S before the hidden side
+        // reaches it through D.
+        func commit(_ message: String, at seconds: Int) async throws {
+            let date = "@\(1_700_000_000 + seconds) +0000"
+            _ = try await GitFixture.run(
+                ["git", "commit", "-q", "--allow-empty", "-m", message], in: repo.path,
+                environment: ["GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date])
+        }
+        try await commit("R", at: 1000)
+        try await commit("S", at: 5000)
+        try await repo.git("checkout", "-q", "-b", "side")
+        try await commit("D", at: 300)
+        try await commit("C", at: 500)
+        try await commit("B", at: 1000)
+        try await repo.git("tag", "base")
+        try await repo.git("checkout", "-q", "main")
+        let date = "@\(1_700_006_000) +0000"
+        _ = try await GitFixture.run(
+            ["git", "merge", "-q", "--no-ff", "-m", "M", "side"], in: repo.path,
+            environment: ["GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date])
+        let repository = try Repository(discoveringFrom: repo.path)
+        let head = try repository.resolve("HEAD")
+        let base = try repository.resolve("base")
+        let theirs = try await GitFixture.run(["git", "rev-list", "base..HEAD"], in: repo.path).split(separator: "\n").map(String.init)
+        #expect(theirs == [head])
+        let (ours, ancestor) = try repository.commits(from: base, to: head) { $0.sha }
+        #expect(ours == theirs)
+        #expect(ancestor)
+        var walked: [String] = []
+        try repository.forEachCommit(from: base, to: head) { commit in
+            walked.append(commit.sha)
+            return true
+        }
+        #expect(walked == theirs)
+    }
+
+    @Test("a long range (past the walk's batches of 512): every commit, in git's order, with the entries made on a second thread")
+    func longRange() async throws {
+        let repo = try await GitFixture("long")
+        defer { repo.remove() }
+        // 1,500 commits in a line through git fast-import; v1.0.0 at the 200th.
+        var stream = ""
+        for index in 1...1500 {
+            let message = (index % 3 == 0 ? "feat: step \(index)" : "fix(core): step \(index)") + "\n"
+            stream += "commit refs/heads/main\nmark :\(index)\n"
+            stream += "author Dev <dev@example.com> \(1_700_000_000 + index) +0000\n"
+            stream += "committer Dev <dev@example.com> \(1_700_000_000 + index) +0000\n"
+            stream += "data \(message.utf8.count)\n\(message)"
+            if index > 1 { stream += "from :\(index - 1)\n" }
+            stream += "\n"
+        }
+        stream += "reset refs/tags/v1.0.0\nfrom :200\n\n"
+        let file = try repo.directory.write("stream", stream)
+        _ = try await GitFixture.run(["sh", "-c", "git fast-import --quiet < \"$1\"", "sh", file], in: repo.path)
+        let repository = try Repository(discoveringFrom: repo.path)
+        let head = try repository.resolve("main")
+        let theirs = try await GitFixture.run(["git", "rev-list", "v1.0.0..main"], in: repo.path).split(separator: "\n").map(String.init)
+        #expect(theirs.count == 1300)
+        let (ours, ancestor) = try repository.commits(from: try repository.resolve("v1.0.0"), to: head) { commit in
+            "\(commit.sha) \(commit.subject)"
+        }
+        #expect(ours.map { String($0.prefix(40)) } == theirs)
+        #expect(ours.first?.hasSuffix(" feat: step 1500") == true && ours.last?.hasSuffix(" feat: step 201") == true)
+        #expect(ancestor)
+    }
+
     /// Random branchy histories with random version tags (some commits sharing a date, some dated
     /// before their parents), compared with git: the distance to
     /// the nearest tag (`git describe --tags --long`), the range from the changelog's base
@@ -306,6 +377,13 @@ struct GitAgreementTests {
         } else {
             #expect((try? await repo.lines("describe", "--tags")) == nil, "git found a tag that we did not")
         }
+        // The whole history (a first deploy's changelog) in git's order too.
+        var whole: [String] = []
+        try repository.forEachCommit(from: nil, to: release.sha) { commit in
+            whole.append(commit.sha)
+            return true
+        }
+        #expect(whole == (try await repo.lines("rev-list", "HEAD")), "the whole history")
         guard let base = try repository.newestVersionTag(reachableFrom: release.sha, stableOnly: true, skipping: release.sha) else {
             return
         }
