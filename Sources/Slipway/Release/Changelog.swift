@@ -110,7 +110,11 @@ public struct Changelog: Sendable, Hashable, Codable {
         }
         for (title, indices) in groupIndices {
             text += "\n### \(title)\n\n"
-            for index in indices { text += "- " + Self.line(commits[index]) + "\n" }
+            for index in indices {
+                text += "- "
+                Self.appendLine(commits[index], to: &text)
+                text += "\n"
+            }
         }
         if !risk.isEmpty {
             text += "\n### Risk\n\n"
@@ -120,8 +124,27 @@ public struct Changelog: Sendable, Hashable, Codable {
     }
 
     static func line(_ entry: Entry) -> String {
-        (entry.scope.map { "**\($0):** " } ?? "") + entry.summary + " (" + entry.sha.prefix(7) + ")"
-            + (entry.flags.isEmpty ? "" : " · " + entry.flags.joined(separator: ", "))
+        var text = ""
+        appendLine(entry, to: &text)
+        return text
+    }
+
+    /// `**scope:** summary (abc1234) · flags`, appended in place: a long changelog has tens of
+    /// thousands of these, and neither the entry nor the pieces are copied.
+    static func appendLine(_ entry: borrowing Entry, to text: inout String) {
+        if let scope = entry.scope {
+            text += "**"
+            text += scope
+            text += ":** "
+        }
+        text += entry.summary
+        text += " ("
+        text += entry.sha.prefix(7)
+        text += ")"
+        if !entry.flags.isEmpty {
+            text += " · "
+            text += entry.flags.joined(separator: ", ")
+        }
     }
 
     /// The next version the commits call for: a breaking change bumps major (minor before 1.0),
