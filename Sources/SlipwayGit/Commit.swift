@@ -225,6 +225,10 @@ extension Repository {
         defer { git_tree_free(headTree) }
         let baseTree = try base.map { sha throws(GitError) in try tree(of: sha) }
         defer { if let baseTree { git_tree_free(baseTree) } }
+        return try changedPaths(from: baseTree, to: headTree)
+    }
+
+    private func changedPaths(from baseTree: OpaquePointer?, to headTree: OpaquePointer) throws(GitError) -> [String] {
         var diff: OpaquePointer?
         try GitError.check(git_diff_tree_to_tree(&diff, handle, baseTree, headTree, nil), "comparing trees")
         defer { git_diff_free(diff) }
@@ -239,17 +243,30 @@ extension Repository {
 
     /// The files a commit changed, as `git log --cc` counts them: against its parent, or for a
     /// merge, only the files that differ from every parent (what the merge itself did: the
-    /// side branch's own changes belong to the side branch's commits).
+    /// side branch's own changes belong to the side branch's commits). Reads the commit and each
+    /// parent once (a first deploy's changelog asks this of every commit in the history).
     public func filesChangedBy(_ sha: String) throws(GitError) -> [String] {
         var oid = try Self.oid(sha)
-        var pointer: OpaquePointer?
-        try GitError.check(git_commit_lookup(&pointer, handle, &oid), "reading commit \(sha.prefix(7))")
-        let parents = (0..<git_commit_parentcount(pointer)).compactMap { git_commit_parent_id(pointer, $0).map { Self.string($0) } }
-        git_commit_free(pointer)
-        guard let first = parents.first else { return try changedFiles(from: nil, to: sha) }
-        var files = Set(try changedFiles(from: first, to: sha))
-        for parent in parents.dropFirst() where !files.isEmpty { files.formIntersection(try changedFiles(from: parent, to: sha)) }
-        return files.sorted()
+        var commit: OpaquePointer?
+        try GitError.check(git_commit_lookup(&commit, handle, &oid), "reading commit \(sha.prefix(7))")
+        defer { git_commit_free(commit) }
+        var tree: OpaquePointer?
+        try GitError.check(git_commit_tree(&tree, commit), "reading the tree of \(sha.prefix(7))")
+        defer { git_tree_free(tree) }
+        let parentCount = git_commit_parentcount(commit)
+        guard parentCount > 0 else { return try changedPaths(from: nil, to: tree!) }
+        var files: Set<String>?
+        for index in 0..<parentCount where files?.isEmpty != true {
+            var parent: OpaquePointer?
+            try GitError.check(git_commit_parent(&parent, commit, index), "reading a parent of \(sha.prefix(7))")
+            defer { git_commit_free(parent) }
+            var parentTree: OpaquePointer?
+            try GitError.check(git_commit_tree(&parentTree, parent), "reading the tree of a parent of \(sha.prefix(7))")
+            defer { git_tree_free(parentTree) }
+            let changed = Set(try changedPaths(from: parentTree, to: tree!))
+            files = files.map { $0.intersection(changed) } ?? changed
+        }
+        return (files ?? []).sorted()
     }
 
     /// A partial clone (`--filter=…`): objects it lacks are fetched by git from the promisor
