@@ -1,4 +1,5 @@
 import CLibGit2
+import Foundation
 
 /// A libgit2 call that failed: which operation, and libgit2's own message.
 public struct GitError: Error, Sendable, CustomStringConvertible {
@@ -47,6 +48,13 @@ enum LibGit2 {
     }()
 
     static func ensureInitialised() { _ = initialised }
+
+    /// Starts libgit2 on a thread of its own. Most of its start is reading the system's CA
+    /// bundle for TLS (libgit2 1.5 with mbedTLS parses every certificate at init), which deploy
+    /// never uses; a command that will read git starts it while it parses its arguments.
+    static func initialiseInBackground() {
+        Thread { ensureInitialised() }.start()
+    }
 
     /// Opens repositories whatever their owner: called only once git's own `safe.directory`
     /// configuration has said so (libgit2 1.5 does not understand `*`).

@@ -49,6 +49,10 @@ public final class Repository {
         gitdir = String(cString: git_repository_path(repository))
     }
 
+    /// Starts libgit2 on another thread now, so that the first repository opens without waiting
+    /// for it (see ``LibGit2/initialiseInBackground()``). Harmless if nothing opens one.
+    public static func prepareInBackground() { LibGit2.initialiseInBackground() }
+
     /// The nearest directory at or above `path` holding a `.git`, when someone else owns it.
     static func foreignRepository(above path: String) -> (directory: String, owner: uid_t)? {
         var directory = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Slipway
+import SlipwayGit
 
 @main
 struct Deploy: AsyncParsableCommand {
@@ -12,6 +13,11 @@ struct Deploy: AsyncParsableCommand {
         if CommandLine.arguments.dropFirst().elementsEqual(["--version"]) {
             print(SlipwayVersion.current)
             return
+        }
+        // A command that reads git (a deploy, `changelog`, `rollback`, `checklist`) has libgit2
+        // start on the second core while the command line is parsed.
+        if let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-"), !Self.neverReadsGit.contains(first) {
+            Repository.prepareInBackground()
         }
         // A closed output pipe (`deploy staging | head`) must not kill a deploy half-way: writes
         // to it fail quietly instead, and the run goes on and is recorded.
@@ -49,6 +55,13 @@ struct Deploy: AsyncParsableCommand {
     static var reservedNames: Set<String> {
         Set(configuration.subcommands.map { $0._commandName }).union(["help", "version"])
     }
+
+    /// Subcommands that never open a repository (a new one missing here only starts libgit2
+    /// for nothing).
+    static let neverReadsGit: Set<String> = [
+        "status", "history", "show", "logs", "lock", "unlock", "audit", "approve", "reject", "sign", "unpin", "teardown", "abort",
+        "pause", "resume", "validate", "plan", "help",
+    ]
 
     static let configuration = CommandConfiguration(
         commandName: "deploy",
