@@ -49,21 +49,24 @@ range=$(git -C "$repo" rev-list --count v1.0.0..v2.0.0)
 
 now() { date +%s.%N; }
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-deploy_times=()
-git_times=()
-for _ in $(seq 1 "$rounds"); do
-  start=$(now)
-  (cd "$repo" && "$deploy" changelog --since v1.0.0 > "$work/changelog.md")
-  deploy_times+=("$(echo "$(now) - $start" | bc)")
-  start=$(now)
-  git -C "$repo" log --oneline v1.0.0..v2.0.0 > "$work/git.log"
-  git_times+=("$(echo "$(now) - $start" | bc)")
-done
+# Times `deploy changelog` and `git log --oneline` over the range, alternating, ROUNDS times;
+# prints both medians (the outputs go to changelog$1.md and git$1.log).
+range_times() {
+  local times=() git_times=()
+  for _ in $(seq 1 "$rounds"); do
+    start=$(now)
+    (cd "$repo" && "$deploy" changelog --since v1.0.0 > "$work/changelog$1.md")
+    times+=("$(echo "$(now) - $start" | bc)")
+    start=$(now)
+    git -C "$repo" log --oneline v1.0.0..v2.0.0 > "$work/git$1.log"
+    git_times+=("$(echo "$(now) - $start" | bc)")
+  done
+  echo "$(printf '%s\n' "${times[@]}" | median) $(printf '%s\n' "${git_times[@]}" | median)"
+}
+read -r d g <<< "$(range_times "")"
 peak=$(cd "$repo" && /usr/bin/time -f %M "$deploy" changelog --since v1.0.0 2>&1 >/dev/null | tail -1)
 git_peak=$(/usr/bin/time -f %M git -C "$repo" log --oneline v1.0.0..v2.0.0 2>&1 >/dev/null | tail -1)
 listed=$(grep -c '^- ' "$work/changelog.md")
-d=$(printf '%s\n' "${deploy_times[@]}" | median)
-g=$(printf '%s\n' "${git_times[@]}" | median)
 echo "repository:           $commits commits; range v1.0.0..v2.0.0: $range commits ($listed listed by deploy)"
 printf 'deploy changelog:     %.3f s (median of %d), peak memory %d MiB\n' "$d" "$rounds" "$((peak / 1024))"
 printf 'git log --oneline:    %.3f s (median of %d), peak memory %d MiB\n' "$g" "$rounds" "$((git_peak / 1024))"
@@ -72,19 +75,8 @@ printf 'git log --oneline:    %.3f s (median of %d), peak memory %d MiB\n' "$g" 
 # maintenance` write; fast-import writes none): git log reads parents and dates from it instead of
 # inflating each commit; deploy reads each commit's message either way.
 git -C "$repo" commit-graph write --reachable
-graph_deploy=()
-graph_git=()
-for _ in $(seq 1 "$rounds"); do
-  start=$(now)
-  (cd "$repo" && "$deploy" changelog --since v1.0.0 > "$work/changelog-graph.md")
-  graph_deploy+=("$(echo "$(now) - $start" | bc)")
-  start=$(now)
-  git -C "$repo" log --oneline v1.0.0..v2.0.0 > "$work/git-graph.log"
-  graph_git+=("$(echo "$(now) - $start" | bc)")
-done
+read -r gd gg <<< "$(range_times -graph)"
 cmp -s "$work/changelog.md" "$work/changelog-graph.md" || echo "warning: the changelog differs with the commit-graph file"
-gd=$(printf '%s\n' "${graph_deploy[@]}" | median)
-gg=$(printf '%s\n' "${graph_git[@]}" | median)
 printf 'with a commit-graph:  deploy changelog %.3f s, git log --oneline %.3f s (medians of %d), ratio %.2f\n' "$gd" "$gg" "$rounds" "$(echo "$gd / $gg" | bc -l)"
 rm -f "$repo/.git/objects/info/commit-graph"
 rm -rf "$repo/.git/objects/info/commit-graphs"
