@@ -39,10 +39,8 @@ let package = Package(
         .executableTarget(
             name: "deploy",
             dependencies: [
+                // Through Slipway only (it re-exports Core, Pipeline and Store): never a lower module.
                 "Slipway",
-                "SlipwayGit",
-                "SlipwayProcess",
-                "SlipwayStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -23,6 +23,11 @@ public final class Workspace: Sendable {
         self.note = note
     }
 
+    /// Starts libgit2 on a second thread, for a command that will read git: its start (mostly
+    /// parsing the system's CA bundle, for TLS deploy never uses) then overlaps the parsing of
+    /// the command line. Harmless if the command opens no repository after all.
+    public static func prepareGitInBackground() { Repository.prepareInBackground() }
+
     /// Routes deploy's own diagnostics to standard error at the level `SLIPWAY_LOG` names (trace,
     /// debug, info, notice, warning — the default —, error, critical). Once per process.
     public static func bootstrapLogging(environment: [String: String]) {

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Slipway
-import SlipwayGit
 
 @main
 struct Deploy: AsyncParsableCommand {
@@ -17,7 +16,7 @@ struct Deploy: AsyncParsableCommand {
         // A command that reads git (a deploy, `changelog`, `rollback`, `checklist`) has libgit2
         // start on the second core while the command line is parsed.
         if let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-"), !Self.neverReadsGit.contains(first) {
-            Repository.prepareInBackground()
+            Workspace.prepareGitInBackground()
         }
         // A closed output pipe (`deploy staging | head`) must not kill a deploy half-way: writes
         // to it fail quietly instead, and the run goes on and is recorded.
