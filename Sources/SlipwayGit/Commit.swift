@@ -133,15 +133,13 @@ extension Repository {
             parentCount: parentCount)
     }
 
-    static func decode(_ bytes: ArraySlice<UInt8>, _ encoding: String.Encoding?) -> String {
+    static func decode<Bytes: Collection<UInt8>>(_ bytes: Bytes, _ encoding: String.Encoding?) -> String {
         guard let encoding, encoding != .utf8 else { return String(decoding: bytes, as: UTF8.self) }
         return String(data: Data(bytes), encoding: encoding) ?? String(decoding: bytes, as: UTF8.self)
     }
 
     static func decode(_ text: UnsafePointer<CChar>, _ encoding: String.Encoding?) -> String {
-        guard let encoding, encoding != .utf8 else { return String(cString: text) }
-        let data = Data(bytes: text, count: strlen(text))
-        return String(data: data, encoding: encoding) ?? String(cString: text)
+        decode(UnsafeRawBufferPointer(start: text, count: strlen(text)), encoding)
     }
 
     /// The encodings an `encoding` header names that Foundation converts on every platform.

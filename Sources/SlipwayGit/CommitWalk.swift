@@ -229,13 +229,18 @@ struct CommitWalk {
                 code: GIT_EINVALIDSPEC.rawValue)
         }
         let size = git_odb_object_size(object)
-        let raw = [UInt8](UnsafeRawBufferPointer(start: git_odb_object_data(object), count: size))
-        let header = RawCommit(raw)
+        var raw = [UInt8](UnsafeRawBufferPointer(start: git_odb_object_data(object), count: size))
+        let (parentIDs, time, authorLine) = {
+            let header = RawCommit(raw)
+            return (header.parentIDs, header.committerTime, header.author.map { $0.lowerBound - 7 } ?? 0)
+        }()
         var parents: [Int32] = []
-        for parentID in header.parentIDs { parents.append(node(parentID)) }
+        for parentID in parentIDs { parents.append(node(parentID)) }
         nodes[Int(commit)].parents = parents
-        nodes[Int(commit)].time = header.committerTime
-        nodes[Int(commit)].raw = Array(raw[(header.author.map { $0.lowerBound - 7 } ?? 0)...])
+        nodes[Int(commit)].time = time
+        // Kept from the author line on, in the same buffer (no second copy).
+        raw.removeSubrange(0..<authorLine)
+        nodes[Int(commit)].raw = raw
         nodes[Int(commit)].parsed = true
     }
 }

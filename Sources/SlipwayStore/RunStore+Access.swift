@@ -44,8 +44,9 @@ extension RunStore {
     private func writeUnlessBusy<T>(_ body: (Database) throws -> T) throws -> T? {
         guard let wait = busyTimeoutMS else { return nil }
         return try writer.writeWithoutTransaction { db in
-            if wait > 0 { try db.execute(sql: "PRAGMA busy_timeout = 0") }
-            defer { if wait > 0 { try? db.execute(sql: "PRAGMA busy_timeout = \(wait)") } }
+            // Cached: every step's records pass here.
+            if wait > 0 { try db.cachedStatement(sql: "PRAGMA busy_timeout = 0").execute() }
+            defer { if wait > 0 { try? db.cachedStatement(sql: "PRAGMA busy_timeout = \(wait)").execute() } }
             do {
                 try db.beginTransaction(.immediate)
             } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
